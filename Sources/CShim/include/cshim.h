@@ -1,0 +1,28 @@
+#ifndef SNAPSHOTTER_CSHIM_H
+#define SNAPSHOTTER_CSHIM_H
+/* System calls and constants that Swift's Glibc module does not expose
+ * (they need _GNU_SOURCE) or that are variadic (ioctl). */
+#include <stdint.h>
+#include <sys/types.h>
+
+int cshim_seek_data(void);
+int cshim_seek_hole(void);
+/* renameat2(RENAME_NOREPLACE); returns -1 with errno set on failure. */
+int cshim_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+/* ioctl(FICLONE): reflink the whole of src into dst. */
+int cshim_ficlone(int dst_fd, int src_fd);
+ssize_t cshim_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len);
+int cshim_o_tmpfile(void);
+int cshim_o_cloexec(void);
+int cshim_o_nofollow(void);
+int cshim_o_directory(void);
+int cshim_o_path(void);
+int cshim_at_symlink_nofollow(void);
+/* Process identity for leases: start time of pid in clock ticks since boot
+ * (field 22 of /proc/pid/stat), or 0 when the process does not exist. */
+uint64_t cshim_process_start_ticks(int pid);
+/* Nanosecond mtime of a stat result. */
+int64_t cshim_stat_mtime_ns(const void *st);
+/* 64 random bits from getrandom(2). */
+uint64_t cshim_random_u64(void);
+#endif

@@ -1,0 +1,579 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// An open snapshot store: the engine's facade. Many tasks may use one store
+/// at once, and several processes may open the same root; blocking work runs
+/// on the blocking pool, never on Swift's cooperative threads.
+public final class Snapshotter: Sendable {
+    public let root: String
+    public let options: StoreOptions
+    let store: ContentStore
+    let meta: MetadataStore
+    let pool: BlockingPool
+
+    private struct Operations {
+        var closed = false
+        var next: UInt64 = 0
+        var active: [UInt64: CancellationFlag] = [:]
+    }
+    private let operations = Mutex(Operations())
+
+    /// Opens (creating if needed) the store under `root`.
+    public init(root: String, options: StoreOptions = StoreOptions()) throws {
+        guard !root.isEmpty else { throw SnapshotterError.invalid("root directory is empty") }
+        guard options.snapshotConcurrency > 0, options.restoreConcurrency > 0 else {
+            throw SnapshotterError.invalid("concurrency must be at least 1")
+        }
+        try Sys.mkdirs(root)
+        self.root = try Sys.realpath(root)
+        self.options = options
+        self.pool = BlockingPool.shared
+        self.store = try ContentStore(root: self.root)
+        self.meta = try MetadataStore(directory: self.root + "/metadata", mapSize: options.metadataMapSize)
+        try emptyTrash()
+    }
+
+    /// Opens a store without blocking the caller's cooperative thread.
+    public static func open(root: String, options: StoreOptions = StoreOptions()) async throws -> Snapshotter {
+        try await BlockingPool.shared.run { try Snapshotter(root: root, options: options) }
+    }
+
+    /// Refuses new operations, cancels those in flight and waits for them.
+    public func close() async {
+        let flags = operations.withLock { ops -> [CancellationFlag] in
+            ops.closed = true
+            return Array(ops.active.values)
+        }
+        flags.forEach { $0.cancel() }
+        while operations.withLock({ !$0.active.isEmpty }) {
+            try? await Task.sleep(nanoseconds: 1_000_000)
+        }
+    }
+
+    /// Operations currently running on this store.
+    public var activeOperations: Int { operations.withLock { $0.active.count } }
+
+    /// Runs `body` as a tracked operation: refused after close, canceled by
+    /// task cancellation, by `cancel`, or by close.
+    func operation<T: Sendable>(_ cancel: CancellationFlag?, _ body: (CancellationFlag) async throws -> T) async throws -> T {
+        let flag = cancel ?? CancellationFlag()
+        let id = try operations.withLock { ops -> UInt64 in
+            if ops.closed { throw SnapshotterError(.closed, "the store at \(root) is closed") }
+            ops.next += 1
+            ops.active[ops.next] = flag
+            return ops.next
+        }
+        defer { _ = operations.withLock { $0.active.removeValue(forKey: id) } }
+        do {
+            return try await withTaskCancellationHandler {
+                try flag.check()
+                return try await body(flag)
+            } onCancel: {
+                flag.cancel()
+            }
+        } catch {
+            if flag.isCanceled { throw SnapshotterError.canceled }
+            throw error.asSnapshotterError
+        }
+    }
+
+    // MARK: snapshot
+
+    struct PreparedFile: Sendable {
+        var relativePath: String
+        var absolutePath: String
+        var readOnly: Bool
+        var size: Int64
+    }
+
+    struct StoredFile: Sendable {
+        var file: SnapshotFile
+        var encodedSize: Int64
+        var created: Bool
+        var knownByInode: Bool
+        /// Set when the store's read-only link is the source's own inode.
+        var linkedInode: (dev: UInt64, ino: UInt64)?
+        var bytesRead: Int64
+    }
+
+    /// Snapshots `files` under `baseDir` as `name:version`.
+    public func snapshot(_ request: SnapshotRequest, progress: ProgressHandler? = nil,
+                         cancel: CancellationFlag? = nil) async throws -> SnapshotReport {
+        try Naming.validateName(request.name)
+        try Naming.validateVersion(request.version)
+        guard !request.baseDir.isEmpty else { throw SnapshotterError.invalid("base directory is empty") }
+        let key = SnapshotKey(name: request.name, version: request.version)
+        var seen = Set<String>()
+        var normalized: [FileRequest] = []
+        for f in request.files {
+            let p = try PathGuard.normalize(f.relativePath)
+            guard seen.insert(p).inserted else {
+                throw SnapshotterError.invalid("file \(p.debugDescription) is listed twice in snapshot \(key)")
+            }
+            normalized.append(FileRequest(p, readOnly: f.readOnly))
+        }
+        let files = normalized
+        return try await operation(cancel) { flag in
+            let reporter = ProgressReporter(handler: progress, cancel: flag)
+            let prepared = try await pool.run { try self.prepareSnapshot(key, baseDir: request.baseDir, files: files) }
+            reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: prepared.reduce(0) { $0 + $1.size })
+            let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
+            try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
+                let stored = try self.storeFile(prepared[i], useInodeIndex: true, buffer: buffer, reporter: reporter, cancel: flag)
+                results.withLock { $0[i] = stored }
+                reporter.fileDone()
+            }
+            try flag.check()
+            reporter.setPhase(.committing)
+            var stored = results.withLock { $0.compactMap { $0 } }
+            guard stored.count == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
+            let info = try await pool.run { [stored] in
+                try self.store.syncDirectories()
+                return try self.commitSnapshot(key, prepared: prepared, stored: stored, cancel: flag)
+            }
+            stored = info.1
+            reporter.finish()
+            return SnapshotReport(info: info.0,
+                                  filesStored: stored.filter(\.created).count,
+                                  filesKnownByInode: stored.filter(\.knownByInode).count,
+                                  bytesRead: stored.reduce(0) { $0 + $1.bytesRead })
+        }
+    }
+
+    private func prepareSnapshot(_ key: SnapshotKey, baseDir: String, files: [FileRequest]) throws -> [PreparedFile] {
+        let base: String
+        do { base = try Sys.realpath(baseDir) } catch let e as SnapshotterError {
+            throw e.context("snapshot \(key): base directory")
+        }
+        if try meta.env.read({ try $0.contains(meta.snapshots, key.bytes) }) {
+            throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
+        }
+        try SnapshotConfig.checkNoFileIsADirectory(files.map {
+            SnapshotFile(relativePath: $0.relativePath, digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
+        })
+        return try files.map { f in
+            do {
+                try PathGuard.checkInside(base: base, relative: f.relativePath, followFinal: true)
+            } catch let e as SnapshotterError {
+                throw e.context("snapshot \(key)")
+            }
+            let abs = base + "/" + f.relativePath
+            let st: stat
+            do { st = try Sys.stat(abs) } catch let e as SnapshotterError {
+                throw e.context("snapshot \(key): file \(f.relativePath)")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw SnapshotterError.invalid("snapshot \(key): \(f.relativePath) is not a regular file")
+            }
+            return PreparedFile(relativePath: f.relativePath, absolutePath: abs, readOnly: f.readOnly, size: Int64(st.st_size))
+        }
+    }
+
+    /// Stores one file: recognised by inode (read-only, unchanged), or read
+    /// once into a new content file; read-only files also get their link.
+    func storeFile(_ p: PreparedFile, useInodeIndex: Bool, buffer: UnsafeMutableRawBufferPointer,
+                   reporter: ProgressReporter?, cancel: CancellationFlag) throws -> StoredFile {
+        let fd: Int32
+        do { fd = try Sys.open(p.absolutePath, O_RDONLY) } catch let e as SnapshotterError {
+            throw e.context("snapshot file \(p.relativePath)")
+        }
+        defer { Sys.close(fd) }
+        let st = try Sys.fstat(fd, p.absolutePath)
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw SnapshotterError.invalid("\(p.relativePath) is not a regular file")
+        }
+        let size = Int64(st.st_size)
+        let mtime = Sys.mtimeNanos(st)
+        func file(_ d: Digest) -> SnapshotFile {
+            SnapshotFile(relativePath: p.relativePath, digest: d, readOnly: p.readOnly, mode: UInt32(st.st_mode) & 0o777,
+                         uid: st.st_uid, gid: st.st_gid, size: size, mtimeNanos: mtime)
+        }
+        let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
+        if p.readOnly && useInodeIndex,
+           let known = try meta.env.read({ try meta.inode($0, dev: dev, ino: ino) }),
+           known.size == size, known.mtimeNanos == mtime,
+           let link = try Sys.lstatIfExists(store.linkPath(known.digest)),
+           UInt64(link.st_dev) == dev, UInt64(link.st_ino) == ino,
+           let content = try Sys.lstatIfExists(store.contentPath(known.digest)) {
+            reporter?.addBytes(size)
+            return StoredFile(file: file(known.digest), encodedSize: Int64(content.st_size), created: false,
+                              knownByInode: true, linkedInode: (dev, ino), bytesRead: 0)
+        }
+        let ingested: ContentStore.Ingested
+        do {
+            ingested = try store.ingest(fd: fd, size: size, sourcePath: p.absolutePath, buffer: buffer) { n in
+                reporter?.addBytes(n)
+                try cancel.check()
+            }
+        } catch let e as SnapshotterError where e.code != .canceled {
+            throw e.context("snapshot file \(p.relativePath)")
+        }
+        var linked: (UInt64, UInt64)?
+        if p.readOnly {
+            if try store.ensureLink(source: p.absolutePath, fd: fd, size: size, digest: ingested.digest, buffer: buffer) {
+                linked = (dev, ino)
+            }
+        }
+        return StoredFile(file: file(ingested.digest), encodedSize: ingested.encodedSize, created: ingested.created,
+                          knownByInode: false, linkedInode: linked, bytesRead: size)
+    }
+
+    private struct MissingContent: Error { var indices: [Int] }
+
+    /// One write transaction records the snapshot, its content and its
+    /// references. Content another process deleted meanwhile is stored
+    /// again from the source, then the commit is retried.
+    private func commitSnapshot(_ key: SnapshotKey, prepared: [PreparedFile], stored initial: [StoredFile],
+                                cancel: CancellationFlag) throws -> (SnapshotInfo, [StoredFile]) {
+        var stored = initial
+        let files = stored.map(\.file)
+        let config = SnapshotConfig.encode(files)
+        let sortedFiles = files.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+        let now = Sys.nowNanos()
+        let record = SnapshotRecord(created: now, files: sortedFiles, config: config)
+        for attempt in 0..<4 {
+            do {
+                try meta.env.write { txn in
+                    try self.writeSnapshot(txn, key, record: record, stored: stored, now: now)
+                }
+                let info = SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
+                                        files: sortedFiles, config: config)
+                return (info, stored)
+            } catch let missing as MissingContent {
+                guard attempt < 3 else { break }
+                try cancel.check()
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+                defer { buffer.deallocate() }
+                for i in missing.indices {
+                    stored[i] = try storeFile(prepared[i], useInodeIndex: false, buffer: buffer, reporter: nil, cancel: cancel)
+                }
+                try store.syncDirectories()
+            }
+        }
+        throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
+    }
+
+    private func writeSnapshot(_ txn: LMDBTransaction, _ key: SnapshotKey, record: SnapshotRecord,
+                               stored: [StoredFile], now: Int64) throws {
+        if try txn.contains(meta.snapshots, key.bytes) {
+            throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
+        }
+        // Take back content the trash holds, then check every file is still
+        // there: deleters only unlink inside a write transaction, so what
+        // exists now stays until this one commits.
+        var missing: [Int] = []
+        var checked: [Digest: Bool] = [:]
+        var checkedLinks: [Digest: Bool] = [:]
+        for (i, s) in stored.enumerated() {
+            let d = s.file.digest
+            if checked[d] == nil {
+                try txn.delete(meta.trash, d.key)
+                checked[d] = try Sys.lstatIfExists(store.contentPath(d)) != nil
+            }
+            var ok = checked[d] == true
+            if s.file.readOnly {
+                if checkedLinks[d] == nil { checkedLinks[d] = try Sys.lstatIfExists(store.linkPath(d)) != nil }
+                ok = ok && checkedLinks[d] == true
+            }
+            if !ok { missing.append(i) }
+        }
+        if !missing.isEmpty { throw MissingContent(indices: missing) }
+        var written = Set<Digest>()
+        for s in stored {
+            let d = s.file.digest
+            let existing = try meta.contentRecord(txn, d)
+            let hasLink = (existing?.hasLink ?? false) || checkedLinks[d] == true
+            if written.insert(d).inserted || existing?.hasLink != hasLink {
+                if existing == nil || existing?.hasLink != hasLink {
+                    try meta.putContent(txn, d, ContentRecord(encodedSize: s.encodedSize, logicalSize: s.file.size,
+                                                              created: existing?.created ?? now, hasLink: hasLink))
+                }
+                try txn.put(meta.refs, d.key, key.bytes)
+            }
+            if let (dev, ino) = s.linkedInode {
+                try txn.put(meta.inodes, InodeRecord.key(dev: dev, ino: ino),
+                            InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos).encode())
+            }
+        }
+        try txn.put(meta.snapshots, key.bytes, record.encode())
+        try meta.setLastAccess(txn, key, now)
+    }
+
+    // MARK: restore
+
+    /// Restores `name:version` into `outputDir`.
+    public func restore(_ request: RestoreRequest, progress: ProgressHandler? = nil,
+                        cancel: CancellationFlag? = nil) async throws -> RestoreReport {
+        try Naming.validateName(request.name)
+        try Naming.validateVersion(request.version)
+        guard !request.outputDir.isEmpty else { throw SnapshotterError.invalid("output directory is empty") }
+        let key = SnapshotKey(name: request.name, version: request.version)
+        return try await operation(cancel) { flag in
+            let reporter = ProgressReporter(handler: progress, cancel: flag)
+            let record = try await pool.run { try self.loadSnapshot(key) }
+            let targets = try await pool.run {
+                try self.prepareRestore(key, record: record, outputDir: request.outputDir, overwrite: request.overwrite)
+            }
+            reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
+            let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
+            try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
+                let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
+                                              buffer: buffer, reporter: reporter, cancel: flag)
+                counts.withLock {
+                    switch how {
+                    case .linked: $0.filesLinked += 1
+                    case .copied: $0.filesCopied += 1
+                    case .decoded: $0.filesDecoded += 1; $0.bytesWritten += record.files[i].size
+                    }
+                    if how == .copied { $0.bytesWritten += record.files[i].size }
+                }
+                reporter.fileDone(copied: how == .copied)
+            }
+            try flag.check()
+            try await pool.run {
+                try self.meta.env.write { try self.meta.setLastAccess($0, key, Sys.nowNanos()) }
+            }
+            reporter.finish()
+            return counts.withLock { $0 }
+        }
+    }
+
+    func loadSnapshot(_ key: SnapshotKey) throws -> SnapshotRecord {
+        guard let record = try meta.env.read({ try meta.snapshot($0, key) }) else {
+            throw SnapshotterError(.notFound, "snapshot \(key) not found")
+        }
+        return record
+    }
+
+    /// Checks every target before anything is written: paths stay inside
+    /// the output directory, existing files are refused unless overwriting,
+    /// and all content is present. Then creates the directories.
+    private func prepareRestore(_ key: SnapshotKey, record: SnapshotRecord, outputDir: String, overwrite: Bool) throws -> [String] {
+        try Sys.mkdirs(outputDir)
+        let out = try Sys.realpath(outputDir)
+        var dirs = Set<String>()
+        var targets: [String] = []
+        targets.reserveCapacity(record.files.count)
+        for f in record.files {
+            let rel = try PathGuard.normalize(f.relativePath)
+            try PathGuard.checkInside(base: out, relative: rel, followFinal: false)
+            let target = out + "/" + rel
+            if let st = try Sys.lstatIfExists(target) {
+                if (st.st_mode & S_IFMT) == S_IFDIR {
+                    throw SnapshotterError(.alreadyExists, "restore \(key): \(target) exists and is a directory")
+                }
+                if !overwrite {
+                    throw SnapshotterError(.alreadyExists, "restore \(key): \(target) already exists (ask to overwrite to replace it)")
+                }
+            }
+            guard try Sys.lstatIfExists(store.contentPath(f.digest)) != nil
+                    || (f.readOnly && Sys.lstatIfExists(store.linkPath(f.digest)) != nil) else {
+                throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
+            }
+            dirs.insert(Paths.dirname(target))
+            targets.append(target)
+        }
+        for d in dirs.sorted() { try Sys.mkdirs(d) }
+        return targets
+    }
+
+    enum ExportMethod: Sendable { case linked, copied, decoded }
+
+    /// Writes one file under a temporary name next to its target, applies
+    /// its metadata, then renames it into place.
+    private func exportFile(_ f: SnapshotFile, to target: String, overwrite: Bool, key: SnapshotKey,
+                            buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
+                            cancel: CancellationFlag) throws -> ExportMethod {
+        let tmp = ContentStore.tempPath(in: Paths.dirname(target))
+        var placed = false
+        defer { if !placed { try? Sys.unlinkIfExists(tmp) } }
+        var method = ExportMethod.decoded
+        if f.readOnly {
+            do {
+                if try Sys.link(store.linkPath(f.digest), tmp) {
+                    method = .linked
+                }
+            } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                method = e.code == .crossDevice ? .copied : .decoded
+            }
+        }
+        if method == .linked {
+            try applyMetadata(path: tmp, f)
+            reporter.addBytes(f.size)
+        } else {
+            try decodeContent(f, into: tmp, key: key, buffer: buffer, reporter: reporter, cancel: cancel)
+        }
+        try cancel.check()
+        if overwrite {
+            try Sys.rename(tmp, target)
+            // rename(2) between two links of one inode does nothing.
+            if method == .linked { try? Sys.unlinkIfExists(tmp) }
+        } else if try !Sys.renameNoReplace(tmp, target) {
+            throw SnapshotterError(.alreadyExists, "restore \(key): \(target) appeared while restoring")
+        }
+        placed = true
+        return method
+    }
+
+    private func applyMetadata(path: String, _ f: SnapshotFile) throws {
+        let st = try Sys.lstat(path)
+        if UInt32(st.st_mode) & 0o7777 != f.mode {
+            _ = try Sys.call("chmod \(path)") { chmod(path, mode_t(f.mode)) }
+        }
+        if Sys.isRoot && (st.st_uid != f.uid || st.st_gid != f.gid) {
+            _ = try Sys.call("chown \(path)") { lchown(path, f.uid, f.gid) }
+        }
+        if Sys.mtimeNanos(st) != f.mtimeNanos {
+            try Sys.utimensat(path, mtimeNanos: f.mtimeNanos)
+        }
+    }
+
+    /// Decodes a content file into `path`, verifying its digest in the same
+    /// pass; holes stay holes.
+    func decodeContent(_ f: SnapshotFile, into path: String, key: SnapshotKey,
+                       buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter?,
+                       cancel: CancellationFlag) throws {
+        let src = store.contentPath(f.digest)
+        let inFD = try Sys.open(src, O_RDONLY)
+        defer { Sys.close(inFD) }
+        let st = try Sys.fstat(inFD, src)
+        let outFD = try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        defer { Sys.close(outFD) }
+        let r: SPF1.DecodeResult
+        do {
+            r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: outFD, name: src, buffer: buffer) { n in
+                reporter?.addBytes(n)
+                try cancel.check()
+            }
+        } catch let e as SnapshotterError where e.code == .corrupt {
+            throw e.context("restore \(key): \(f.relativePath)")
+        }
+        guard r.digest == f.digest else {
+            throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) is corrupt (expected \(f.digest), got \(r.digest))")
+        }
+        guard r.logicalSize == f.size else {
+            throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) has size \(r.logicalSize), expected \(f.size)")
+        }
+        try Sys.fchmod(outFD, mode_t(f.mode), path)
+        if Sys.isRoot { try Sys.fchown(outFD, f.uid, f.gid, path) }
+        try Sys.futimens(outFD, mtimeNanos: f.mtimeNanos, path)
+    }
+
+    // MARK: list, info, delete
+
+    public func list() async throws -> [SnapshotSummary] {
+        try await operation(nil) { _ in
+            try await pool.run {
+                try self.meta.env.read { txn in
+                    var out: [SnapshotSummary] = []
+                    try txn.forEach(self.meta.snapshots) { k, v in
+                        let key = try SnapshotKey(bytes: k)
+                        let rec = try SnapshotRecord.decode(v, key: key.description)
+                        let accessed = try self.meta.lastAccess(txn, key) ?? rec.created
+                        out.append(SnapshotSummary(name: key.name, version: key.version, createdNanos: rec.created,
+                                                   lastAccessedNanos: accessed, fileCount: rec.files.count,
+                                                   totalSize: rec.files.reduce(0) { $0 + $1.size }))
+                        return true
+                    }
+                    return out
+                }
+            }
+        }
+    }
+
+    /// A snapshot's record: its files and its config.
+    public func info(name: String, version: String) async throws -> SnapshotInfo {
+        try Naming.validateName(name)
+        try Naming.validateVersion(version)
+        let key = SnapshotKey(name: name, version: version)
+        return try await operation(nil) { _ in
+            try await pool.run {
+                try self.meta.env.read { txn in
+                    guard let rec = try self.meta.snapshot(txn, key) else {
+                        throw SnapshotterError(.notFound, "snapshot \(key) not found")
+                    }
+                    return SnapshotInfo(name: name, version: version, createdNanos: rec.created,
+                                        lastAccessedNanos: try self.meta.lastAccess(txn, key) ?? rec.created,
+                                        files: rec.files, config: rec.config)
+                }
+            }
+        }
+    }
+
+    /// Deletes a snapshot: drops its references and deletes the content that
+    /// nothing references any more.
+    @discardableResult
+    public func delete(name: String, version: String) async throws -> DeleteReport {
+        try Naming.validateName(name)
+        try Naming.validateVersion(version)
+        let key = SnapshotKey(name: name, version: version)
+        return try await operation(nil) { _ in
+            try await pool.run {
+                let freed = try self.meta.env.write { txn -> [Digest] in
+                    guard let rec = try self.meta.snapshot(txn, key) else {
+                        throw SnapshotterError(.notFound, "snapshot \(key) not found")
+                    }
+                    try txn.delete(self.meta.snapshots, key.bytes)
+                    try txn.delete(self.meta.access, key.bytes)
+                    var unreferenced: [Digest] = []
+                    for d in Set(rec.files.map(\.digest)) {
+                        try txn.delete(self.meta.refs, d.key, value: key.bytes)
+                        if try self.meta.references(txn, d).isEmpty {
+                            let size = try self.meta.contentRecord(txn, d)?.encodedSize ?? 0
+                            try txn.delete(self.meta.content, d.key)
+                            var w = ByteWriter()
+                            w.i64(size)
+                            try txn.put(self.meta.trash, d.key, w.bytes)
+                            unreferenced.append(d)
+                        }
+                    }
+                    return unreferenced
+                }
+                var report = DeleteReport(contentFilesRemoved: 0, bytesFreed: 0)
+                for d in freed {
+                    if let bytes = try self.removeTrashed(d) {
+                        report.contentFilesRemoved += 1
+                        report.bytesFreed += bytes
+                    }
+                }
+                return report
+            }
+        }
+    }
+
+    /// Unlinks a trashed digest's files unless a snapshot took it back;
+    /// returns the bytes freed, or nil when there was nothing to do. The
+    /// unlink happens inside the write transaction so no snapshot can start
+    /// to depend on the file between the check and the unlink.
+    func removeTrashed(_ d: Digest) throws -> Int64? {
+        try meta.env.write { txn -> Int64? in
+            guard let v = try txn.get(meta.trash, d.key) else { return nil }
+            guard try meta.references(txn, d).isEmpty, try meta.contentRecord(txn, d) == nil else {
+                try txn.delete(meta.trash, d.key)
+                return nil
+            }
+            var size: Int64 = 0
+            if let st = try Sys.lstatIfExists(store.contentPath(d)) { size += Int64(st.st_size) }
+            if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { size += Int64(st.st_size) }
+            _ = v
+            try store.removeContent(d)
+            try txn.delete(meta.trash, d.key)
+            return size
+        }
+    }
+
+    /// Finishes deletions a crashed process left in the trash.
+    private func emptyTrash() throws {
+        let pending = try meta.env.read { txn -> [Digest] in
+            var out: [Digest] = []
+            try txn.forEach(meta.trash) { k, _ in
+                out.append(try Digest(key: k))
+                return true
+            }
+            return out
+        }
+        for d in pending { _ = try removeTrashed(d) }
+    }
+}

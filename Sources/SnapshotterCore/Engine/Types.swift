@@ -1,0 +1,130 @@
+/// Settings of an open store. Defaults are chosen for a small node: I/O
+/// bound work on a few cores gains from a little more width than cores.
+public struct StoreOptions: Sendable {
+    /// Files processed at once within one snapshot.
+    public var snapshotConcurrency: Int = 4
+    /// Files processed at once within one restore.
+    public var restoreConcurrency: Int = 4
+    /// Largest size the metadata database may grow to (virtual; LMDB maps
+    /// it but only uses what it writes).
+    public var metadataMapSize: Int = 64 << 30
+
+    public init() {}
+}
+
+/// A file to put into a snapshot.
+public struct FileRequest: Sendable, Equatable {
+    public var relativePath: String
+    public var readOnly: Bool
+
+    public init(_ relativePath: String, readOnly: Bool = false) {
+        self.relativePath = relativePath
+        self.readOnly = readOnly
+    }
+}
+
+public struct SnapshotRequest: Sendable {
+    public var name: String
+    public var version: String
+    public var baseDir: String
+    public var files: [FileRequest]
+
+    public init(name: String, version: String, baseDir: String, files: [FileRequest]) {
+        self.name = name
+        self.version = version
+        self.baseDir = baseDir
+        self.files = files
+    }
+}
+
+public struct RestoreRequest: Sendable {
+    public var name: String
+    public var version: String
+    public var outputDir: String
+    /// Replace files that already exist at target paths.
+    public var overwrite: Bool
+
+    public init(name: String, version: String, outputDir: String, overwrite: Bool = false) {
+        self.name = name
+        self.version = version
+        self.outputDir = outputDir
+        self.overwrite = overwrite
+    }
+}
+
+/// What a snapshot recorded.
+public struct SnapshotInfo: Sendable, Equatable {
+    public var name: String
+    public var version: String
+    /// Nanoseconds since the Unix epoch.
+    public var createdNanos: Int64
+    public var lastAccessedNanos: Int64
+    public var files: [SnapshotFile]
+    /// The config JSON exactly as it is (or will be) published.
+    public var config: [UInt8]
+
+    public var fileCount: Int { files.count }
+    public var totalSize: Int64 { files.reduce(0) { $0 + $1.size } }
+}
+
+/// A snapshot in a listing.
+public struct SnapshotSummary: Sendable, Equatable {
+    public var name: String
+    public var version: String
+    public var createdNanos: Int64
+    public var lastAccessedNanos: Int64
+    public var fileCount: Int
+    public var totalSize: Int64
+}
+
+public struct SnapshotReport: Sendable, Equatable {
+    public var info: SnapshotInfo
+    /// Files whose content was new to the store.
+    public var filesStored: Int
+    /// Read-only files recognised by inode without being read.
+    public var filesKnownByInode: Int
+    public var bytesRead: Int64
+}
+
+public struct RestoreReport: Sendable, Equatable {
+    public var filesLinked: Int
+    /// Read-only files copied because the output is on another filesystem.
+    public var filesCopied: Int
+    public var filesDecoded: Int
+    public var bytesWritten: Int64
+}
+
+public struct DeleteReport: Sendable, Equatable {
+    public var contentFilesRemoved: Int
+    public var bytesFreed: Int64
+}
+
+/// One thing `verify` found wrong.
+public struct VerifyProblem: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case missingContent = "missing-content"
+        case corruptContent = "corrupt-content"
+        case missingLink = "missing-link"
+        case corruptLink = "corrupt-link"
+        case missingContentRecord = "missing-content-record"
+        case missingReference = "missing-reference"
+        case danglingReference = "dangling-reference"
+        case orphanContent = "orphan-content"
+        case badRecord = "bad-record"
+    }
+
+    public var kind: Kind
+    public var digest: Digest?
+    public var snapshot: String?
+    public var message: String
+
+    public var description: String { "\(kind.rawValue): \(message)" }
+}
+
+public struct VerifyReport: Sendable, Equatable {
+    public var snapshotsChecked: Int
+    public var contentFilesChecked: Int
+    public var bytesChecked: Int64
+    public var problems: [VerifyProblem]
+    public var isConsistent: Bool { problems.isEmpty }
+}

@@ -1,0 +1,95 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLMDB
+import Synchronization
+
+/// The metadata schema in LMDB:
+/// - `snapshots`: `name:version` -> SnapshotRecord (created, files, config)
+/// - `access`: `name:version` -> last accessed (ns), kept apart so a restore
+///   rewrites 8 bytes, not the file list
+/// - `content`: digest -> ContentRecord
+/// - `refs` (dup-sorted): digest -> each `name:version` that uses it
+/// - `inodes`: dev+ino of a read-only link -> digest, size, mtime
+/// - `trash`: digests whose last reference went and whose files are about to
+///   be unlinked; a snapshot that needs one takes it back out.
+final class MetadataStore: Sendable {
+    let env: LMDBEnvironment
+    let snapshots: MDB_dbi
+    let access: MDB_dbi
+    let content: MDB_dbi
+    let refs: MDB_dbi
+    let inodes: MDB_dbi
+    let trash: MDB_dbi
+
+    /// LMDB must not be opened twice in one process (its POSIX locks are
+    /// per process), so stores on the same root share one environment.
+    private static let open = Mutex<[String: WeakEnvironment]>([:])
+
+    private struct WeakEnvironment {
+        weak var env: LMDBEnvironment?
+    }
+
+    init(directory: String, mapSize: Int) throws {
+        try Sys.mkdirs(directory)
+        let key = try Sys.realpath(directory)
+        env = try Self.open.withLock { table in
+            if let existing = table[key]?.env { return existing }
+            let e = try LMDBEnvironment(directory: key, mapSize: mapSize, maxDatabases: 16)
+            table[key] = WeakEnvironment(env: e)
+            return e
+        }
+        snapshots = try env.openDatabase("snapshots")
+        access = try env.openDatabase("access")
+        content = try env.openDatabase("content")
+        refs = try env.openDatabase("refs", dupSort: true)
+        inodes = try env.openDatabase("inodes")
+        trash = try env.openDatabase("trash")
+    }
+
+    // MARK: reads
+
+    func snapshot(_ txn: LMDBTransaction, _ key: SnapshotKey) throws -> SnapshotRecord? {
+        guard let v = try txn.get(snapshots, key.bytes) else { return nil }
+        return try v.withUnsafeBytes { try SnapshotRecord.decode($0, key: key.description) }
+    }
+
+    func contentRecord(_ txn: LMDBTransaction, _ d: Digest) throws -> ContentRecord? {
+        guard let v = try txn.get(content, d.key) else { return nil }
+        return try v.withUnsafeBytes { try ContentRecord.decode($0, digest: d) }
+    }
+
+    func lastAccess(_ txn: LMDBTransaction, _ key: SnapshotKey) throws -> Int64? {
+        guard let v = try txn.get(access, key.bytes) else { return nil }
+        return try v.withUnsafeBytes { b in
+            var r = ByteReader(b, what: "access \(key)")
+            return try r.i64()
+        }
+    }
+
+    func references(_ txn: LMDBTransaction, _ d: Digest) throws -> [SnapshotKey] {
+        var out: [SnapshotKey] = []
+        try txn.forEach(refs, key: d.key) { _, v in
+            out.append(try SnapshotKey(bytes: v))
+            return true
+        }
+        return out
+    }
+
+    func inode(_ txn: LMDBTransaction, dev: UInt64, ino: UInt64) throws -> InodeRecord? {
+        guard let v = try txn.get(inodes, InodeRecord.key(dev: dev, ino: ino)) else { return nil }
+        return try v.withUnsafeBytes { try InodeRecord.decode($0) }
+    }
+
+    // MARK: writes
+
+    func setLastAccess(_ txn: LMDBTransaction, _ key: SnapshotKey, _ nanos: Int64) throws {
+        var w = ByteWriter()
+        w.i64(nanos)
+        try txn.put(access, key.bytes, w.bytes)
+    }
+
+    func putContent(_ txn: LMDBTransaction, _ d: Digest, _ rec: ContentRecord) throws {
+        try txn.put(content, d.key, rec.encode())
+    }
+}

@@ -1,0 +1,212 @@
+/// One file of a snapshot, as recorded and as published in the config.
+public struct SnapshotFile: Sendable, Equatable {
+    public var relativePath: String
+    public var digest: Digest
+    public var readOnly: Bool
+    /// Permission bits only (`st_mode & 0o777`).
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Logical size in bytes.
+    public var size: Int64
+    /// Modification time in nanoseconds since the Unix epoch.
+    public var mtimeNanos: Int64
+    /// The tar type flag; 0 for a regular file.
+    public var typeflag: UInt8
+
+    public init(relativePath: String, digest: Digest, readOnly: Bool, mode: UInt32, uid: UInt32, gid: UInt32,
+                size: Int64, mtimeNanos: Int64, typeflag: UInt8 = 0) {
+        self.relativePath = relativePath
+        self.digest = digest
+        self.readOnly = readOnly
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.size = size
+        self.mtimeNanos = mtimeNanos
+        self.typeflag = typeflag
+    }
+}
+
+/// The snapshot config, the OCI config blob of FORMAT.md section 4.
+public enum SnapshotConfig {
+    public static let mediaType = "application/vnd.cncf.dragonfly.snapshotter.config.v1+json"
+
+    /// Encodes the files sorted by relative path, field for field as the Go
+    /// version writes them, so the same inputs give the same bytes.
+    public static func encode(_ files: [SnapshotFile]) -> [UInt8] {
+        var w = JSONWriter()
+        w.raw("{\"files\":[")
+        for (i, f) in files.sorted(by: { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }).enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"digest\":")
+            w.string(f.digest.description)
+            w.raw(",\"readOnly\":\(f.readOnly),\"relativePath\":")
+            w.string(f.relativePath)
+            w.raw(",\"metadata\":{\"mode\":\(f.mode),\"uid\":\(f.uid),\"gid\":\(f.gid),\"size\":\(f.size),\"mtime\":")
+            w.string(RFC3339.format(nanos: f.mtimeNanos))
+            w.raw(",\"typeflag\":\(f.typeflag)}}")
+        }
+        w.raw("]}")
+        return w.bytes
+    }
+
+    /// Decodes a config from a registry or another implementation: unknown
+    /// fields are ignored, any order is accepted, and every path is checked
+    /// before anything is returned.
+    public static func decode(_ bytes: [UInt8]) throws -> [SnapshotFile] {
+        let root = try JSONValue.parse(bytes)
+        guard case .object = root else { throw SnapshotterError.invalid("snapshot config is not a JSON object") }
+        guard let filesValue = root["files"] else { throw SnapshotterError.invalid("snapshot config has no \"files\"") }
+        if filesValue.isNull { return [] }
+        guard let items = filesValue.arrayValue else {
+            throw SnapshotterError.invalid("snapshot config \"files\" is not an array")
+        }
+        var seen = Set<String>()
+        var files: [SnapshotFile] = []
+        files.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            func bad(_ what: String) -> SnapshotterError {
+                SnapshotterError.invalid("snapshot config file \(i): \(what)")
+            }
+            guard let rawPath = item["relativePath"]?.stringValue else { throw bad("missing relativePath") }
+            let path: String
+            do { path = try PathGuard.normalize(rawPath) } catch let e as SnapshotterError { throw e.context("snapshot config file \(i)") }
+            guard let digestText = item["digest"]?.stringValue else { throw bad("missing digest") }
+            let digest = try Digest(parsing: digestText)
+            let readOnly = item["readOnly"]?.boolValue ?? false
+            let meta = item["metadata"] ?? .object([])
+            let mode = meta["mode"]?.int64Value ?? 0o644
+            let uid = meta["uid"]?.int64Value ?? 0
+            let gid = meta["gid"]?.int64Value ?? 0
+            guard let size = meta["size"]?.int64Value, size >= 0 else { throw bad("missing or negative size") }
+            let typeflag = meta["typeflag"]?.int64Value ?? 0
+            guard typeflag == 0 || typeflag == 48 else { throw bad("type flag \(typeflag) is not a regular file") }
+            guard (0...0o7777).contains(mode), (0...Int64(UInt32.max)).contains(uid), (0...Int64(UInt32.max)).contains(gid) else {
+                throw bad("mode, uid or gid out of range")
+            }
+            var mtime: Int64 = 0
+            if let m = meta["mtime"]?.stringValue {
+                mtime = try RFC3339.parse(m)
+            }
+            guard seen.insert(path).inserted else { throw bad("path \(path.debugDescription) appears twice") }
+            files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: readOnly, mode: UInt32(mode & 0o777),
+                                      uid: UInt32(uid), gid: UInt32(gid), size: size, mtimeNanos: mtime, typeflag: 0))
+        }
+        try checkNoFileIsADirectory(files)
+        return files
+    }
+
+    /// A path that is also a parent of another path cannot be restored.
+    static func checkNoFileIsADirectory(_ files: [SnapshotFile]) throws {
+        let paths = Set(files.map(\.relativePath))
+        for f in files {
+            var p = f.relativePath
+            while let slash = p.lastIndex(of: "/") {
+                p = String(p[..<slash])
+                if paths.contains(p) {
+                    throw SnapshotterError.invalid("path \(p.debugDescription) is both a file and the directory of \(f.relativePath.debugDescription)")
+                }
+            }
+        }
+    }
+}
+
+/// RFC 3339 timestamps with up to nine fractional digits, as Go's
+/// `time.Time` writes them in JSON. We always write UTC.
+enum RFC3339 {
+    static func format(nanos: Int64) -> String {
+        var secs = nanos / 1_000_000_000
+        var frac = nanos % 1_000_000_000
+        if frac < 0 { frac += 1_000_000_000; secs -= 1 }
+        var days = secs / 86_400
+        var rem = secs % 86_400
+        if rem < 0 { rem += 86_400; days -= 1 }
+        let (y, m, d) = civil(fromDays: days)
+        func pad(_ v: Int64, _ width: Int) -> String {
+            let s = String(v)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        var out = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2))"
+        if frac != 0 {
+            var f = pad(frac, 9)
+            while f.hasSuffix("0") { f.removeLast() }
+            out += "." + f
+        }
+        return out + "Z"
+    }
+
+    static func parse(_ text: String) throws -> Int64 {
+        let b = Array(text.utf8)
+        func fail() -> SnapshotterError { SnapshotterError.invalid("time \(text.debugDescription) is not RFC 3339") }
+        func num(_ from: Int, _ len: Int) throws -> Int64 {
+            guard from + len <= b.count else { throw fail() }
+            var v: Int64 = 0
+            for i in from..<(from + len) {
+                guard (0x30...0x39).contains(b[i]) else { throw fail() }
+                v = v * 10 + Int64(b[i] - 0x30)
+            }
+            return v
+        }
+        guard b.count >= 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
+              b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t"),
+              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":") else { throw fail() }
+        let y = try num(0, 4), mo = try num(5, 2), d = try num(8, 2)
+        let h = try num(11, 2), mi = try num(14, 2), s = try num(17, 2)
+        guard (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { throw fail() }
+        var i = 19
+        var frac: Int64 = 0
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            var digits = 0
+            while i < b.count, (0x30...0x39).contains(b[i]) {
+                if digits < 9 { frac = frac * 10 + Int64(b[i] - 0x30) }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { throw fail() }
+            for _ in min(digits, 9)..<9 { frac *= 10 }
+        }
+        var offset: Int64 = 0
+        guard i < b.count else { throw fail() }
+        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+            i += 1
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            let sign: Int64 = b[i] == UInt8(ascii: "-") ? -1 : 1
+            guard i + 6 == b.count, b[i + 3] == UInt8(ascii: ":") else { throw fail() }
+            offset = sign * (try num(i + 1, 2) * 3600 + num(i + 4, 2) * 60)
+            i += 6
+        } else {
+            throw fail()
+        }
+        guard i == b.count else { throw fail() }
+        let days = daysFromCivil(y, mo, d)
+        let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset
+        let (r, o) = secs.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !o else { throw fail() }
+        return r + frac
+    }
+
+    // Howard Hinnant's civil-date algorithms.
+    static func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+}

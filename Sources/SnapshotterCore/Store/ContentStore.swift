@@ -1,0 +1,179 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import CShim
+
+/// The content-addressed files under `<root>/storage` (FORMAT.md section 3):
+/// `content/xxh3/<hex>` holds the SPF1 encoding of every stored file and
+/// `snapshot/xxh3/<hex>` a hard link to the original bytes of read-only
+/// files. New files are written under a temporary name in the same
+/// directory, made durable, then renamed, so a final name always holds
+/// complete content. Knows nothing of metadata, registries or transports.
+final class ContentStore: Sendable {
+    static let tempPrefix = ".snapshotter-tmp-"
+
+    let contentDir: String
+    let linkDir: String
+    private static let counter = Atomic<UInt64>(0)
+
+    init(root: String) throws {
+        contentDir = root + "/storage/content/xxh3"
+        linkDir = root + "/storage/snapshot/xxh3"
+        try Sys.mkdirs(contentDir)
+        try Sys.mkdirs(linkDir)
+    }
+
+    func contentPath(_ d: Digest) -> String { contentDir + "/" + d.hex }
+    func linkPath(_ d: Digest) -> String { linkDir + "/" + d.hex }
+
+    /// A fresh temporary name in `dir` that no other thread or process uses.
+    static func tempPath(in dir: String, tag: String = "") -> String {
+        let n = counter.add(1, ordering: .relaxed).oldValue
+        let rnd = cshim_random_u64()
+        return "\(dir)/\(tempPrefix)\(getpid())-\(n)-\(String(rnd, radix: 36))\(tag)"
+    }
+
+    static func isTemp(_ name: String) -> Bool { name.hasPrefix(tempPrefix) }
+
+    struct Ingested: Sendable {
+        var digest: Digest
+        var encodedSize: Int64
+        var logicalSize: Int64
+        /// True when this call put the content file in place; false when an
+        /// identical one was already there.
+        var created: Bool
+    }
+
+    /// Encodes the open file into a new content file in one pass (read once,
+    /// hashed while written), makes it durable and renames it into place.
+    func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
+                onBytes: (Int64) throws -> Void) throws -> Ingested {
+        let tmp = Self.tempPath(in: contentDir)
+        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o444)
+        var keep = false
+        defer {
+            Sys.close(out)
+            if !keep { try? Sys.unlinkIfExists(tmp) }
+        }
+        let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, buffer: buffer, onBytes: onBytes)
+        let final = contentPath(r.digest)
+        if (try Sys.lstatIfExists(final)) != nil {
+            return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: false)
+        }
+        try Sys.fsync(out, tmp)
+        let placed = try Sys.renameNoReplace(tmp, final)
+        keep = placed
+        return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: placed)
+    }
+
+    /// Makes `snapshot/xxh3/<hex>` exist for a read-only file: a hard link to
+    /// the source when they share a filesystem, else a durable copy of its
+    /// bytes. Returns whether the link is the source's own inode.
+    func ensureLink(source: String, fd: Int32, size: Int64, digest: Digest,
+                    buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
+        let final = linkPath(digest)
+        if let st = try Sys.lstatIfExists(final) {
+            let src = try Sys.fstat(fd, source)
+            return st.st_dev == src.st_dev && st.st_ino == src.st_ino
+        }
+        do {
+            if try Sys.link(source, final) {
+                // The link names the source's data: make it durable before
+                // any record names it.
+                try Sys.fsync(fd, source)
+                return true
+            }
+            return false
+        } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .permission || e.code == .unsupported {
+            // Another filesystem (or links not allowed): keep a copy.
+            try copyIntoPlace(fd: fd, size: size, source: source, final: final, buffer: buffer)
+            return false
+        }
+    }
+
+    private func copyIntoPlace(fd: Int32, size: Int64, source: String, final: String,
+                               buffer: UnsafeMutableRawBufferPointer) throws {
+        let tmp = Self.tempPath(in: linkDir)
+        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o444)
+        var keep = false
+        defer {
+            Sys.close(out)
+            if !keep { try? Sys.unlinkIfExists(tmp) }
+        }
+        try FileCopy.sparseCopy(from: fd, to: out, size: size, what: source, buffer: buffer)
+        try Sys.fsync(out, tmp)
+        keep = try Sys.renameNoReplace(tmp, final)
+    }
+
+    /// Checks and hashes a content file without writing anything.
+    func hashContent(_ d: Digest, buffer: UnsafeMutableRawBufferPointer) throws -> SPF1.DecodeResult {
+        let path = contentPath(d)
+        let fd = try Sys.open(path, O_RDONLY)
+        defer { Sys.close(fd) }
+        let st = try Sys.fstat(fd, path)
+        return try SPF1.decode(from: fd, streamLength: Int64(st.st_size), to: nil, name: path, buffer: buffer) { _ in }
+    }
+
+    /// Hashes a read-only link the way a snapshot would (SPF1 of its bytes).
+    func hashLink(_ d: Digest, buffer: UnsafeMutableRawBufferPointer) throws -> Digest {
+        let path = linkPath(d)
+        let fd = try Sys.open(path, O_RDONLY)
+        defer { Sys.close(fd) }
+        let st = try Sys.fstat(fd, path)
+        let devnull = try Sys.open("/dev/null", O_WRONLY)
+        defer { Sys.close(devnull) }
+        return try SPF1.encode(from: fd, size: Int64(st.st_size), to: devnull, path: path, buffer: buffer) { _ in }.digest
+    }
+
+    func removeContent(_ d: Digest) throws {
+        try Sys.unlinkIfExists(contentPath(d))
+        try Sys.unlinkIfExists(linkPath(d))
+    }
+
+    func syncDirectories() throws {
+        try Sys.fsyncDirectory(contentDir)
+        try Sys.fsyncDirectory(linkDir)
+    }
+
+    /// Names in the content directory that are content files (not temps).
+    func listContent() throws -> [String] {
+        try Directory.names(contentDir).filter { !Self.isTemp($0) }
+    }
+}
+
+/// Reading directories and copying bytes, hole for hole.
+enum Directory {
+    static func names(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw SnapshotterError.errno(errno, "open directory \(path)") }
+        defer { closedir(dir) }
+        var result: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name == "." || name == ".." { continue }
+            result.append(name)
+        }
+        return result
+    }
+}
+
+enum FileCopy {
+    /// Copies `size` bytes, skipping holes, so a sparse file stays sparse.
+    static func sparseCopy(from src: Int32, to dst: Int32, size: Int64, what: String,
+                           buffer: UnsafeMutableRawBufferPointer) throws {
+        try Sys.ftruncate(dst, size, what)
+        for ext in try SPF1.extents(of: src, size: size, path: what) {
+            var pos = ext.offset
+            let end = ext.offset + ext.length
+            while pos < end {
+                let want = Int(min(Int64(buffer.count), end - pos))
+                let n = try Sys.pread(src, buffer.baseAddress!, want, pos, what)
+                if n == 0 { throw SnapshotterError(.io, "\(what) shrank while it was being copied") }
+                try Sys.pwriteAll(dst, buffer.baseAddress!, n, pos, what)
+                pos += Int64(n)
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+
+/// `struct stat`; inside `Sys` the name `stat` is taken by the method.
+typealias FileStat = Glibc.stat
+
+/// stat(2); at file scope, where the name resolves to the function.
+@inline(__always)
+private func statFunction(_ path: String, _ st: inout FileStat) -> Int32 { stat(path, &st) }
+
+/// Every system call the store makes goes through here, so errno handling,
+/// EINTR retries and error messages are in one place.
+enum Sys {
+    /// Runs `body` until it stops failing with EINTR; a result of -1 throws
+    /// an error that says `what` failed.
+    @inline(__always)
+    static func call<T: BinaryInteger>(_ what: @autoclosure () -> String, _ body: () -> T) throws -> T {
+        while true {
+            let r = body()
+            if r != -1 { return r }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            throw SnapshotterError.errno(e, what())
+        }
+    }
+
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) throws -> Int32 {
+        try call("open \(path)") { Glibc.open(path, flags | O_CLOEXEC, mode) }
+    }
+
+    static func openat(_ dirfd: Int32, _ path: String, _ flags: Int32, _ mode: mode_t = 0) throws -> Int32 {
+        try call("open \(path)") { Glibc.openat(dirfd, path, flags | O_CLOEXEC, mode) }
+    }
+
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    static func fstat(_ fd: Int32, _ what: String) throws -> FileStat {
+        var st = FileStat()
+        _ = try call("stat \(what)") { Glibc.fstat(fd, &st) }
+        return st
+    }
+
+    static func stat(_ path: String) throws -> FileStat {
+        var st = FileStat()
+        _ = try call("stat \(path)") { statFunction(path, &st) }
+        return st
+    }
+
+    static func lstat(_ path: String) throws -> FileStat {
+        var st = FileStat()
+        _ = try call("stat \(path)") { Glibc.lstat(path, &st) }
+        return st
+    }
+
+    /// `lstat` that returns nil for a path that does not exist.
+    static func lstatIfExists(_ path: String) throws -> FileStat? {
+        var st = FileStat()
+        while true {
+            if Glibc.lstat(path, &st) == 0 { return st }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == ENOENT { return nil }
+            throw SnapshotterError.errno(e, "stat \(path)")
+        }
+    }
+
+    static func fsync(_ fd: Int32, _ what: String) throws {
+        _ = try call("fsync \(what)") { Glibc.fsync(fd) }
+    }
+
+    static func fsyncDirectory(_ path: String) throws {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try fsync(fd, path)
+    }
+
+    static func rename(_ from: String, _ to: String) throws {
+        _ = try call("rename \(from) to \(to)") { Glibc.rename(from, to) }
+    }
+
+    /// Renames unless `to` exists; returns false when it does.
+    static func renameNoReplace(_ from: String, _ to: String) throws -> Bool {
+        while true {
+            if cshim_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0 { return true }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == EEXIST { return false }
+            if e == EINVAL || e == ENOSYS {
+                // Filesystems without RENAME_NOREPLACE: link + unlink gives
+                // the same no-clobber guarantee.
+                if Glibc.link(from, to) == 0 { _ = Glibc.unlink(from); return true }
+                let le = Glibc.errno
+                if le == EEXIST { return false }
+                throw SnapshotterError.errno(le, "link \(from) to \(to)")
+            }
+            throw SnapshotterError.errno(e, "rename \(from) to \(to)")
+        }
+    }
+
+    /// Hard link; returns false when `to` already exists.
+    static func link(_ from: String, _ to: String) throws -> Bool {
+        while true {
+            if Glibc.link(from, to) == 0 { return true }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == EEXIST { return false }
+            throw SnapshotterError.errno(e, "link \(from) to \(to)")
+        }
+    }
+
+    static func unlink(_ path: String) throws {
+        _ = try call("unlink \(path)") { Glibc.unlink(path) }
+    }
+
+    /// Unlink that ignores a missing file.
+    static func unlinkIfExists(_ path: String) throws {
+        while Glibc.unlink(path) != 0 {
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == ENOENT { return }
+            throw SnapshotterError.errno(e, "unlink \(path)")
+        }
+    }
+
+    /// mkdir -p, with `mode` for the directories it creates.
+    static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
+        if path.isEmpty || path == "/" { return }
+        var st = FileStat()
+        if statFunction(path, &st) == 0 {
+            if (st.st_mode & S_IFMT) == S_IFDIR { return }
+            throw SnapshotterError(.invalidArgument, "\(path) exists and is not a directory")
+        }
+        let parent = Paths.dirname(path)
+        if parent != path { try mkdirs(parent, mode: mode) }
+        if Glibc.mkdir(path, mode) != 0 {
+            let e = Glibc.errno
+            if e == EEXIST, statFunction(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return }
+            throw SnapshotterError.errno(e, "mkdir \(path)")
+        }
+    }
+
+    static func pread(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64, _ what: String) throws -> Int {
+        try call("read \(what)") { Glibc.pread(fd, buf, count, off_t(offset)) }
+    }
+
+    static func read(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, _ what: String) throws -> Int {
+        try call("read \(what)") { Glibc.read(fd, buf, count) }
+    }
+
+    /// Writes all of `count` bytes at `offset`.
+    static func pwriteAll(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, _ offset: Int64, _ what: String) throws {
+        var done = 0
+        while done < count {
+            let n = try call("write \(what)") { Glibc.pwrite(fd, buf + done, count - done, off_t(offset) + off_t(done)) }
+            if n == 0 { throw SnapshotterError(.io, "write \(what): no progress") }
+            done += n
+        }
+    }
+
+    /// Writes all of `count` bytes at the current offset.
+    static func writeAll(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, _ what: String) throws {
+        var done = 0
+        while done < count {
+            let n = try call("write \(what)") { Glibc.write(fd, buf + done, count - done) }
+            if n == 0 { throw SnapshotterError(.io, "write \(what): no progress") }
+            done += n
+        }
+    }
+
+    /// Reads exactly `count` bytes unless the file ends first; returns how
+    /// many were read.
+    static func readFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, _ what: String) throws -> Int {
+        var done = 0
+        while done < count {
+            let n = try read(fd, buf + done, count - done, what)
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    static func ftruncate(_ fd: Int32, _ size: Int64, _ what: String) throws {
+        _ = try call("truncate \(what)") { Glibc.ftruncate(fd, off_t(size)) }
+    }
+
+    /// lseek(SEEK_DATA/SEEK_HOLE); returns nil at ENXIO (no more data).
+    static func seek(_ fd: Int32, _ offset: Int64, _ whence: Int32, _ what: String) throws -> Int64? {
+        while true {
+            let r = Glibc.lseek(fd, off_t(offset), whence)
+            if r >= 0 { return Int64(r) }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == ENXIO { return nil }
+            throw SnapshotterError.errno(e, "seek \(what)")
+        }
+    }
+
+    static func fchmod(_ fd: Int32, _ mode: mode_t, _ what: String) throws {
+        _ = try call("chmod \(what)") { Glibc.fchmod(fd, mode) }
+    }
+
+    static func fchown(_ fd: Int32, _ uid: uid_t, _ gid: gid_t, _ what: String) throws {
+        _ = try call("chown \(what)") { Glibc.fchown(fd, uid, gid) }
+    }
+
+    /// Sets the modification time (and access time to the same value).
+    static func futimens(_ fd: Int32, mtimeNanos: Int64, _ what: String) throws {
+        var ts = [timespec](repeating: timespec(), count: 2)
+        let t = timespec(tv_sec: Int(mtimeNanos / 1_000_000_000), tv_nsec: Int(mtimeNanos % 1_000_000_000))
+        ts[0] = t
+        ts[1] = t
+        _ = try call("set times of \(what)") { Glibc.futimens(fd, ts) }
+    }
+
+    static func utimensat(_ path: String, mtimeNanos: Int64) throws {
+        var ts = [timespec](repeating: timespec(), count: 2)
+        let t = timespec(tv_sec: Int(mtimeNanos / 1_000_000_000), tv_nsec: Int(mtimeNanos % 1_000_000_000))
+        ts[0] = t
+        ts[1] = t
+        _ = try call("set times of \(path)") { Glibc.utimensat(AT_FDCWD, path, ts, 0) }
+    }
+
+    static func realpath(_ path: String) throws -> String {
+        guard let p = Glibc.realpath(path, nil) else {
+            throw SnapshotterError.errno(Glibc.errno, "resolve \(path)")
+        }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    static func mtimeNanos(_ st: FileStat) -> Int64 {
+        Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+    }
+
+    static func nowNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    static func monotonicNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    static var isRoot: Bool { geteuid() == 0 }
+
+    static let seekData: Int32 = cshim_seek_data()
+    static let seekHole: Int32 = cshim_seek_hole()
+}
+
+/// Lexical path helpers; no file system access.
+enum Paths {
+    static func join(_ a: String, _ b: String) -> String {
+        if a.isEmpty { return b }
+        if a.hasSuffix("/") { return a + b }
+        return a + "/" + b
+    }
+
+    static func dirname(_ path: String) -> String {
+        guard let i = path.lastIndex(of: "/") else { return "." }
+        if i == path.startIndex { return "/" }
+        return String(path[..<i])
+    }
+
+    static func basename(_ path: String) -> String {
+        guard let i = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: i)...])
+    }
+}
