@@ -1,0 +1,83 @@
+import SnapshotterCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Terminal output: the live progress line, one-line errors, units.
+enum Console {
+    static let isTerminal = isatty(2) == 1
+
+    /// Writes straight to fd 2 (unbuffered, and no shared C `FILE *`).
+    static func writeErr(_ text: String) {
+        var bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + off, $0.count - off) }
+            if n <= 0 { return }
+            off += n
+        }
+    }
+
+    static func error(_ line: String) {
+        writeErr(line + "\n")
+    }
+
+    static func clearLine() {
+        if isTerminal { writeErr("\r\u{1B}[2K") }
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// A progress handler drawing one live line on stderr, or nil when
+    /// quiet or not on a terminal.
+    static func meter(quiet: Bool, verb: String) -> ProgressHandler? {
+        guard isTerminal && !quiet else { return nil }
+        let started = now()
+        return { e in
+            let elapsed = max(now() - started, 1e-6)
+            let rate = Double(e.bytesDone) / elapsed
+            let line = "\r\u{1B}[2K\(verb): \(e.filesDone)/\(e.filesTotal) files, \(bytes(e.bytesDone))/\(bytes(e.bytesTotal)), \(bytes(Int64(rate)))/s"
+            writeErr(line)
+            return true
+        }
+    }
+
+    static func bytes(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n)
+        var i = 0
+        while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+        return i == 0 ? "\(n) B" : "\(Double(Int(v * 10)) / 10) \(units[i])"
+    }
+
+    static func seconds(_ s: Double) -> String {
+        s < 1 ? "\(Int(s * 1000)) ms" : "\(Double(Int(s * 100)) / 100) s"
+    }
+
+    static func time(_ nanos: Int64) -> String {
+        var t = time_t(nanos / 1_000_000_000)
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        var buf = [CChar](repeating: 0, count: 32)
+        let n = strftime(&buf, buf.count, "%Y-%m-%dT%H:%M:%SZ", &tmv)
+        return String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default:
+                if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+}

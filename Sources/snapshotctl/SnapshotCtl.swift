@@ -1,0 +1,173 @@
+import ArgumentParser
+import SnapshotterCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct SnapshotCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshotctl",
+        abstract: "Snapshot and restore sets of files through a content-addressed store.",
+        discussion: """
+        Exit status: 0 on success; otherwise 10 plus the status code of the \
+        failure (11 invalid argument, 12 not found, 13 already exists, 14 I/O, \
+        15 corrupt content, 18 canceled, 21 no space, 22 permission, ...), \
+        with one line on stderr.
+        """,
+        subcommands: [Snapshot.self, Restore.self, List.self, Info.self, Delete.self, Verify.self]
+    )
+}
+
+struct RootOptions: ParsableArguments {
+    @Option(name: .long, help: "Store root directory (default: $SNAPSHOTTER_ROOT).")
+    var root: String?
+
+    @Flag(name: .shortAndLong, help: "No progress line.")
+    var quiet = false
+
+    func resolvedRoot() throws -> String {
+        if let root, !root.isEmpty { return root }
+        if let env = getenv("SNAPSHOTTER_ROOT"), env.pointee != 0 { return String(cString: env) }
+        throw ValidationError("--root is required (or set SNAPSHOTTER_ROOT)")
+    }
+
+    func open() throws -> Snapshotter {
+        try Snapshotter(root: try resolvedRoot())
+    }
+}
+
+/// Runs a command body; a library error becomes one line on stderr and an
+/// exit status of 10 + its code.
+func runReporting(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let e as SnapshotterError {
+        Console.clearLine()
+        Console.error("snapshotctl: \(e.message)")
+        throw ExitCode(10 + e.code.rawValue)
+    }
+}
+
+struct Snapshot: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Snapshot files under a base directory.")
+    @OptionGroup var common: RootOptions
+    @Option(help: "Snapshot name (an OCI repository name).") var name: String
+    @Option(help: "Snapshot version (an OCI tag).") var version: String
+    @Option(name: .customLong("base-dir"), help: "Directory the relative paths are under.") var baseDir: String
+    @Option(name: .customLong("ro"), help: "A read-only file (hard-linked into the store).") var readOnly: [String] = []
+    @Option(name: .customLong("rw"), help: "A read-write file.") var readWrite: [String] = []
+
+    func run() async throws {
+        try await runReporting {
+            let store = try common.open()
+            let files = readOnly.map { FileRequest($0, readOnly: true) } + readWrite.map { FileRequest($0, readOnly: false) }
+            guard !files.isEmpty else { throw SnapshotterError(.invalidArgument, "no files given (use --ro and --rw)") }
+            let meter = Console.meter(quiet: common.quiet, verb: "snapshot")
+            let started = Console.now()
+            let r = try await store.snapshot(SnapshotRequest(name: name, version: version, baseDir: baseDir, files: files),
+                                             progress: meter)
+            Console.clearLine()
+            print("snapshot \(name):\(version): \(r.info.fileCount) files, \(Console.bytes(r.info.totalSize)), "
+                  + "\(r.filesStored) new content, \(r.filesKnownByInode) known by inode, "
+                  + "\(Console.seconds(Console.now() - started))")
+        }
+    }
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Restore a snapshot into a directory.")
+    @OptionGroup var common: RootOptions
+    @Option var name: String
+    @Option var version: String
+    @Option(help: "Directory to restore into (created if missing).") var output: String
+    @Flag(help: "Replace files that already exist.") var overwrite = false
+
+    func run() async throws {
+        try await runReporting {
+            let store = try common.open()
+            let meter = Console.meter(quiet: common.quiet, verb: "restore")
+            let started = Console.now()
+            let r = try await store.restore(RestoreRequest(name: name, version: version, outputDir: output, overwrite: overwrite),
+                                            progress: meter)
+            Console.clearLine()
+            var line = "restore \(name):\(version): \(r.filesLinked) linked, \(r.filesDecoded) decoded"
+            if r.filesCopied > 0 { line += ", \(r.filesCopied) copied (output is on another filesystem)" }
+            print(line + ", \(Console.seconds(Console.now() - started))")
+        }
+    }
+}
+
+struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List snapshots.")
+    @OptionGroup var common: RootOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await runReporting {
+            let store = try common.open()
+            let all = try await store.list()
+            if json {
+                let items = all.map { s in
+                    "{\"name\":\(Console.quote(s.name)),\"version\":\(Console.quote(s.version)),"
+                        + "\"created\":\(Console.quote(Console.time(s.createdNanos))),"
+                        + "\"lastAccessed\":\(Console.quote(Console.time(s.lastAccessedNanos))),"
+                        + "\"files\":\(s.fileCount),\"size\":\(s.totalSize)}"
+                }
+                print("[" + items.joined(separator: ",") + "]")
+            } else {
+                for s in all {
+                    print("\(s.name):\(s.version)\t\(s.fileCount) files\t\(Console.bytes(s.totalSize))\tcreated \(Console.time(s.createdNanos))\taccessed \(Console.time(s.lastAccessedNanos))")
+                }
+            }
+        }
+    }
+}
+
+struct Info: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a snapshot's config (its file list) as JSON.")
+    @OptionGroup var common: RootOptions
+    @Option var name: String
+    @Option var version: String
+
+    func run() async throws {
+        try await runReporting {
+            let store = try common.open()
+            let info = try await store.info(name: name, version: version)
+            print(String(decoding: info.config, as: UTF8.self))
+        }
+    }
+}
+
+struct Delete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete a snapshot and the content only it used.")
+    @OptionGroup var common: RootOptions
+    @Option var name: String
+    @Option var version: String
+
+    func run() async throws {
+        try await runReporting {
+            let store = try common.open()
+            let r = try await store.delete(name: name, version: version)
+            print("deleted \(name):\(version): \(r.contentFilesRemoved) content files, \(Console.bytes(r.bytesFreed)) freed")
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Re-hash all content and check every record; exit 15 when anything is wrong.")
+    @OptionGroup var common: RootOptions
+
+    func run() async throws {
+        try await runReporting {
+            let store = try common.open()
+            let meter = Console.meter(quiet: common.quiet, verb: "verify")
+            let r = try await store.verify(progress: meter)
+            Console.clearLine()
+            for p in r.problems { print(p.description) }
+            print("verified \(r.snapshotsChecked) snapshots, \(r.contentFilesChecked) content files, \(Console.bytes(r.bytesChecked)): "
+                  + (r.isConsistent ? "consistent" : "\(r.problems.count) problems"))
+            if !r.isConsistent { throw SnapshotterError(.corrupt, "the store has \(r.problems.count) problems") }
+        }
+    }
+}

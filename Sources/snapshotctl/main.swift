@@ -1,2 +1,0 @@
-import SnapshotterCore
-print("stub")
