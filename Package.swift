@@ -4,6 +4,7 @@ import PackageDescription
 let package = Package(
     name: "libsnapshotter",
     products: [
+        .library(name: "snapshotter", type: .dynamic, targets: ["Snapshotter"]),
         .executable(name: "snapshotctl", targets: ["snapshotctl"]),
     ],
     dependencies: [
@@ -20,6 +21,21 @@ let package = Package(
         .target(
             name: "SnapshotterCore",
             dependencies: ["CXXHash", "CLMDB", "CCurl", "CShim"]
+        ),
+        // The public header as a module, so the ABI layer uses its types.
+        .systemLibrary(name: "CSnapshotterABI"),
+        // The C ABI: @_cdecl functions that only translate. Only the
+        // header's names are exported (version script), with a SONAME.
+        .target(
+            name: "Snapshotter",
+            dependencies: ["SnapshotterCore", "CSnapshotterABI"],
+            exclude: ["exports.map"],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Snapshotter/exports.map",
+                    "-Xlinker", "-soname=libsnapshotter.so.0",
+                ]),
+            ]
         ),
         .executableTarget(
             name: "snapshotctl",

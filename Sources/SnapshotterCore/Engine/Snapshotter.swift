@@ -19,6 +19,7 @@ public final class Snapshotter: Sendable {
         var active: [UInt64: CancellationFlag] = [:]
     }
     private let operations = Mutex(Operations())
+    private let collector = Mutex<Task<Void, Never>?>(nil)
 
     /// Opens (creating if needed) the store under `root`.
     public init(root: String, options: StoreOptions = StoreOptions()) throws {
@@ -33,6 +34,28 @@ public final class Snapshotter: Sendable {
         self.store = try ContentStore(root: self.root)
         self.meta = try MetadataStore(directory: self.root + "/metadata", mapSize: options.metadataMapSize)
         try emptyTrash()
+        startCollector()
+    }
+
+    /// The background collector: every interval, one collection with the
+    /// store's policy. It holds the store weakly and stops at close.
+    private func startCollector() {
+        let interval = options.gc.intervalSeconds
+        guard interval > 0 else { return }
+        let task = Task.detached(priority: .background) { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                guard !Task.isCancelled, let store = self else { return }
+                do {
+                    _ = try await store.gc()
+                } catch let e as SnapshotterError where e.code == .closed || e.code == .canceled {
+                    return
+                } catch {
+                    Log.error("gc \(store.root): \(error.asSnapshotterError.message)")
+                }
+            }
+        }
+        collector.withLock { $0 = task }
     }
 
     /// Opens a store without blocking the caller's cooperative thread.
@@ -42,6 +65,7 @@ public final class Snapshotter: Sendable {
 
     /// Refuses new operations, cancels those in flight and waits for them.
     public func close() async {
+        collector.withLock { $0?.cancel(); $0 = nil }
         let flags = operations.withLock { ops -> [CancellationFlag] in
             ops.closed = true
             return Array(ops.active.values)
@@ -511,36 +535,46 @@ public final class Snapshotter: Sendable {
         let key = SnapshotKey(name: name, version: version)
         return try await operation(nil) { _ in
             try await pool.run {
-                let freed = try self.meta.env.write { txn -> [Digest] in
-                    guard let rec = try self.meta.snapshot(txn, key) else {
-                        throw SnapshotterError(.notFound, "snapshot \(key) not found")
-                    }
-                    try txn.delete(self.meta.snapshots, key.bytes)
-                    try txn.delete(self.meta.access, key.bytes)
-                    var unreferenced: [Digest] = []
-                    for d in Set(rec.files.map(\.digest)) {
-                        try txn.delete(self.meta.refs, d.key, value: key.bytes)
-                        if try self.meta.references(txn, d).isEmpty {
-                            let size = try self.meta.contentRecord(txn, d)?.encodedSize ?? 0
-                            try txn.delete(self.meta.content, d.key)
-                            var w = ByteWriter()
-                            w.i64(size)
-                            try txn.put(self.meta.trash, d.key, w.bytes)
-                            unreferenced.append(d)
-                        }
-                    }
-                    return unreferenced
+                guard let r = try self.deleteSnapshot(key, unlessAccessedAfter: nil) else {
+                    throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }
-                var report = DeleteReport(contentFilesRemoved: 0, bytesFreed: 0)
-                for d in freed {
-                    if let bytes = try self.removeTrashed(d) {
-                        report.contentFilesRemoved += 1
-                        report.bytesFreed += bytes
-                    }
-                }
-                return report
+                return r
             }
         }
+    }
+
+    /// Deletes a snapshot's records and then the content only it used.
+    /// With `unlessAccessedAfter`, a snapshot accessed after that time (or
+    /// already gone) is left alone and nil is returned.
+    func deleteSnapshot(_ key: SnapshotKey, unlessAccessedAfter cutoff: Int64?) throws -> DeleteReport? {
+        let freed = try meta.env.write { txn -> [Digest]? in
+            guard let rec = try meta.snapshot(txn, key) else {
+                if cutoff != nil { return nil }
+                throw SnapshotterError(.notFound, "snapshot \(key) not found")
+            }
+            if let cutoff, let accessed = try meta.lastAccess(txn, key), accessed >= cutoff { return nil }
+            try txn.delete(meta.snapshots, key.bytes)
+            try txn.delete(meta.access, key.bytes)
+            var unreferenced: [Digest] = []
+            for d in Set(rec.files.map(\.digest)) {
+                try txn.delete(meta.refs, d.key, value: key.bytes)
+                if try meta.references(txn, d).isEmpty {
+                    try txn.delete(meta.content, d.key)
+                    try txn.put(meta.trash, d.key, [])
+                    unreferenced.append(d)
+                }
+            }
+            return unreferenced
+        }
+        guard let freed else { return nil }
+        var report = DeleteReport(contentFilesRemoved: 0, bytesFreed: 0)
+        for d in freed {
+            if let bytes = try removeTrashed(d) {
+                report.contentFilesRemoved += 1
+                report.bytesFreed += bytes
+            }
+        }
+        return report
     }
 
     /// Unlinks a trashed digest's files unless a snapshot took it back;
@@ -549,7 +583,7 @@ public final class Snapshotter: Sendable {
     /// to depend on the file between the check and the unlink.
     func removeTrashed(_ d: Digest) throws -> Int64? {
         try meta.env.write { txn -> Int64? in
-            guard let v = try txn.get(meta.trash, d.key) else { return nil }
+            guard try txn.contains(meta.trash, d.key) else { return nil }
             guard try meta.references(txn, d).isEmpty, try meta.contentRecord(txn, d) == nil else {
                 try txn.delete(meta.trash, d.key)
                 return nil
@@ -557,7 +591,6 @@ public final class Snapshotter: Sendable {
             var size: Int64 = 0
             if let st = try Sys.lstatIfExists(store.contentPath(d)) { size += Int64(st.st_size) }
             if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { size += Int64(st.st_size) }
-            _ = v
             try store.removeContent(d)
             try txn.delete(meta.trash, d.key)
             return size

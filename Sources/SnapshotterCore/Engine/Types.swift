@@ -8,6 +8,10 @@ public struct StoreOptions: Sendable {
     /// Largest size the metadata database may grow to (virtual; LMDB maps
     /// it but only uses what it writes).
     public var metadataMapSize: Int = 64 << 30
+    /// Garbage-collection policy for `gc()` and the background collector.
+    public var gc = GCPolicy()
+    /// How disk usage is measured (a seam for tests).
+    public var diskUsage: any DiskUsageProvider = StatvfsDiskUsage()
 
     public init() {}
 }

@@ -147,3 +147,11 @@ final class AtomicCounter: Sendable {
     func add(_ n: Int) { value.add(n, ordering: .relaxed) }
     var current: Int { value.load(ordering: .relaxed) }
 }
+
+/// Library threads for callers outside the engine (the C ABI runs host
+/// callbacks here rather than on Swift's cooperative threads).
+public enum LibraryThreads {
+    public static func run(_ job: @escaping @Sendable () -> Void) {
+        BlockingPool.shared.submit(job)
+    }
+}

@@ -1,0 +1,207 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How full the filesystem holding the store is. A seam, so tests can make
+/// the disk look full.
+public protocol DiskUsageProvider: Sendable {
+    func usage(of path: String) throws -> DiskUsage
+}
+
+public struct DiskUsage: Sendable, Equatable {
+    public var totalBytes: Int64
+    public var usedBytes: Int64
+    public init(totalBytes: Int64, usedBytes: Int64) {
+        self.totalBytes = totalBytes
+        self.usedBytes = usedBytes
+    }
+    public var usedPercent: Double { totalBytes > 0 ? Double(usedBytes) * 100 / Double(totalBytes) : 0 }
+}
+
+/// statvfs(2) of the real filesystem.
+public struct StatvfsDiskUsage: DiskUsageProvider {
+    public init() {}
+    public func usage(of path: String) throws -> DiskUsage {
+        var st = statvfs()
+        _ = try Sys.call("statvfs \(path)") { statvfs(path, &st) }
+        let total = Int64(st.f_blocks) * Int64(st.f_frsize)
+        let free = Int64(st.f_bfree) * Int64(st.f_frsize)
+        return DiskUsage(totalBytes: total, usedBytes: total - free)
+    }
+}
+
+/// Garbage-collection policy, with the Go version's defaults.
+public struct GCPolicy: Sendable {
+    /// Background collection interval; 0 turns the collector off.
+    public var intervalSeconds: Double = 300
+    /// Disk use (percent) that starts eviction.
+    public var highWatermarkPercent: Double = 90
+    /// Disk use (percent) where eviction stops.
+    public var lowWatermarkPercent: Double = 70
+    /// Snapshots evicted per round before usage is measured again.
+    public var batchSize: Int = 10
+    /// Snapshots accessed more recently than this are never evicted.
+    public var minRetentionSeconds: Double = 300
+    /// Bytes the store may use; 0 means no budget. A second trigger.
+    public var maxStoreBytes: Int64 = 0
+    /// Temporary and orphan files younger than this are left alone: they
+    /// may belong to an operation in flight.
+    public var orphanGraceSeconds: Double = 3600
+
+    public init() {}
+}
+
+public struct GCReport: Sendable, Equatable {
+    public var snapshotsEvicted: Int = 0
+    public var contentFilesRemoved: Int = 0
+    public var bytesFreed: Int64 = 0
+    public var orphansRemoved: Int = 0
+    public var elapsedNanos: Int64 = 0
+}
+
+public struct StoreStats: Sendable, Equatable {
+    /// Bytes of the store's content files and read-only links.
+    public var storeBytes: Int64
+    public var contentFiles: Int
+    public var snapshots: Int
+    /// Oldest last-access time of any snapshot (ns), or nil when empty.
+    public var oldestAccessNanos: Int64?
+    public var disk: DiskUsage
+}
+
+extension Snapshotter {
+    /// Store usage from the metadata (no directory walk).
+    public func stats() async throws -> StoreStats {
+        try await operation(nil) { _ in
+            try await pool.run { try self.computeStats() }
+        }
+    }
+
+    func computeStats() throws -> StoreStats {
+        let (bytes, files, snaps, oldest) = try meta.env.read { txn -> (Int64, Int, Int, Int64?) in
+            var bytes: Int64 = 0
+            var files = 0
+            try txn.forEach(meta.content) { k, v in
+                let rec = try ContentRecord.decode(v, digest: try Digest(key: k))
+                bytes += rec.encodedSize + (rec.hasLink ? rec.logicalSize : 0)
+                files += 1
+                return true
+            }
+            var oldest: Int64?
+            try txn.forEach(meta.access) { _, v in
+                var r = ByteReader(v, what: "access")
+                let t = try r.i64()
+                oldest = min(oldest ?? t, t)
+                return true
+            }
+            return (bytes, files, try txn.count(meta.snapshots), oldest)
+        }
+        return StoreStats(storeBytes: bytes, contentFiles: files, snapshots: snaps, oldestAccessNanos: oldest,
+                          disk: try options.diskUsage.usage(of: root))
+    }
+
+    /// Runs one collection now: evicts least recently used snapshots while
+    /// the disk is above the high watermark (or the store above its budget)
+    /// until below the low watermark, then sweeps orphans.
+    public func gc(policy: GCPolicy? = nil, progress: ProgressHandler? = nil,
+                   cancel: CancellationFlag? = nil) async throws -> GCReport {
+        let policy = policy ?? options.gc
+        guard policy.lowWatermarkPercent <= policy.highWatermarkPercent, policy.batchSize > 0 else {
+            throw SnapshotterError.invalid("gc: low watermark must not exceed the high watermark, and batch size must be positive")
+        }
+        return try await operation(cancel) { flag in
+            let started = Sys.monotonicNanos()
+            let reporter = ProgressReporter(handler: progress, cancel: flag)
+            reporter.setPhase(.collecting)
+            var report = try await pool.run {
+                var r = GCReport()
+                try self.evict(policy, into: &r, cancel: flag)
+                return r
+            }
+            let orphans = try await pool.run { try self.sweepOrphans(graceSeconds: policy.orphanGraceSeconds) }
+            report.orphansRemoved = orphans
+            report.elapsedNanos = Int64(Sys.monotonicNanos() - started)
+            reporter.finish()
+            Log.info("gc \(root): evicted \(report.snapshotsEvicted) snapshots, removed \(report.contentFilesRemoved) content files (\(report.bytesFreed) bytes) and \(report.orphansRemoved) orphans")
+            return report
+        }
+    }
+
+    private func overLimit(_ policy: GCPolicy, watermark: Double) throws -> Bool {
+        let s = try computeStats()
+        if policy.maxStoreBytes > 0 {
+            let budgetLimit = Int64(Double(policy.maxStoreBytes) * watermark / policy.highWatermarkPercent)
+            if s.storeBytes > budgetLimit { return true }
+        }
+        return s.disk.usedPercent > watermark
+    }
+
+    private func evict(_ policy: GCPolicy, into report: inout GCReport, cancel: CancellationFlag) throws {
+        guard try overLimit(policy, watermark: policy.highWatermarkPercent) else { return }
+        while try overLimit(policy, watermark: policy.lowWatermarkPercent) {
+            try cancel.check()
+            let cutoff = Sys.nowNanos() - Int64(policy.minRetentionSeconds * 1e9)
+            let candidates = try meta.env.read { txn -> [(SnapshotKey, Int64)] in
+                var all: [(SnapshotKey, Int64)] = []
+                try txn.forEach(meta.access) { k, v in
+                    var r = ByteReader(v, what: "access")
+                    let t = try r.i64()
+                    if t < cutoff { all.append((try SnapshotKey(bytes: k), t)) }
+                    return true
+                }
+                return all.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
+            }
+            if candidates.isEmpty {
+                Log.warn("gc \(root): over the limit but every snapshot is within its minimum retention")
+                return
+            }
+            var evicted = 0
+            for (key, _) in candidates.prefix(policy.batchSize) {
+                // Checked again just before removal: a restore may have
+                // touched it since the candidates were read.
+                if let r = try deleteSnapshot(key, unlessAccessedAfter: cutoff) {
+                    evicted += 1
+                    report.snapshotsEvicted += 1
+                    report.contentFilesRemoved += r.contentFilesRemoved
+                    report.bytesFreed += r.bytesFreed
+                    Log.info("gc \(root): evicted \(key)")
+                }
+            }
+            if evicted == 0 { return }
+        }
+    }
+
+    /// Removes temporary files older than the grace period, content files
+    /// no record names and links whose content record is gone.
+    func sweepOrphans(graceSeconds: Double) throws -> Int {
+        let cutoff = Sys.nowNanos() - Int64(graceSeconds * 1e9)
+        func old(_ path: String) -> Bool {
+            guard let st = try? Sys.lstatIfExists(path) else { return false }
+            return Sys.mtimeNanos(st) < cutoff && Int64(st.st_ctim.tv_sec) * 1_000_000_000 < cutoff
+        }
+        var removed = 0
+        for dir in [store.contentDir, store.linkDir] {
+            for name in try Directory.names(dir) {
+                let path = dir + "/" + name
+                if ContentStore.isTemp(name) {
+                    if old(path) { try Sys.unlinkIfExists(path); removed += 1 }
+                    continue
+                }
+                guard let d = try? Digest(hex: name) else { continue }
+                // The record check and the unlink share one write
+                // transaction, so a snapshot committing this digest either
+                // sees the file or re-stores it.
+                let gone = try meta.env.write { txn -> Bool in
+                    guard try meta.contentRecord(txn, d) == nil, try !txn.contains(meta.trash, d.key), old(path) else { return false }
+                    try Sys.unlinkIfExists(path)
+                    return true
+                }
+                if gone {
+                    removed += 1
+                    Log.info("gc \(root): removed orphan \(path)")
+                }
+            }
+        }
+        return removed
+    }
+}
