@@ -1,0 +1,47 @@
+# libsnapshotter: build, install and test the C library.
+#   make lib                      release libsnapshotter.so (Swift runtime linked in)
+#   make install PREFIX=/opt/x    library, header and pkg-config file
+#   make test-c                   C test suite against an installed copy
+#   make example-c                the C example
+
+PREFIX ?= /usr/local
+SWIFT ?= swift
+VERSION := 0.1.0
+SOMAJOR := 0
+LIBDIR := $(DESTDIR)$(PREFIX)/lib
+INCDIR := $(DESTDIR)$(PREFIX)/include
+PCDIR := $(LIBDIR)/pkgconfig
+RELEASE := .build/release
+TESTPREFIX := $(CURDIR)/.build/test-prefix
+
+.PHONY: lib install uninstall test-c example-c clean-c
+
+lib:
+	$(SWIFT) build -c release --product snapshotter -Xswiftc -static-stdlib
+
+install: lib
+	install -d $(LIBDIR) $(INCDIR) $(PCDIR)
+	install -m 0755 $(RELEASE)/libsnapshotter.so $(LIBDIR)/libsnapshotter.so.$(VERSION)
+	strip --strip-unneeded $(LIBDIR)/libsnapshotter.so.$(VERSION)
+	ln -sf libsnapshotter.so.$(VERSION) $(LIBDIR)/libsnapshotter.so.$(SOMAJOR)
+	ln -sf libsnapshotter.so.$(SOMAJOR) $(LIBDIR)/libsnapshotter.so
+	install -m 0644 include/snapshotter.h $(INCDIR)/snapshotter.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/snapshotter.pc.in > $(PCDIR)/snapshotter.pc
+
+uninstall:
+	rm -f $(LIBDIR)/libsnapshotter.so* $(INCDIR)/snapshotter.h $(PCDIR)/snapshotter.pc
+
+# The C tests build against an installed copy in a private prefix, through
+# pkg-config only, as a user's program would.
+test-c:
+	$(MAKE) install PREFIX=$(TESTPREFIX)
+	PREFIX=$(TESTPREFIX) bash Tests/c/run.sh
+
+example-c:
+	$(MAKE) install PREFIX=$(TESTPREFIX)
+	PKG_CONFIG_PATH=$(TESTPREFIX)/lib/pkgconfig gcc -std=c11 -Wall -Wextra -Werror -O2 -o .build/snapshot-example \
+		examples/c/snapshot_example.c $$(PKG_CONFIG_PATH=$(TESTPREFIX)/lib/pkgconfig pkg-config --cflags --libs snapshotter) -lpthread
+	.build/snapshot-example
+
+clean-c:
+	rm -rf $(TESTPREFIX) .build/c-tests
