@@ -137,6 +137,10 @@ typedef enum snapshotter_option {
     /* int: largest size of the metadata database in bytes (default 64 GiB;
      * address space only). */
     SNAPSHOTTER_OPT_METADATA_MAP_SIZE = 3,
+    /* int: least microseconds between two intermediate progress events
+     * (default 2000; 0 reports every step). Phase changes and the final
+     * event always go out. */
+    SNAPSHOTTER_OPT_PROGRESS_INTERVAL_US = 4,
 
     /* 100-199: OCI registry settings (string unless noted). */
     SNAPSHOTTER_OPT_REGISTRY_ENDPOINT = 100,

@@ -74,6 +74,7 @@ private func optionInfo(_ option: Int32) -> (String, OptionKind, Bool)? {
     case 1: return ("snapshot concurrency", .int, true)
     case 2: return ("restore concurrency", .int, true)
     case 3: return ("metadata map size", .int, true)
+    case 4: return ("progress interval", .int, true)
     case 100: return ("registry endpoint", .string, false)
     case 101: return ("registry namespace", .string, false)
     case 102: return ("registry username", .string, false)
@@ -128,6 +129,7 @@ public func snapshotter_options_set_int(_ opts: OpaquePointer?, _ option: Int32,
         case 1: try range(1...1024); o.store.snapshotConcurrency = Int(value)
         case 2: try range(1...1024); o.store.restoreConcurrency = Int(value)
         case 3: try range(1 << 20...(1 << 46)); o.store.metadataMapSize = Int(value)
+        case 4: try range(0...60_000_000); o.store.progressIntervalNanos = UInt64(value) * 1000
         case 300: try range(0...(86_400 * 365)); o.store.gc.intervalSeconds = Double(value)
         case 301: try range(0...100); o.store.gc.highWatermarkPercent = Double(value)
         case 302: try range(0...100); o.store.gc.lowWatermarkPercent = Double(value)

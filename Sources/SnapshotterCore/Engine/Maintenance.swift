@@ -111,7 +111,7 @@ extension Snapshotter {
         }
         return try await operation(cancel) { flag in
             let started = Sys.monotonicNanos()
-            let reporter = ProgressReporter(handler: progress, cancel: flag)
+            let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             reporter.setPhase(.collecting)
             var report = try await pool.run {
                 var r = GCReport()

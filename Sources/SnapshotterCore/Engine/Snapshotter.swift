@@ -140,7 +140,7 @@ public final class Snapshotter: Sendable {
         }
         let files = normalized
         return try await operation(cancel) { flag in
-            let reporter = ProgressReporter(handler: progress, cancel: flag)
+            let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             let prepared = try await pool.run { try self.prepareSnapshot(key, baseDir: request.baseDir, files: files) }
             reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: prepared.reduce(0) { $0 + $1.size })
             let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
@@ -226,14 +226,18 @@ public final class Snapshotter: Sendable {
                               knownByInode: true, linkedInode: (dev, ino), bytesRead: 0)
         }
         let ingested: ContentStore.Ingested
+        var dataBytes: Int64 = 0
         do {
             ingested = try store.ingest(fd: fd, size: size, sourcePath: p.absolutePath, buffer: buffer) { n in
+                dataBytes += n
                 reporter?.addBytes(n)
                 try cancel.check()
             }
         } catch let e as SnapshotterError where e.code != .canceled {
             throw e.context("snapshot file \(p.relativePath)")
         }
+        // Holes count as done too, so bytes reach the logical total.
+        reporter?.addBytes(max(0, size - dataBytes))
         var linked: (UInt64, UInt64)?
         if p.readOnly {
             if try store.ensureLink(source: p.absolutePath, fd: fd, size: size, digest: ingested.digest, buffer: buffer) {
@@ -335,7 +339,7 @@ public final class Snapshotter: Sendable {
         guard !request.outputDir.isEmpty else { throw SnapshotterError.invalid("output directory is empty") }
         let key = SnapshotKey(name: request.name, version: request.version)
         return try await operation(cancel) { flag in
-            let reporter = ProgressReporter(handler: progress, cancel: flag)
+            let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             let record = try await pool.run { try self.loadSnapshot(key) }
             let targets = try await pool.run {
                 try self.prepareRestore(key, record: record, outputDir: request.outputDir, overwrite: request.overwrite)
@@ -466,8 +470,11 @@ public final class Snapshotter: Sendable {
         let outFD = try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         defer { Sys.close(outFD) }
         let r: SPF1.DecodeResult
+        var dataBytes: Int64 = 0
+        defer { reporter?.addBytes(max(0, f.size - dataBytes)) }
         do {
             r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: outFD, name: src, buffer: buffer) { n in
+                dataBytes += n
                 reporter?.addBytes(n)
                 try cancel.check()
             }

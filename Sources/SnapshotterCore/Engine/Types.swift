@@ -8,6 +8,9 @@ public struct StoreOptions: Sendable {
     /// Largest size the metadata database may grow to (virtual; LMDB maps
     /// it but only uses what it writes).
     public var metadataMapSize: Int = 64 << 30
+    /// Least time between two intermediate progress events; phase changes
+    /// and the final event always go out.
+    public var progressIntervalNanos: UInt64 = 2_000_000
     /// Garbage-collection policy for `gc()` and the background collector.
     public var gc = GCPolicy()
     /// How disk usage is measured (a seam for tests).

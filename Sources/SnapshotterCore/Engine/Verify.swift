@@ -8,7 +8,7 @@ extension Snapshotter {
     /// record and reference against the files; reports what is wrong.
     public func verify(progress: ProgressHandler? = nil, cancel: CancellationFlag? = nil) async throws -> VerifyReport {
         try await operation(cancel) { flag in
-            let reporter = ProgressReporter(handler: progress, cancel: flag)
+            let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             let snap = try await pool.run { try self.metadataSnapshot() }
             var problems = snap.problems
             let digests = Array(snap.content.keys).sorted()

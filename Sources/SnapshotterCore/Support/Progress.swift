@@ -60,11 +60,14 @@ final class ProgressReporter: Sendable {
     /// Serialises calls to the handler; taken with try-lock by workers, so a
     /// slow handler costs skipped intermediate events, never blocked I/O.
     private let emitting = Mutex(())
-    private static let minInterval: UInt64 = 2_000_000
+    /// Least time between two intermediate events (forced ones, like phase
+    /// changes and the final event, always go out).
+    private let minInterval: UInt64
 
-    init(handler: ProgressHandler?, cancel: CancellationFlag) {
+    init(handler: ProgressHandler?, cancel: CancellationFlag, minIntervalNanos: UInt64 = 2_000_000) {
         self.handler = handler
         self.cancel = cancel
+        self.minInterval = minIntervalNanos
     }
 
     func begin(_ phase: Phase, filesTotal: Int64, bytesTotal: Int64) {
@@ -120,7 +123,7 @@ final class ProgressReporter: Sendable {
         guard let handler else { return }
         let now = Sys.monotonicNanos()
         let event: ProgressEvent? = state.withLock { s in
-            if !force && now &- s.lastEmitNanos < Self.minInterval { return nil }
+            if !force && now &- s.lastEmitNanos < minInterval { return nil }
             var e = ProgressEvent(
                 phase: s.phase,
                 filesDone: max(s.last.filesDone, filesDone.load(ordering: .relaxed)),
