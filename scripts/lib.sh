@@ -28,8 +28,11 @@ section() { printf '\n==> %s\n' "$*"; }
 
 # Builds snapshotctl in release mode and prints the path of the binary.
 build_release_snapshotctl() {
-    (cd "$REPO_ROOT" && swift build -c release --product snapshotctl >&2)
-    echo "$(cd "$REPO_ROOT" && swift build -c release --show-bin-path)/snapshotctl"
+    local bin_dir
+    (cd "$REPO_ROOT" && swift build -c release --product snapshotctl >&2) || return 1
+    bin_dir="$(cd "$REPO_ROOT" && swift build -c release --show-bin-path)" || return 1
+    [ -x "$bin_dir/snapshotctl" ] || { echo "error: $bin_dir/snapshotctl was not built" >&2; return 1; }
+    echo "$bin_dir/snapshotctl"
 }
 
 # make_sample_checkpoint DIR
