@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds all products (debug),
+# then runs the Swift test suite (Swift Testing). Exits non-zero when
+# anything fails. Later sections (C ABI, Go and Python bindings, and the
+# services their tests need: registry, S3, Dragonfly stand-in) go below, each
+# in its own section; services are started with start_service so the trap
+# stops them however the script ends.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+# ---------------------------------------------------------------- services --
+# start_service NAME CMD...: starts CMD in the background, logging to
+# $TEST_TMP/NAME.log; stop_services (the trap) ends each one by its pid.
+TEST_TMP="$(mktemp -d "${TMPDIR:-/tmp}/snapshotter-test.XXXXXX")"
+export TEST_TMP
+SERVICE_PIDS=()
+SERVICE_NAMES=()
+start_service() {
+    local name="$1"; shift
+    "$@" >"$TEST_TMP/$name.log" 2>&1 &
+    SERVICE_PIDS+=("$!")
+    SERVICE_NAMES+=("$name")
+    echo "started $name (pid $!)"
+}
+stop_services() {
+    local status=$?
+    local i
+    for ((i = ${#SERVICE_PIDS[@]} - 1; i >= 0; i--)); do
+        local pid="${SERVICE_PIDS[$i]}"
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            echo "stopped ${SERVICE_NAMES[$i]} (pid $pid)"
+        fi
+    done
+    rm -rf "$TEST_TMP"
+    exit "$status"
+}
+trap stop_services EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+FAILED=()
+# run_suite NAME CMD...: runs one suite, records a failure and goes on, so
+# one failing suite does not hide the others' results.
+run_suite() {
+    local name="$1"; shift
+    section "$name"
+    local t0; t0=$(now_ns)
+    if "$@"; then
+        echo "--> $name: passed ($(elapsed_ms "$t0" "$(now_ns)") ms)"
+    else
+        echo "--> $name: FAILED (exit $?)"
+        FAILED+=("$name")
+    fi
+}
+
+# ------------------------------------------------------------------- setup --
+section "setup"
+scripts/setup.sh
+ensure_swift_on_path
+swift --version 2>&1 | head -1
+
+# ------------------------------------------------------------------- build --
+section "swift build (debug, all products)"
+swift build
+
+# ------------------------------------------------------------- Swift tests --
+run_suite "swift test" swift test
+
+# ------------------------------------------------------------------ C tests --
+# (planned: build libsnapshotter.so and run the C ABI tests here)
+
+# ------------------------------------------------------------ Go / Python --
+# (planned: start the registry, S3 and Dragonfly stand-ins with
+#  start_service, then run the Go and Python binding tests)
+
+# ----------------------------------------------------------------- summary --
+section "summary"
+if [ "${#FAILED[@]}" -gt 0 ]; then
+    echo "FAILED: ${FAILED[*]}"
+    exit 1
+fi
+echo "all test suites passed"
