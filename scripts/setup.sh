@@ -6,7 +6,7 @@
 # and runs `apt-get update` only when an install needs it.
 set -euo pipefail
 
-PACKAGES=(liblmdb-dev libxxhash-dev libcurl4-openssl-dev pkg-config time openssl)
+PACKAGES=(liblmdb-dev libxxhash-dev libcurl4-openssl-dev pkg-config time openssl make gcc g++ binutils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -72,7 +72,10 @@ swift build
 run_suite "swift test" swift test
 
 # ------------------------------------------------------------------ C tests --
-# (planned: build libsnapshotter.so and run the C ABI tests here)
+# Release libsnapshotter.so (Swift runtime linked in), installed into a
+# private prefix; the header, export, toolchain-free and C suites run against
+# that copy through pkg-config (Tests/c/run.sh).
+run_suite "C ABI tests" make test-c
 
 # ------------------------------------------------------------ Go / Python --
 # (planned: start the registry, S3 and Dragonfly stand-ins with
