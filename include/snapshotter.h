@@ -142,7 +142,10 @@ typedef enum snapshotter_option {
      * event always go out. */
     SNAPSHOTTER_OPT_PROGRESS_INTERVAL_US = 4,
 
-    /* 100-199: OCI registry settings (string unless noted). */
+    /* 100-199: OCI registry settings (string unless noted). The endpoint is
+     * http://host[:port], https://host[:port], or file:///dir for an OCI
+     * image layout directory; snapshots go to <namespace>/<name>:<version>.
+     * The password is never logged or put in an error message. */
     SNAPSHOTTER_OPT_REGISTRY_ENDPOINT = 100,
     SNAPSHOTTER_OPT_REGISTRY_NAMESPACE = 101,
     SNAPSHOTTER_OPT_REGISTRY_USERNAME = 102,
@@ -434,6 +437,10 @@ SNAPSHOTTER_API int snapshotter_files(snapshotter_t *s, const char *name, const 
                                       snapshotter_file_list_t **out);
 /* Store usage. */
 SNAPSHOTTER_API int snapshotter_stats(snapshotter_t *s, snapshotter_stats_t *out);
+/* Applies the registry (and, in later versions, content) settings of
+ * `opts` to operations started after this call; settings fixed at open
+ * (concurrency, GC) are not changed. `opts` is read during the call only. */
+SNAPSHOTTER_API int snapshotter_reconfigure(snapshotter_t *s, const snapshotter_options_t *opts);
 /* Operations running on this store now (for leak checks in bindings). */
 SNAPSHOTTER_API int snapshotter_active_operations(snapshotter_t *s);
 

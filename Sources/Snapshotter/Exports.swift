@@ -75,12 +75,12 @@ private func optionInfo(_ option: Int32) -> (String, OptionKind, Bool)? {
     case 2: return ("restore concurrency", .int, true)
     case 3: return ("metadata map size", .int, true)
     case 4: return ("progress interval", .int, true)
-    case 100: return ("registry endpoint", .string, false)
-    case 101: return ("registry namespace", .string, false)
-    case 102: return ("registry username", .string, false)
-    case 103: return ("registry password", .string, false)
-    case 104: return ("registry insecure", .int, false)
-    case 105: return ("registry CA file", .string, false)
+    case 100: return ("registry endpoint", .string, true)
+    case 101: return ("registry namespace", .string, true)
+    case 102: return ("registry username", .string, true)
+    case 103: return ("registry password", .string, true)
+    case 104: return ("registry insecure", .int, true)
+    case 105: return ("registry CA file", .string, true)
     case 200: return ("content URL", .string, false)
     case 201: return ("content endpoint", .string, false)
     case 202: return ("content region", .string, false)
@@ -136,6 +136,7 @@ public func snapshotter_options_set_int(_ opts: OpaquePointer?, _ option: Int32,
         case 303: try range(1...1_000_000); o.store.gc.batchSize = Int(value)
         case 304: try range(0...(86_400 * 365 * 10)); o.store.gc.minRetentionSeconds = Double(value)
         case 305: try range(0...Int64.max); o.store.gc.maxStoreBytes = value
+        case 104: try range(0...1); o.registry.insecure = value != 0
         default: throw SnapshotterError(.internal, "option \(option) has no setter")
         }
         return Status.ok
@@ -145,10 +146,18 @@ public func snapshotter_options_set_int(_ opts: OpaquePointer?, _ option: Int32,
 @_cdecl("snapshotter_options_set_string")
 public func snapshotter_options_set_string(_ opts: OpaquePointer?, _ option: Int32, _ value: UnsafePointer<CChar>?) -> Int32 {
     guarded {
-        _ = try Handles.require(opts, OptionsHandle.self, "options")
+        let o = try Handles.require(opts, OptionsHandle.self, "options")
         let name = try checkOption(option, .string)
-        if let value { _ = try cString(value, "option \(option) (\(name))", allowEmpty: true) }
-        throw SnapshotterError(.internal, "option \(option) has no setter")
+        let v = try value.map { try cString($0, "option \(option) (\(name))", allowEmpty: true) }
+        switch option {
+        case 100: o.registry.endpoint = v ?? ""
+        case 101: o.registry.namespace = v ?? ""
+        case 102: o.registry.username = v
+        case 103: o.registry.password = v
+        case 105: o.registry.caFile = v
+        default: throw SnapshotterError(.internal, "option \(option) has no setter")
+        }
+        return Status.ok
     }
 }
 
@@ -162,7 +171,7 @@ public func snapshotter_open(_ root: UnsafePointer<CChar>?, _ opts: OpaquePointe
         out.pointee = nil
         let path = try cString(root, "root directory")
         var options = StoreOptions()
-        if opts != nil { options = try Handles.require(opts, OptionsHandle.self, "options").store }
+        if opts != nil { options = try Handles.require(opts, OptionsHandle.self, "options").resolved() }
         let engine = try Snapshotter(root: path, options: options)
         out.pointee = Handles.register(StoreHandle(engine: engine))
         return Status.ok
@@ -184,9 +193,19 @@ public func snapshotter_close(_ s: OpaquePointer?) -> Int32 {
     }
 }
 
+@_cdecl("snapshotter_reconfigure")
+public func snapshotter_reconfigure(_ s: OpaquePointer?, _ opts: OpaquePointer?) -> Int32 {
+    guarded {
+        let store = try Handles.require(s, StoreHandle.self, "store")
+        let o = try Handles.require(opts, OptionsHandle.self, "options")
+        try store.engine.setRegistry(o.resolved().registry)
+        return Status.ok
+    }
+}
+
 @_cdecl("snapshotter_active_operations")
 public func snapshotter_active_operations(_ s: OpaquePointer?) -> Int32 {
-    guarded { Int32(try Handles.require(s, StoreHandle.self, "store").engine.activeOperations) }
+    guarded { Int32(try Handles.require(s, StoreHandle.self, "store").runningCount) }
 }
 
 // MARK: file lists

@@ -93,6 +93,15 @@ final class Gate: @unchecked Sendable {
 /// Options set one number at a time.
 final class OptionsHandle {
     var store = StoreOptions()
+    /// Registry settings as set; an empty endpoint means no registry.
+    var registry = RegistrySettings(endpoint: "")
+
+    /// The store options with the registry filled in when one is set.
+    func resolved() -> StoreOptions {
+        var o = store
+        o.registry = registry.endpoint.isEmpty ? nil : registry
+        return o
+    }
 }
 
 final class FilesHandle {
@@ -114,6 +123,9 @@ final class StoreHandle: @unchecked Sendable {
             running[ObjectIdentifier(op)] = op
         }
     }
+
+    /// Operations started and not yet finished (done callback included).
+    var runningCount: Int { gate.locked { running.count } }
 
     func untrack(_ op: OpHandle) {
         gate.locked { _ = running.removeValue(forKey: ObjectIdentifier(op)) }

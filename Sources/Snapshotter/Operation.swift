@@ -146,11 +146,11 @@ final class OpHandle: @unchecked Sendable {
             done(handle, code, host.payload)
             t.callbackDepth -= 1
         }
+        store.untrack(self)
         gate.locked {
             finished = true
             gate.broadcast()
         }
-        store.untrack(self)
     }
 
     /// Waits for completion, including the done callback.

@@ -46,6 +46,37 @@ enum Console {
         }
     }
 
+    static func readFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            out += buf[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `ro PATH` / `rw PATH` lines; blank lines and # comments skipped.
+    static func fileList(_ path: String) throws -> [FileRequest] {
+        guard let text = readFile(path) else {
+            throw SnapshotterError(.invalidArgument, "cannot read the file list \(path)")
+        }
+        var out: [FileRequest] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("ro ") { out.append(FileRequest(String(line.dropFirst(3)), readOnly: true)) }
+            else if line.hasPrefix("rw ") { out.append(FileRequest(String(line.dropFirst(3)), readOnly: false)) }
+            else { throw SnapshotterError(.invalidArgument, "\(path):\(i + 1): expected 'ro PATH' or 'rw PATH'") }
+        }
+        return out
+    }
+
     static func bytes(_ n: Int64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(n)

@@ -15,7 +15,7 @@ struct SnapshotCtl: AsyncParsableCommand {
         15 corrupt content, 18 canceled, 21 no space, 22 permission, ...), \
         with one line on stderr.
         """,
-        subcommands: [Snapshot.self, Restore.self, List.self, Info.self, Delete.self, Verify.self]
+        subcommands: [Snapshot.self, Restore.self, List.self, Info.self, Inspect.self, Delete.self, Verify.self]
     )
 }
 
@@ -32,8 +32,40 @@ struct RootOptions: ParsableArguments {
         throw ValidationError("--root is required (or set SNAPSHOTTER_ROOT)")
     }
 
-    func open() throws -> Snapshotter {
-        try Snapshotter(root: try resolvedRoot())
+    func open(registry: RegistryOptions? = nil) throws -> Snapshotter {
+        var options = StoreOptions()
+        options.gc.intervalSeconds = 0
+        options.registry = try registry?.settings()
+        return try Snapshotter(root: try resolvedRoot(), options: options)
+    }
+}
+
+/// Where snapshots are published: `--registry http(s)://host[:port]` or
+/// `file:///dir`. The password comes from $SNAPSHOTTER_REGISTRY_PASSWORD or
+/// --registry-password-file, never from the command line.
+struct RegistryOptions: ParsableArguments {
+    @Option(help: "OCI registry endpoint (http://, https:// or file:///dir).") var registry: String?
+    @Option(help: "Repository namespace: snapshots go to <namespace>/<name>.") var namespace: String = ""
+    @Option(name: .customLong("registry-username")) var username: String?
+    @Option(name: .customLong("registry-password-file"), help: "File holding the registry password.") var passwordFile: String?
+    @Flag(help: "Skip TLS certificate verification.") var insecure = false
+    @Option(name: .customLong("ca-file"), help: "PEM CA bundle to trust for the registry.") var caFile: String?
+
+    func settings() throws -> RegistrySettings? {
+        guard let registry, !registry.isEmpty else { return nil }
+        var password: String?
+        if let passwordFile {
+            guard let text = Console.readFile(passwordFile) else {
+                throw SnapshotterError(.invalidArgument, "cannot read the registry password file \(passwordFile)")
+            }
+            var p = Substring(text)
+            while p.last == "\n" || p.last == "\r" { p.removeLast() }
+            password = String(p)
+        } else if let env = getenv("SNAPSHOTTER_REGISTRY_PASSWORD") {
+            password = String(cString: env)
+        }
+        return RegistrySettings(endpoint: registry, namespace: namespace, username: username, password: password,
+                                insecure: insecure, caFile: caFile)
     }
 }
 
@@ -57,11 +89,15 @@ struct Snapshot: AsyncParsableCommand {
     @Option(name: .customLong("base-dir"), help: "Directory the relative paths are under.") var baseDir: String
     @Option(name: .customLong("ro"), help: "A read-only file (hard-linked into the store).") var readOnly: [String] = []
     @Option(name: .customLong("rw"), help: "A read-write file.") var readWrite: [String] = []
+    @Option(name: .customLong("files-from"), help: "A file listing one 'ro PATH' or 'rw PATH' per line (for long lists).")
+    var filesFrom: String?
+    @OptionGroup var registry: RegistryOptions
 
     func run() async throws {
         try await runReporting {
-            let store = try common.open()
-            let files = readOnly.map { FileRequest($0, readOnly: true) } + readWrite.map { FileRequest($0, readOnly: false) }
+            let store = try common.open(registry: registry)
+            var files = readOnly.map { FileRequest($0, readOnly: true) } + readWrite.map { FileRequest($0, readOnly: false) }
+            if let filesFrom { files += try Console.fileList(filesFrom) }
             guard !files.isEmpty else { throw SnapshotterError(.invalidArgument, "no files given (use --ro and --rw)") }
             let meter = Console.meter(quiet: common.quiet, verb: "snapshot")
             let started = Console.now()
@@ -82,10 +118,11 @@ struct Restore: AsyncParsableCommand {
     @Option var version: String
     @Option(help: "Directory to restore into (created if missing).") var output: String
     @Flag(help: "Replace files that already exist.") var overwrite = false
+    @OptionGroup var registry: RegistryOptions
 
     func run() async throws {
         try await runReporting {
-            let store = try common.open()
+            let store = try common.open(registry: registry)
             let meter = Console.meter(quiet: common.quiet, verb: "restore")
             let started = Console.now()
             let r = try await store.restore(RestoreRequest(name: name, version: version, outputDir: output, overwrite: overwrite),
@@ -135,6 +172,34 @@ struct Info: AsyncParsableCommand {
             let store = try common.open()
             let info = try await store.info(name: name, version: version)
             print(String(decoding: info.config, as: UTF8.self))
+        }
+    }
+}
+
+struct Inspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a published snapshot's files, from the registry.")
+    @OptionGroup var common: RootOptions
+    @OptionGroup var registry: RegistryOptions
+    @Option var name: String
+    @Option var version: String
+    @Flag(help: "Print the config JSON as published.") var json = false
+
+    func run() async throws {
+        try await runReporting {
+            guard registry.registry != nil else { throw SnapshotterError(.invalidArgument, "inspect needs --registry") }
+            var options = StoreOptions()
+            options.gc.intervalSeconds = 0
+            options.registry = try registry.settings()
+            let root = (try? common.resolvedRoot()) ?? "/tmp/snapshotctl-inspect-\(getpid())"
+            let store = try Snapshotter(root: root, options: options)
+            let info = try await store.inspectRemote(name: name, version: version)
+            if json {
+                print(String(decoding: info.config, as: UTF8.self))
+            } else {
+                for f in info.files {
+                    print("\(f.digest)\t\(f.readOnly ? "ro" : "rw")\t\(f.size)\t\(f.relativePath)")
+                }
+            }
         }
     }
 }

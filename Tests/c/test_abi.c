@@ -140,7 +140,9 @@ static int test_options(void) {
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, 95), SNAPSHOTTER_OK);
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, 101), SNAPSHOTTER_EINVAL);
     /* Settings of later features are refused, not silently ignored. */
-    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_REGISTRY_ENDPOINT, "http://x"), SNAPSHOTTER_EUNSUPPORTED);
+    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_DRAGONFLY_ENDPOINT, "unix:///x"), SNAPSHOTTER_EUNSUPPORTED);
+    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_REGISTRY_ENDPOINT, "http://127.0.0.1:1"), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_REGISTRY_INSECURE, 2), SNAPSHOTTER_EINVAL);
     CHECK_RC(snapshotter_options_set_int(NULL, SNAPSHOTTER_OPT_SNAPSHOT_CONCURRENCY, 1), SNAPSHOTTER_EINVAL);
     snapshotter_options_free(o);
     snapshotter_options_free(NULL);
@@ -650,6 +652,53 @@ static int test_many_threads(void) {
     return 0;
 }
 
+/* ---- registry in a directory --------------------------------------------- */
+
+static int test_registry_directory(void) {
+    char src[1024], reg[1024], url[1100], out[1024], idx[1100], a[2100], b[2100];
+    snprintf(src, sizeof src, "%s/reg-src", base);
+    snprintf(reg, sizeof reg, "%s/reg", base);
+    snprintf(url, sizeof url, "file://%s", reg);
+    snprintf(out, sizeof out, "%s/reg-out", base);
+    CHECK(make_source(src, 1 << 16) == 0);
+    char root[1024];
+    snprintf(root, sizeof root, "%s/reg-root", base);
+    snapshotter_options_t *o = snapshotter_options_new();
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, 0), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_REGISTRY_ENDPOINT, url), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_REGISTRY_NAMESPACE, "team"), SNAPSHOTTER_OK);
+    snapshotter_t *s = NULL;
+    CHECK_RC(snapshotter_open(root, o, &s), SNAPSHOTTER_OK);
+    snapshotter_files_t *f = source_files();
+    CHECK_RC(snapshotter_snapshot(s, "sb", "v1", src, f, NULL), SNAPSHOTTER_OK);
+    snprintf(idx, sizeof idx, "%s/index.json", reg);
+    CHECK(access(idx, F_OK) == 0);
+    /* Keep the content through a second, unpublished snapshot. */
+    snapshotter_options_t *none = snapshotter_options_new();
+    CHECK_RC(snapshotter_reconfigure(s, none), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_snapshot(s, "sb", "v2", src, f, NULL), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_delete(s, "sb", "v1", NULL), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_restore(s, "sb", "v1", out, 0, NULL), SNAPSHOTTER_ENOTFOUND);
+    /* With the registry back, v1 is found there and recorded again. */
+    CHECK_RC(snapshotter_reconfigure(s, o), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_restore(s, "sb", "v1", out, 0, NULL), SNAPSHOTTER_OK);
+    snprintf(a, sizeof a, "%s/disk.img", src);
+    snprintf(b, sizeof b, "%s/disk.img", out);
+    CHECK(same_file(a, b));
+    snapshotter_snapshot_list_t *l = NULL;
+    CHECK_RC(snapshotter_list(s, &l), SNAPSHOTTER_OK);
+    CHECK(l->count == 2);
+    snapshotter_snapshot_list_free(l);
+    CHECK_RC(snapshotter_options_set_string(none, SNAPSHOTTER_OPT_REGISTRY_ENDPOINT, "ftp://nowhere"), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_reconfigure(s, none), SNAPSHOTTER_EINVAL);
+    CHECK(strstr(snapshotter_last_error(), "ftp://nowhere") != NULL);
+    snapshotter_options_free(none);
+    snapshotter_options_free(o);
+    snapshotter_files_free(f);
+    CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
+    return 0;
+}
+
 /* ---- logging ------------------------------------------------------------ */
 
 static atomic_int log_lines;
@@ -702,6 +751,7 @@ int main(void) {
     RUN(test_close_with_operations_pending);
     RUN(test_free_from_done_callback);
     RUN(test_many_threads);
+    RUN(test_registry_directory);
     RUN(test_log_callback);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);

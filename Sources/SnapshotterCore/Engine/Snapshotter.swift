@@ -20,6 +20,17 @@ public final class Snapshotter: Sendable {
     }
     private let operations = Mutex(Operations())
     private let collector = Mutex<Task<Void, Never>?>(nil)
+    private let registrySlot: Mutex<(any MetadataRegistry)?>
+
+    /// The registry snapshots are published to and fetched from, if any.
+    var registry: (any MetadataRegistry)? { registrySlot.withLock { $0 } }
+
+    /// Changes the registry for the calls that start after this one (the
+    /// Go API's per-call options do this).
+    public func setRegistry(_ settings: RegistrySettings?) throws {
+        let r = try settings.map(makeRegistry)
+        registrySlot.withLock { $0 = r }
+    }
 
     /// Opens (creating if needed) the store under `root`.
     public init(root: String, options: StoreOptions = StoreOptions()) throws {
@@ -30,6 +41,7 @@ public final class Snapshotter: Sendable {
         try Sys.mkdirs(root)
         self.root = try Sys.realpath(root)
         self.options = options
+        self.registrySlot = Mutex(try options.registry.map(makeRegistry))
         self.pool = BlockingPool.shared
         self.store = try ContentStore(root: self.root)
         self.meta = try MetadataStore(directory: self.root + "/metadata", mapSize: options.metadataMapSize)
@@ -153,9 +165,25 @@ public final class Snapshotter: Sendable {
             reporter.setPhase(.committing)
             var stored = results.withLock { $0.compactMap { $0 } }
             guard stored.count == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
+            try await pool.run { try self.store.syncDirectories() }
+            if let registry = self.registry {
+                // Published before it is recorded: a failed publish records
+                // nothing, and the stored content makes a retry cheap.
+                reporter.setPhase(.publishing)
+                let config = SnapshotConfig.encode(stored.map(\.file))
+                try await pool.run { try registry.publish(name: key.name, version: key.version, config: config) }
+                reporter.setPhase(.committing)
+            }
             let info = try await pool.run { [stored] in
-                try self.store.syncDirectories()
-                return try self.commitSnapshot(key, prepared: prepared, stored: stored, cancel: flag)
+                try self.commitSnapshot(key, stored: stored, config: nil, cancel: flag) { missing, current in
+                    var repaired = current
+                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+                    defer { buffer.deallocate() }
+                    for i in missing {
+                        repaired[i] = try self.storeFile(prepared[i], useInodeIndex: false, buffer: buffer, reporter: nil, cancel: flag)
+                    }
+                    return repaired
+                }
             }
             stored = info.1
             reporter.finish()
@@ -248,16 +276,20 @@ public final class Snapshotter: Sendable {
                           knownByInode: false, linkedInode: linked, bytesRead: size)
     }
 
-    private struct MissingContent: Error { var indices: [Int] }
+    struct MissingContent: Error { var indices: [Int] }
 
     /// One write transaction records the snapshot, its content and its
     /// references. Content another process deleted meanwhile is stored
     /// again from the source, then the commit is retried.
-    private func commitSnapshot(_ key: SnapshotKey, prepared: [PreparedFile], stored initial: [StoredFile],
-                                cancel: CancellationFlag) throws -> (SnapshotInfo, [StoredFile]) {
+    /// One write transaction records the snapshot, its content and its
+    /// references. Content another process deleted meanwhile is put back by
+    /// `repair` (stored again from the source), then the commit is retried.
+    func commitSnapshot(_ key: SnapshotKey, stored initial: [StoredFile], config givenConfig: [UInt8]?,
+                        cancel: CancellationFlag,
+                        repair: ([Int], [StoredFile]) throws -> [StoredFile]) throws -> (SnapshotInfo, [StoredFile]) {
         var stored = initial
         let files = stored.map(\.file)
-        let config = SnapshotConfig.encode(files)
+        let config = givenConfig ?? SnapshotConfig.encode(files)
         let sortedFiles = files.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
         let now = Sys.nowNanos()
         let record = SnapshotRecord(created: now, files: sortedFiles, config: config)
@@ -272,11 +304,7 @@ public final class Snapshotter: Sendable {
             } catch let missing as MissingContent {
                 guard attempt < 3 else { break }
                 try cancel.check()
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
-                defer { buffer.deallocate() }
-                for i in missing.indices {
-                    stored[i] = try storeFile(prepared[i], useInodeIndex: false, buffer: buffer, reporter: nil, cancel: cancel)
-                }
+                stored = try repair(missing.indices, stored)
                 try store.syncDirectories()
             }
         }
@@ -340,7 +368,7 @@ public final class Snapshotter: Sendable {
         let key = SnapshotKey(name: request.name, version: request.version)
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
-            let record = try await pool.run { try self.loadSnapshot(key) }
+            let record = try await self.localOrRemoteSnapshot(key, reporter: reporter, cancel: flag)
             let targets = try await pool.run {
                 try self.prepareRestore(key, record: record, outputDir: request.outputDir, overwrite: request.overwrite)
             }

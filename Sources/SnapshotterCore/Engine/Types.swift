@@ -11,6 +11,8 @@ public struct StoreOptions: Sendable {
     /// Least time between two intermediate progress events; phase changes
     /// and the final event always go out.
     public var progressIntervalNanos: UInt64 = 2_000_000
+    /// Where snapshots are published and found; nil keeps them local.
+    public var registry: RegistrySettings?
     /// Garbage-collection policy for `gc()` and the background collector.
     public var gc = GCPolicy()
     /// How disk usage is measured (a seam for tests).

@@ -106,6 +106,28 @@ final class ContentStore: Sendable {
         keep = try Sys.renameNoReplace(tmp, final)
     }
 
+    /// Rebuilds a read-only link from its content (decoded and verified),
+    /// for content that arrived without its original file.
+    func materializeLink(_ d: Digest, buffer: UnsafeMutableRawBufferPointer) throws {
+        let src = contentPath(d)
+        let inFD = try Sys.open(src, O_RDONLY)
+        defer { Sys.close(inFD) }
+        let st = try Sys.fstat(inFD, src)
+        let tmp = Self.tempPath(in: linkDir)
+        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o444)
+        var keep = false
+        defer {
+            Sys.close(out)
+            if !keep { try? Sys.unlinkIfExists(tmp) }
+        }
+        let r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: out, name: src, buffer: buffer) { _ in }
+        guard r.digest == d else {
+            throw SnapshotterError.corrupt("content \(d) is corrupt (hashes to \(r.digest))")
+        }
+        try Sys.fsync(out, tmp)
+        keep = try Sys.renameNoReplace(tmp, linkPath(d))
+    }
+
     /// Checks and hashes a content file without writing anything.
     func hashContent(_ d: Digest, buffer: UnsafeMutableRawBufferPointer) throws -> SPF1.DecodeResult {
         let path = contentPath(d)

@@ -1,0 +1,208 @@
+import CCurl
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One HTTP exchange over libcurl.
+struct HTTPRequest: Sendable {
+    var method = "GET"
+    var url: String
+    var headers: [String] = []
+    var body: [UInt8]? = nil
+    /// Responses larger than this are refused while streaming.
+    var maxResponseBytes = 8 << 20
+}
+
+struct HTTPResponse: Sendable {
+    var status: Int
+    /// Header names lowercased; later values win.
+    var headers: [String: String]
+    var body: [UInt8]
+    /// The URL after redirects.
+    var effectiveURL: String
+
+    func header(_ name: String) -> String? { headers[name.lowercased()] }
+}
+
+/// Transport-level failures (no HTTP status), with whether a retry may help.
+struct HTTPTransportError: Error {
+    var message: String
+    var retryable: Bool
+    var tooLarge: Bool
+}
+
+/// TLS and timeout settings shared by the requests of one client.
+struct HTTPSettings: Sendable {
+    var insecure = false
+    var caFile: String?
+    var connectTimeoutMs = 10_000
+    /// A transfer that moves less than one byte a second for this long
+    /// fails (a registry that stops answering).
+    var stallTimeoutSeconds = 30
+    var totalTimeoutMs = 300_000
+}
+
+/// libcurl's global state is initialised once, before any handle exists.
+enum CurlGlobal {
+    static let ready: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+}
+
+/// A pool of easy handles: each request takes one, so connections and TLS
+/// sessions are reused across calls without sharing a handle between
+/// threads.
+final class CurlPool: Sendable {
+    private let idle = Mutex<[CurlEasy]>([])
+
+    func perform(_ request: HTTPRequest, _ settings: HTTPSettings) throws -> HTTPResponse {
+        let easy = try idle.withLock { $0.popLast() } ?? CurlEasy()
+        defer { idle.withLock { if $0.count < 8 { $0.append(easy) } } }
+        return try easy.perform(request, settings)
+    }
+}
+
+final class CurlEasy: @unchecked Sendable {
+    private let handle: UnsafeMutableRawPointer
+
+    init() throws {
+        guard CurlGlobal.ready, let h = curl_easy_init() else {
+            throw SnapshotterError(.internal, "libcurl could not be initialised")
+        }
+        handle = h
+    }
+
+    deinit { curl_easy_cleanup(handle) }
+
+    /// Per-transfer state the C callbacks reach through their userdata.
+    final class Exchange {
+        var body: [UInt8] = []
+        var headers: [String: String] = [:]
+        var limit: Int
+        var tooLarge = false
+        var upload: [UInt8]
+        var uploaded = 0
+
+        init(limit: Int, upload: [UInt8]) {
+            self.limit = limit
+            self.upload = upload
+        }
+    }
+
+    func perform(_ request: HTTPRequest, _ settings: HTTPSettings) throws -> HTTPResponse {
+        curl_easy_reset(handle)
+        let exchange = Exchange(limit: request.maxResponseBytes, upload: request.body ?? [])
+        let context = Unmanaged.passRetained(exchange)
+        defer { context.release() }
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(headerList) }
+        for h in request.headers + ["Expect:"] { headerList = curl_slist_append(headerList, h) }
+
+        let rc: CURLcode = request.url.withCString { url in
+            errorBuffer.withUnsafeMutableBufferPointer { errBuf in
+                (settings.caFile ?? "").withCString { caFile in
+                    request.method.withCString { method in
+                        _ = cshim_curl_setopt_ptr(handle, CURLOPT_URL, url)
+                        _ = cshim_curl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errBuf.baseAddress)
+                        _ = cshim_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+                        _ = cshim_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1)
+                        _ = cshim_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
+                        _ = cshim_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, settings.connectTimeoutMs)
+                        _ = cshim_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, settings.totalTimeoutMs)
+                        _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
+                        _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, settings.stallTimeoutSeconds)
+                        _ = cshim_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, headerList)
+                        if settings.insecure {
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
+                        } else if settings.caFile != nil {
+                            _ = cshim_curl_setopt_ptr(handle, CURLOPT_CAINFO, caFile)
+                        }
+                        _ = cshim_curl_setopt_write(handle) { ptr, size, count, user in
+                            let ex = Unmanaged<Exchange>.fromOpaque(user!).takeUnretainedValue()
+                            let n = size * count
+                            if ex.body.count + n > ex.limit {
+                                ex.tooLarge = true
+                                return 0
+                            }
+                            if let ptr { ex.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: n)) }
+                            return n
+                        }
+                        _ = cshim_curl_setopt_ptr(handle, CURLOPT_WRITEDATA, context.toOpaque())
+                        _ = cshim_curl_setopt_header(handle) { ptr, size, count, user in
+                            let ex = Unmanaged<Exchange>.fromOpaque(user!).takeUnretainedValue()
+                            let n = size * count
+                            guard let ptr else { return n }
+                            let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self)
+                            if line.hasPrefix("HTTP/") {
+                                ex.headers = [:]
+                                return n
+                            }
+                            guard let colon = line.firstIndex(of: ":") else { return n }
+                            let name = line[..<colon].lowercased()
+                            let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
+                            ex.headers[name] = value
+                            if name == "content-length", let len = Int(value), len > ex.limit {
+                                ex.tooLarge = true
+                                return 0
+                            }
+                            return n
+                        }
+                        _ = cshim_curl_setopt_ptr(handle, CURLOPT_HEADERDATA, context.toOpaque())
+                        switch request.method {
+                        case "GET": break
+                        case "HEAD": _ = cshim_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
+                        case "PUT", "POST", "PATCH":
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
+                            _ = cshim_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(exchange.upload.count))
+                            _ = cshim_curl_setopt_read(handle) { ptr, size, count, user in
+                                let ex = Unmanaged<Exchange>.fromOpaque(user!).takeUnretainedValue()
+                                let n = min(size * count, ex.upload.count - ex.uploaded)
+                                if n > 0, let ptr {
+                                    ex.upload.withUnsafeBytes { src in
+                                        UnsafeMutableRawPointer(ptr).copyMemory(from: src.baseAddress! + ex.uploaded, byteCount: n)
+                                    }
+                                    ex.uploaded += n
+                                }
+                                return n
+                            }
+                            _ = cshim_curl_setopt_ptr(handle, CURLOPT_READDATA, context.toOpaque())
+                            if request.method != "PUT" {
+                                _ = cshim_curl_setopt_ptr(handle, CURLOPT_CUSTOMREQUEST, method)
+                            }
+                        default:
+                            _ = cshim_curl_setopt_ptr(handle, CURLOPT_CUSTOMREQUEST, method)
+                        }
+                        return curl_easy_perform(handle)
+                    }
+                }
+            }
+        }
+        if exchange.tooLarge {
+            throw HTTPTransportError(message: "response is larger than \(request.maxResponseBytes) bytes", retryable: false, tooLarge: true)
+        }
+        guard rc == CURLE_OK else {
+            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
+            let retryable = [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR,
+                             CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE].contains(rc)
+            throw HTTPTransportError(message: text, retryable: retryable, tooLarge: false)
+        }
+        var status = 0
+        _ = cshim_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        var effective: UnsafeMutablePointer<CChar>?
+        _ = cshim_curl_getinfo_ptr(handle, CURLINFO_EFFECTIVE_URL, &effective)
+        return HTTPResponse(status: status, headers: exchange.headers, body: exchange.body,
+                            effectiveURL: effective.map { String(cString: $0) } ?? request.url)
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let f = s.first, chars.contains(f) { s.removeFirst() }
+        while let l = s.last, chars.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,324 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A client of the OCI distribution API over libcurl: anonymous, Basic and
+/// Bearer-token authentication, retries with backoff, size limits while
+/// streaming, and every pulled blob checked against its sha256.
+final class DistributionRegistry: MetadataRegistry {
+    let settings: RegistrySettings
+    private let base: String
+    private let origin: String
+    private let http: HTTPSettings
+    private let pool = CurlPool()
+    private let auth = Mutex(AuthState())
+
+    private struct AuthState {
+        /// The registry asked for Basic credentials.
+        var basic = false
+        /// Bearer tokens by scope, with their expiry (monotonic ns).
+        var tokens: [String: (token: String, expires: UInt64)] = [:]
+        /// The scope last granted for each repository.
+        var scopeForRepository: [String: String] = [:]
+    }
+
+    var endpointDescription: String { base }
+
+    init(_ settings: RegistrySettings) throws {
+        self.settings = settings
+        var b = settings.endpoint
+        while b.hasSuffix("/") { b.removeLast() }
+        base = b
+        let scheme = b.hasPrefix("https://") ? "https://" : "http://"
+        let schemeEnd = b.index(b.startIndex, offsetBy: min(scheme.count, b.count))
+        let hostEnd = b[schemeEnd...].firstIndex(of: "/") ?? b.endIndex
+        origin = String(b[..<hostEnd])
+        guard schemeEnd < hostEnd else { throw SnapshotterError.invalid("registry endpoint \(settings.endpoint.debugDescription) has no host") }
+        var h = HTTPSettings()
+        h.insecure = settings.insecure
+        h.caFile = settings.caFile
+        h.connectTimeoutMs = Int(settings.connectTimeoutSeconds * 1000)
+        h.stallTimeoutSeconds = max(1, Int(settings.stallTimeoutSeconds))
+        http = h
+        if let ca = settings.caFile, (try Sys.lstatIfExists(ca)) == nil {
+            throw SnapshotterError.invalid("registry CA file \(ca) does not exist")
+        }
+    }
+
+    // MARK: publish and fetch
+
+    func publish(name: String, version: String, config: [UInt8]) throws {
+        let repo = settings.repository(name)
+        let what = "publish \(repo):\(version) to \(base)"
+        let digest = SHA256.digest(config)
+        let head = try send(HTTPRequest(method: "HEAD", url: "\(base)/v2/\(repo)/blobs/\(digest)"), repo: repo, what: what)
+        if head.status == 404 {
+            let start = try send(HTTPRequest(method: "POST", url: "\(base)/v2/\(repo)/blobs/uploads/", body: []),
+                                 repo: repo, what: what)
+            guard start.status == 202, let location = start.header("location") else {
+                throw failure(start, what: "\(what): starting the config upload")
+            }
+            var url = location.hasPrefix("http://") || location.hasPrefix("https://") ? location : origin + location
+            url += (url.contains("?") ? "&" : "?") + "digest=" + percentEncode(digest)
+            let put = try send(HTTPRequest(method: "PUT", url: url, headers: ["Content-Type: application/octet-stream"], body: config),
+                               repo: repo, what: what)
+            guard put.status == 201 || put.status == 204 else { throw failure(put, what: "\(what): uploading the config") }
+        } else if head.status != 200 {
+            throw failure(head, what: "\(what): checking for the config blob")
+        }
+        let manifest = SnapshotArtifact.manifest(config: config)
+        let put = try send(HTTPRequest(method: "PUT", url: "\(base)/v2/\(repo)/manifests/\(version)",
+                                       headers: ["Content-Type: \(SnapshotArtifact.manifestMediaType)"], body: manifest),
+                           repo: repo, what: what)
+        guard put.status == 201 || put.status == 200 || put.status == 204 else {
+            throw failure(put, what: "\(what): pushing the manifest")
+        }
+        Log.info("published \(repo):\(version) to \(base) (config \(digest))")
+    }
+
+    func fetch(name: String, version: String) throws -> [UInt8] {
+        let repo = settings.repository(name)
+        let what = "fetch \(repo):\(version) from \(base)"
+        let limit = settings.maxDocumentBytes
+        let m = try send(HTTPRequest(url: "\(base)/v2/\(repo)/manifests/\(version)",
+                                     headers: ["Accept: \(SnapshotArtifact.manifestMediaType)"], maxResponseBytes: limit),
+                         repo: repo, what: what)
+        if m.status == 404 { throw SnapshotterError(.notFound, "\(what): no such snapshot in the registry\(errorDetail(m))") }
+        guard m.status == 200 else { throw failure(m, what: "\(what): pulling the manifest") }
+        if let ct = m.header("content-type"), !ct.isEmpty, !ct.hasPrefix(SnapshotArtifact.manifestMediaType) {
+            throw SnapshotterError(.registry, "\(what): manifest content type \(ct) is not \(SnapshotArtifact.manifestMediaType)")
+        }
+        let desc = try SnapshotArtifact.parseManifest(m.body, what: what)
+        guard desc.size <= limit else {
+            throw SnapshotterError(.registry, "\(what): config of \(desc.size) bytes exceeds the limit of \(limit)")
+        }
+        let c = try send(HTTPRequest(url: "\(base)/v2/\(repo)/blobs/\(desc.digest)", maxResponseBytes: desc.size),
+                         repo: repo, what: what)
+        guard c.status == 200 else { throw failure(c, what: "\(what): pulling the config \(desc.digest)") }
+        let actual = SHA256.digest(c.body)
+        guard c.body.count == desc.size, actual == desc.digest else {
+            throw SnapshotterError(.registry, "\(what): config blob does not match its digest (expected \(desc.digest), \(desc.size) bytes; got \(actual), \(c.body.count) bytes)")
+        }
+        return c.body
+    }
+
+    // MARK: requests, retries and authentication
+
+    /// Sends a request with authentication, retrying connection failures,
+    /// 429 and 5xx with exponential backoff and jitter; a 401 is answered
+    /// once (Basic or a Bearer token for the challenged scope).
+    func send(_ request: HTTPRequest, repo: String, what: String) throws -> HTTPResponse {
+        var authRetried = false
+        var attempt = 0
+        while true {
+            var req = request
+            if let h = authorizationHeader(repo: repo) { req.headers.append(h) }
+            let response: HTTPResponse
+            do {
+                response = try pool.perform(req, http)
+            } catch let e as HTTPTransportError {
+                if e.tooLarge {
+                    throw SnapshotterError(.registry, "\(what): \(e.message)")
+                }
+                if e.retryable && attempt < settings.retries {
+                    attempt += 1
+                    backoff(attempt)
+                    continue
+                }
+                throw SnapshotterError(.registry, "\(what): \(base) cannot be reached: \(e.message)")
+            }
+            if response.status == 401 && !authRetried {
+                authRetried = true
+                if try authenticate(challenge: response.header("www-authenticate"), repo: repo, what: what) { continue }
+            }
+            if (response.status == 429 || response.status >= 500) && attempt < settings.retries {
+                attempt += 1
+                backoff(attempt)
+                continue
+            }
+            return response
+        }
+    }
+
+    private func backoff(_ attempt: Int) {
+        let base = Double(settings.backoffMilliseconds) * Double(1 << min(attempt - 1, 10))
+        let jitter = Double.random(in: 0.5...1.5)
+        usleep(UInt32(min(base * jitter, 30_000) * 1000))
+    }
+
+    private func authorizationHeader(repo: String) -> String? {
+        auth.withLock { s in
+            if let scope = s.scopeForRepository[repo], let t = s.tokens[scope], t.expires > Sys.monotonicNanos() {
+                return "Authorization: Bearer \(t.token)"
+            }
+            if s.basic, let u = settings.username {
+                return "Authorization: Basic " + Base64.encode(Array("\(u):\(settings.password ?? "")".utf8))
+            }
+            return nil
+        }
+    }
+
+    /// Handles a 401 challenge; returns whether the request should be sent
+    /// again.
+    private func authenticate(challenge: String?, repo: String, what: String) throws -> Bool {
+        guard let challenge, let c = AuthChallenge.parse(challenge) else { return false }
+        switch c.scheme {
+        case "basic":
+            guard settings.username != nil else { return false }
+            auth.withLock { $0.basic = true }
+            return true
+        case "bearer":
+            guard let realm = c.params["realm"] else { return false }
+            let scope = c.params["scope"] ?? "repository:\(repo):pull"
+            let token = try fetchToken(realm: realm, service: c.params["service"], scope: scope, what: what)
+            auth.withLock {
+                $0.tokens[scope] = token
+                $0.scopeForRepository[repo] = scope
+            }
+            return true
+        default:
+            return false
+        }
+    }
+
+    private func fetchToken(realm: String, service: String?, scope: String, what: String) throws -> (token: String, expires: UInt64) {
+        var url = realm + (realm.contains("?") ? "&" : "?")
+        var query: [String] = []
+        if let service { query.append("service=" + percentEncode(service)) }
+        for s in scope.split(separator: " ") { query.append("scope=" + percentEncode(String(s))) }
+        url += query.joined(separator: "&")
+        var req = HTTPRequest(url: url, maxResponseBytes: 1 << 20)
+        if let u = settings.username {
+            req.headers.append("Authorization: Basic " + Base64.encode(Array("\(u):\(settings.password ?? "")".utf8)))
+        }
+        var attempt = 0
+        while true {
+            do {
+                let r = try pool.perform(req, http)
+                if (r.status == 429 || r.status >= 500) && attempt < settings.retries {
+                    attempt += 1
+                    backoff(attempt)
+                    continue
+                }
+                guard r.status == 200 else {
+                    throw SnapshotterError(.registry, "\(what): the token service refused \(scope) (\(r.status))\(errorDetail(r))")
+                }
+                guard let json = try? JSONValue.parse(r.body),
+                      let token = json["token"]?.stringValue ?? json["access_token"]?.stringValue, !token.isEmpty else {
+                    throw SnapshotterError(.registry, "\(what): the token service answered without a token")
+                }
+                let ttl = max(json["expires_in"]?.int64Value ?? 60, 10)
+                return (token, Sys.monotonicNanos() + UInt64(ttl - 5) * 1_000_000_000)
+            } catch let e as HTTPTransportError {
+                if e.retryable && attempt < settings.retries {
+                    attempt += 1
+                    backoff(attempt)
+                    continue
+                }
+                throw SnapshotterError(.registry, "\(what): the token service cannot be reached: \(e.message)")
+            }
+        }
+    }
+
+    /// A clear error for an unexpected status, with the registry's own
+    /// message.
+    private func failure(_ r: HTTPResponse, what: String) -> SnapshotterError {
+        let kind: String
+        switch r.status {
+        case 401: kind = "unauthorized"
+        case 403: kind = "forbidden"
+        case 404: kind = "not found"
+        case 400: kind = "rejected as invalid"
+        default: kind = "unexpected status"
+        }
+        return SnapshotterError(r.status == 404 ? .notFound : .registry, "\(what): \(kind) (\(r.status))\(errorDetail(r))")
+    }
+
+    /// `: CODE: message` from an OCI error body, or nothing.
+    private func errorDetail(_ r: HTTPResponse) -> String {
+        guard let json = try? JSONValue.parse(r.body), let errors = json["errors"]?.arrayValue, !errors.isEmpty else { return "" }
+        let parts = errors.prefix(3).map { e -> String in
+            let code = e["code"]?.stringValue ?? "ERROR"
+            let message = e["message"]?.stringValue ?? ""
+            return message.isEmpty ? code : "\(code): \(message)"
+        }
+        return ": " + parts.joined(separator: "; ")
+    }
+}
+
+/// A `WWW-Authenticate` challenge: scheme and its parameters.
+struct AuthChallenge: Equatable {
+    var scheme: String
+    var params: [String: String]
+
+    static func parse(_ header: String) -> AuthChallenge? {
+        let trimmed = header.trimmingCharacters(in: " ")
+        guard let space = trimmed.firstIndex(of: " ") else {
+            return trimmed.isEmpty ? nil : AuthChallenge(scheme: trimmed.lowercased(), params: [:])
+        }
+        let scheme = trimmed[..<space].lowercased()
+        var params: [String: String] = [:]
+        var rest = Substring(trimmed[trimmed.index(after: space)...])
+        while !rest.isEmpty {
+            rest = rest.drop { $0 == " " || $0 == "," }
+            guard let eq = rest.firstIndex(of: "=") else { break }
+            let key = rest[..<eq].trimmingCharacters(in: " ").lowercased()
+            rest = rest[rest.index(after: eq)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                while let c = rest.first {
+                    rest = rest.dropFirst()
+                    if c == "\\", let n = rest.first { value.append(n); rest = rest.dropFirst(); continue }
+                    if c == "\"" { break }
+                    value.append(c)
+                }
+            } else {
+                let end = rest.firstIndex(of: ",") ?? rest.endIndex
+                value = rest[..<end].trimmingCharacters(in: " ")
+                rest = rest[end...]
+            }
+            params[key] = value
+        }
+        return AuthChallenge(scheme: scheme, params: params)
+    }
+}
+
+enum Base64 {
+    static func encode(_ bytes: [UInt8]) -> String {
+        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
+            out.append(table[Int(b0 >> 2)])
+            out.append(table[Int((b0 & 3) << 4 | b1 >> 4)])
+            out.append(i + 1 < bytes.count ? table[Int((b1 & 15) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+            out.append(i + 2 < bytes.count ? table[Int(b2 & 63)] : UInt8(ascii: "="))
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+func percentEncode(_ s: String) -> String {
+    var out = ""
+    for b in s.utf8 {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            out.unicodeScalars.append(Unicode.Scalar(b))
+        default:
+            out += "%" + String(b, radix: 16, uppercase: true).leftPadded(2)
+        }
+    }
+    return out
+}
+
+extension String {
+    func leftPadded(_ width: Int, with c: Character = "0") -> String {
+        count >= width ? self : String(repeating: c, count: width - count) + self
+    }
+}
