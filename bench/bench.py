@@ -100,10 +100,11 @@ def sync():
 
 
 def warm_memory(gib):
-    """Touches `gib` GiB of memory once and frees it. On a VM whose host
-    backs guest memory lazily (this one: about 3 s per GiB on first touch),
-    the first use of a page is slow, and whichever side of a comparison
-    first grows the page cache would pay for it."""
+    """Touches `gib` GiB of memory once and frees it (BENCH_WARM_GIB). On a
+    VM whose host backs guest memory lazily, a page's first use is slow
+    (seen here: 2 s per GiB, and freed memory goes back to the host within
+    seconds), which makes single runs noisy; alternating the sides and
+    taking the median of several runs is what evens it out."""
     blocks = []
     for _ in range(int(gib * 2)):
         blocks.append(b"\x01" * (512 * MiB))
@@ -196,7 +197,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="snapshotctl (release build)")
     ap.add_argument("--repo", required=True, help="repository root (for scripts/lib.sh)")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
 
     parent = os.environ.get("BENCH_DIR") or tempfile.gettempdir()
@@ -220,7 +221,7 @@ def bench(args, work):
                                   if os.environ.get("BENCH_DROP_CACHES") == "1" else "warm for both sides"))
 
     # ---- memory and data ---------------------------------------------------
-    gib = float(os.environ.get("BENCH_WARM_GIB", "6"))
+    gib = float(os.environ.get("BENCH_WARM_GIB", "0"))
     if gib > 0:
         t0 = time.perf_counter()
         warm_memory(gib)
@@ -417,7 +418,7 @@ def bench(args, work):
     log(f"bench: {sum(1 for r in targets if r[5])} of {len(targets)} targets met")
     for note in b.notes:
         log(f"bench: note: {note}")
-    log("bench: each run (s): " + "; ".join(f"{k}: " + " ".join(f"{t:.3f}" for t in v) for k, v in raw.items()))
+    log("bench: each run in order (s): " + "; ".join(f"{k}: " + " ".join(f"{t:.3f}" for t in v) for k, v in raw.items()))
 
 if __name__ == "__main__":
     main()

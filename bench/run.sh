@@ -4,7 +4,7 @@
 # read-only files, and prints snapshotctl against cp, cp + fsync and cat on
 # the same files, measured in this run (see bench/bench.py). Takes a few
 # minutes and about 5 GiB of disk under $BENCH_DIR (default: $TMPDIR or
-# /tmp), all removed at the end. BENCH_REPS sets the runs per side (3).
+# /tmp), all removed at the end. BENCH_REPS sets the runs per side (5).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -13,4 +13,4 @@ ensure_swift_on_path
 section "Build snapshotctl (release)"
 BIN="$(build_release_snapshotctl)"
 section "Benchmark"
-exec python3 "$REPO_ROOT/bench/bench.py" --bin "$BIN" --repo "$REPO_ROOT" --reps "${BENCH_REPS:-3}"
+exec python3 "$REPO_ROOT/bench/bench.py" --bin "$BIN" --repo "$REPO_ROOT" --reps "${BENCH_REPS:-5}"

@@ -69,7 +69,20 @@ section "swift build (debug, all products)"
 swift build
 
 # ------------------------------------------------------------- Swift tests --
-run_suite "swift test" swift test
+# swift test, then one plain "swift: N passed, N failed" line from Swift
+# Testing's own summary (XCTest, with no tests, prints "Executed 0 tests").
+swift_tests() {
+    local log="$TEST_TMP/swift-test.log" rc total failed
+    swift test 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    total=$(grep -aoE 'Test run with [0-9]+ tests?' "$log" | tail -n 1 | grep -oE '[0-9]+' || true)
+    if [ -n "$total" ]; then
+        failed=$(grep -aE 'Test .* failed after' "$log" | grep -avc 'Test run with' || true)
+        echo "swift: $((total - failed)) passed, $failed failed"
+    fi
+    return "$rc"
+}
+run_suite "swift test" swift_tests
 
 # ------------------------------------------------------------------ C tests --
 # Release libsnapshotter.so (Swift runtime linked in), installed into a
