@@ -6,7 +6,7 @@
 # and runs `apt-get update` only when an install needs it.
 set -euo pipefail
 
-PACKAGES=(liblmdb-dev libxxhash-dev libcurl4-openssl-dev pkg-config time openssl make gcc g++ binutils)
+PACKAGES=(liblmdb-dev libxxhash-dev libcurl4-openssl-dev pkg-config time openssl make gcc g++ binutils curl python3-venv)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -36,6 +36,7 @@ stop_services() {
             echo "stopped ${SERVICE_NAMES[$i]} (pid $pid)"
         fi
     done
+    if [ -n "${SERVICES_DIR:-}" ]; then scripts/services.sh stop "$SERVICES_DIR" >/dev/null 2>&1 || true; fi
     rm -rf "$TEST_TMP"
     exit "$status"
 }
@@ -67,6 +68,15 @@ swift --version 2>&1 | head -1
 # ------------------------------------------------------------------- build --
 section "swift build (debug, all products)"
 swift build
+
+# ---------------------------------------------------------------- services --
+# Real servers on 127.0.0.1 (scripts/services.sh): docker-registry plain,
+# TLS + Basic and token auth, a fault proxy and a hostile registry. Tests
+# find them through the env file; the trap stops them.
+section "services"
+SERVICES_DIR="$TEST_TMP/services"
+scripts/services.sh start-registry "$SERVICES_DIR"
+export SNAPSHOTTER_TEST_SERVICES="$SERVICES_DIR/services.env"
 
 # ------------------------------------------------------------- Swift tests --
 # swift test, then one plain "swift: N passed, N failed" line from Swift

@@ -52,17 +52,17 @@ final class DistributionRegistry: MetadataRegistry {
         let repo = settings.repository(name)
         let what = "publish \(repo):\(version) to \(base)"
         let digest = SHA256.digest(config)
-        let head = try send(HTTPRequest(method: "HEAD", url: "\(base)/v2/\(repo)/blobs/\(digest)"), repo: repo, what: what)
+        let head = try send(HTTPRequest(method: "HEAD", url: "\(base)/v2/\(repo)/blobs/\(digest)"), repo: repo, what: what, push: true)
         if head.status == 404 {
             let start = try send(HTTPRequest(method: "POST", url: "\(base)/v2/\(repo)/blobs/uploads/", body: []),
-                                 repo: repo, what: what)
+                                 repo: repo, what: what, push: true)
             guard start.status == 202, let location = start.header("location") else {
                 throw failure(start, what: "\(what): starting the config upload")
             }
             var url = location.hasPrefix("http://") || location.hasPrefix("https://") ? location : origin + location
             url += (url.contains("?") ? "&" : "?") + "digest=" + percentEncode(digest)
             let put = try send(HTTPRequest(method: "PUT", url: url, headers: ["Content-Type: application/octet-stream"], body: config),
-                               repo: repo, what: what)
+                               repo: repo, what: what, push: true)
             guard put.status == 201 || put.status == 204 else { throw failure(put, what: "\(what): uploading the config") }
         } else if head.status != 200 {
             throw failure(head, what: "\(what): checking for the config blob")
@@ -70,7 +70,7 @@ final class DistributionRegistry: MetadataRegistry {
         let manifest = SnapshotArtifact.manifest(config: config)
         let put = try send(HTTPRequest(method: "PUT", url: "\(base)/v2/\(repo)/manifests/\(version)",
                                        headers: ["Content-Type: \(SnapshotArtifact.manifestMediaType)"], body: manifest),
-                           repo: repo, what: what)
+                           repo: repo, what: what, push: true)
         guard put.status == 201 || put.status == 200 || put.status == 204 else {
             throw failure(put, what: "\(what): pushing the manifest")
         }
@@ -108,7 +108,7 @@ final class DistributionRegistry: MetadataRegistry {
     /// Sends a request with authentication, retrying connection failures,
     /// 429 and 5xx with exponential backoff and jitter; a 401 is answered
     /// once (Basic or a Bearer token for the challenged scope).
-    func send(_ request: HTTPRequest, repo: String, what: String) throws -> HTTPResponse {
+    func send(_ request: HTTPRequest, repo: String, what: String, push: Bool = false) throws -> HTTPResponse {
         var authRetried = false
         var attempt = 0
         while true {
@@ -130,7 +130,7 @@ final class DistributionRegistry: MetadataRegistry {
             }
             if response.status == 401 && !authRetried {
                 authRetried = true
-                if try authenticate(challenge: response.header("www-authenticate"), repo: repo, what: what) { continue }
+                if try authenticate(challenge: response.header("www-authenticate"), repo: repo, what: what, push: push) { continue }
             }
             if (response.status == 429 || response.status >= 500) && attempt < settings.retries {
                 attempt += 1
@@ -161,7 +161,7 @@ final class DistributionRegistry: MetadataRegistry {
 
     /// Handles a 401 challenge; returns whether the request should be sent
     /// again.
-    private func authenticate(challenge: String?, repo: String, what: String) throws -> Bool {
+    private func authenticate(challenge: String?, repo: String, what: String, push: Bool) throws -> Bool {
         guard let challenge, let c = AuthChallenge.parse(challenge) else { return false }
         switch c.scheme {
         case "basic":
@@ -170,7 +170,11 @@ final class DistributionRegistry: MetadataRegistry {
             return true
         case "bearer":
             guard let realm = c.params["realm"] else { return false }
-            let scope = c.params["scope"] ?? "repository:\(repo):pull"
+            // A publish asks for push up front, so the token from the first
+            // challenge (often a pull-only HEAD) serves the whole push; the
+            // registry sends actions in either order, so they are sorted.
+            var scope = Self.normalizeScope(c.params["scope"] ?? "repository:\(repo):pull")
+            if push && scope == "repository:\(repo):pull" { scope = "repository:\(repo):pull,push" }
             let token = try fetchToken(realm: realm, service: c.params["service"], scope: scope, what: what)
             auth.withLock {
                 $0.tokens[scope] = token
@@ -180,6 +184,15 @@ final class DistributionRegistry: MetadataRegistry {
         default:
             return false
         }
+    }
+
+    /// `repository:R:push,pull` -> `repository:R:pull,push`, per scope.
+    static func normalizeScope(_ scope: String) -> String {
+        scope.split(separator: " ").map { part -> String in
+            guard let last = part.lastIndex(of: ":") else { return String(part) }
+            let actions = part[part.index(after: last)...].split(separator: ",").map(String.init).sorted()
+            return part[...last] + actions.joined(separator: ",")
+        }.joined(separator: " ")
     }
 
     private func fetchToken(realm: String, service: String?, scope: String, what: String) throws -> (token: String, expires: UInt64) {
