@@ -349,6 +349,9 @@ typedef struct snapshotter_verify_report {
     int64_t bytes_checked;
     size_t problem_count;
     const snapshotter_problem_t *const *problems;
+    /* What snapshotter_repair did, one line per action (0 for verify). */
+    size_t repair_count;
+    const char *const *repairs;
 } snapshotter_verify_report_t;
 
 /* Caller-owned like snapshotter_report_t: set `size` first
@@ -418,6 +421,16 @@ SNAPSHOTTER_API int snapshotter_delete(snapshotter_t *s, const char *name, const
 SNAPSHOTTER_API int snapshotter_verify_async(snapshotter_t *s, snapshotter_progress_cb progress,
                                              snapshotter_done_cb done, void *payload, snapshotter_op_t **op_out);
 SNAPSHOTTER_API int snapshotter_verify(snapshotter_t *s, snapshotter_verify_report_t **out);
+
+/* Verifies, then fixes what it found: snapshots whose content is missing
+ * or corrupt are dropped (they can never be restored from this store; a
+ * registry copy can be restored again later), missing content records,
+ * references and read-only links are rebuilt from the content, dangling
+ * references are removed. The report lists the problems found before
+ * repairing and the repairs made. */
+SNAPSHOTTER_API int snapshotter_repair_async(snapshotter_t *s, snapshotter_progress_cb progress,
+                                             snapshotter_done_cb done, void *payload, snapshotter_op_t **op_out);
+SNAPSHOTTER_API int snapshotter_repair(snapshotter_t *s, snapshotter_verify_report_t **out);
 
 /* Runs a garbage collection now, with the store's GC settings: evicts
  * least recently used snapshots while the disk is above the high

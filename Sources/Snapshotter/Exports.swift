@@ -420,32 +420,46 @@ public func snapshotter_delete(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>
     }
 }
 
-private let verifyBody: @Sendable (StoreHandle, OpHandle) async throws -> OpResult = { store, op in
-    .verify(try await store.engine.verify(progress: op.progressHandler, cancel: op.cancel))
+private func verifyBody(repair: Bool) -> @Sendable (StoreHandle, OpHandle) async throws -> OpResult {
+    { store, op in .verify(try await store.engine.verify(repair: repair, progress: op.progressHandler, cancel: op.cancel)) }
+}
+
+/// Runs verify (or repair) synchronously and hands C its own report block.
+private func verifySync(_ s: OpaquePointer?, repair: Bool,
+                        _ out: UnsafeMutablePointer<UnsafeMutablePointer<snapshotter_verify_report_t>?>?) throws -> Int32 {
+    guard let out else { throw SnapshotterError(.invalidArgument, "out pointer is NULL") }
+    out.pointee = nil
+    let store = try Handles.require(s, StoreHandle.self, "store")
+    let body = verifyBody(repair: repair)
+    let op = try OpHandle.runSync(store) { try await body(store, $0) }
+    let st = op.currentStatus
+    if st != Status.ok { return Status.fail(st, String(cString: op.errorMessage)) }
+    guard let r = op.finishedVerifyValue else { throw SnapshotterError(.internal, "verify finished without a report") }
+    guard let copy = Pack.verifyReport(r) else { return Status.fail(Status.noMemory, "out of memory") }
+    out.pointee = copy
+    return Status.ok
 }
 
 @_cdecl("snapshotter_verify_async")
 public func snapshotter_verify_async(_ s: OpaquePointer?, _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
                                      _ payload: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
-    guarded { try startAsync(s, progress, done, payload, out, verifyBody) }
+    guarded { try startAsync(s, progress, done, payload, out, verifyBody(repair: false)) }
 }
 
 @_cdecl("snapshotter_verify")
 public func snapshotter_verify(_ s: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<snapshotter_verify_report_t>?>?) -> Int32 {
-    guarded {
-        guard let out else { throw SnapshotterError(.invalidArgument, "out pointer is NULL") }
-        out.pointee = nil
-        let store = try Handles.require(s, StoreHandle.self, "store")
-        let op = try OpHandle.runSync(store, { try await verifyBody(store, $0) })
-        let st = op.currentStatus
-        if st != Status.ok { return Status.fail(st, String(cString: op.errorMessage)) }
-        guard let r = op.finishedVerifyValue else { throw SnapshotterError(.internal, "verify finished without a report") }
-        // C gets its own block; the op's goes with the op.
-        let copy = Pack.verifyReport(r)
-        guard let copy else { return Status.fail(Status.noMemory, "out of memory") }
-        out.pointee = copy
-        return Status.ok
-    }
+    guarded { try verifySync(s, repair: false, out) }
+}
+
+@_cdecl("snapshotter_repair_async")
+public func snapshotter_repair_async(_ s: OpaquePointer?, _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
+                                     _ payload: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded { try startAsync(s, progress, done, payload, out, verifyBody(repair: true)) }
+}
+
+@_cdecl("snapshotter_repair")
+public func snapshotter_repair(_ s: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<snapshotter_verify_report_t>?>?) -> Int32 {
+    guarded { try verifySync(s, repair: true, out) }
 }
 
 private let gcBody: @Sendable (StoreHandle, OpHandle) async throws -> OpResult = { store, op in

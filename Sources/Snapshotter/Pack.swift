@@ -114,10 +114,12 @@ enum Pack {
         let header = a.reserve(snapshotter_verify_report_t.self)
         let ptrs = a.reserve(UnsafePointer<snapshotter_problem_t>?.self, count: problems.count)
         let first = a.reserve(snapshotter_problem_t.self, count: problems.count)
+        let repairPtrs = a.reserve(UnsafePointer<CChar>?.self, count: r.repairs.count)
         let strs = problems.map { p in
             (a.string(p.kind.rawValue), p.digest.map { a.string($0.description) }, p.snapshot.map { a.string($0) },
              a.string(p.message))
         }
+        let repairStrs = r.repairs.map { a.string($0) }
         guard let base = a.allocate() else { return nil }
         func str(_ off: Int) -> UnsafePointer<CChar> { UnsafePointer((base + off).assumingMemoryBound(to: CChar.self)) }
         let stride = MemoryLayout<snapshotter_problem_t>.stride
@@ -139,6 +141,10 @@ enum Pack {
         hv.bytes_checked = r.bytesChecked
         hv.problem_count = problems.count
         hv.problems = problems.isEmpty ? nil : UnsafePointer(ptrBase)
+        let repairBase = (base + repairPtrs).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+        for (i, off) in repairStrs.enumerated() { repairBase[i] = str(off) }
+        hv.repair_count = r.repairs.count
+        hv.repairs = r.repairs.isEmpty ? nil : UnsafePointer(repairBase)
         h.initialize(to: hv)
         return h
     }

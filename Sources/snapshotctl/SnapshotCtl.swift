@@ -15,7 +15,7 @@ struct SnapshotCtl: AsyncParsableCommand {
         15 corrupt content, 18 canceled, 21 no space, 22 permission, ...), \
         with one line on stderr.
         """,
-        subcommands: [Snapshot.self, Restore.self, List.self, Info.self, Inspect.self, Delete.self, Verify.self]
+        subcommands: [Snapshot.self, Restore.self, List.self, Info.self, Inspect.self, Delete.self, Verify.self, GC.self, Stats.self]
     )
 }
 
@@ -222,17 +222,83 @@ struct Delete: AsyncParsableCommand {
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Re-hash all content and check every record; exit 15 when anything is wrong.")
     @OptionGroup var common: RootOptions
+    @Flag(help: "Fix what was found: drop snapshots whose content is gone or corrupt, rebuild records, references and links.")
+    var repair = false
 
     func run() async throws {
         try await runReporting {
             let store = try common.open()
             let meter = Console.meter(quiet: common.quiet, verb: "verify")
-            let r = try await store.verify(progress: meter)
+            let r = try await store.verify(repair: repair, progress: meter)
             Console.clearLine()
             for p in r.problems { print(p.description) }
+            for a in r.repairs { print("repaired: \(a)") }
+            if repair && !r.problems.isEmpty {
+                let after = try await store.verify()
+                for p in after.problems { print("still: \(p.description)") }
+                print("after repair: " + (after.isConsistent ? "consistent" : "\(after.problems.count) problems"))
+                if !after.isConsistent { throw SnapshotterError(.corrupt, "the store still has \(after.problems.count) problems") }
+                return
+            }
             print("verified \(r.snapshotsChecked) snapshots, \(r.contentFilesChecked) content files, \(Console.bytes(r.bytesChecked)): "
                   + (r.isConsistent ? "consistent" : "\(r.problems.count) problems"))
             if !r.isConsistent { throw SnapshotterError(.corrupt, "the store has \(r.problems.count) problems") }
+        }
+    }
+}
+
+struct GC: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Collect now: evict least recently used snapshots above the disk watermark, remove orphans.")
+    @OptionGroup var common: RootOptions
+    @Option(name: .customLong("high-watermark"), help: "Disk use (percent) that starts eviction (default 90).") var high: Double?
+    @Option(name: .customLong("low-watermark"), help: "Disk use (percent) where eviction stops (default 70).") var low: Double?
+    @Option(name: .customLong("min-retention"), help: "Seconds since last access before a snapshot may go (default 300).") var minRetention: Double?
+    @Option(name: .customLong("batch-size"), help: "Snapshots evicted per round (default 10).") var batchSize: Int?
+    @Option(name: .customLong("max-store-bytes"), help: "Byte budget for the store; 0 for none.") var maxStoreBytes: Int64?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await runReporting {
+            let store = try common.open()
+            var policy = GCPolicy()
+            if let high { policy.highWatermarkPercent = high }
+            if let low { policy.lowWatermarkPercent = low }
+            if let minRetention { policy.minRetentionSeconds = minRetention }
+            if let batchSize { policy.batchSize = batchSize }
+            if let maxStoreBytes { policy.maxStoreBytes = maxStoreBytes }
+            let r = try await store.gc(policy: policy)
+            if json {
+                print("{\"snapshotsEvicted\":\(r.snapshotsEvicted),\"contentFilesRemoved\":\(r.contentFilesRemoved),"
+                      + "\"bytesFreed\":\(r.bytesFreed),\"orphansRemoved\":\(r.orphansRemoved),\"elapsedNs\":\(r.elapsedNanos)}")
+            } else {
+                print("gc: evicted \(r.snapshotsEvicted) snapshots, removed \(r.contentFilesRemoved) content files "
+                      + "(\(Console.bytes(r.bytesFreed))) and \(r.orphansRemoved) orphans in \(Console.seconds(Double(r.elapsedNanos) / 1e9))")
+            }
+        }
+    }
+}
+
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Store usage: bytes, content files, snapshots, oldest access, disk.")
+    @OptionGroup var common: RootOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await runReporting {
+            let store = try common.open()
+            let s = try await store.stats()
+            let oldest = s.oldestAccessNanos.map { Console.time($0) }
+            if json {
+                print("{\"storeBytes\":\(s.storeBytes),\"contentFiles\":\(s.contentFiles),\"snapshots\":\(s.snapshots),"
+                      + "\"oldestAccess\":\(oldest.map(Console.quote) ?? "null"),\"diskTotalBytes\":\(s.disk.totalBytes),"
+                      + "\"diskUsedBytes\":\(s.disk.usedBytes)}")
+            } else {
+                print("store: \(Console.bytes(s.storeBytes)) in \(s.contentFiles) content files, \(s.snapshots) snapshots")
+                print("oldest access: \(oldest ?? "none")")
+                print("disk: \(Console.bytes(s.disk.usedBytes)) of \(Console.bytes(s.disk.totalBytes)) used (\(Int(s.disk.usedPercent))%)")
+            }
         }
     }
 }

@@ -335,7 +335,17 @@ static int test_corrupt_content(void) {
     CHECK_RC(snapshotter_verify(s, &vr), SNAPSHOTTER_OK);
     CHECK(vr->problem_count == 1 && strcmp(vr->problems[0]->kind, "corrupt-content") == 0);
     CHECK(vr->problems[0]->digest != NULL && vr->problems[0]->snapshot == NULL);
+    CHECK(vr->repair_count == 0);
     snapshotter_verify_report_free(vr);
+    /* Repair drops the snapshot whose content is corrupt, and says so. */
+    CHECK_RC(snapshotter_repair(s, &vr), SNAPSHOTTER_OK);
+    CHECK(vr->problem_count == 1 && vr->repair_count >= 2);
+    CHECK(strstr(vr->repairs[0], "dropped snapshot c:v1") != NULL);
+    snapshotter_verify_report_free(vr);
+    CHECK_RC(snapshotter_verify(s, &vr), SNAPSHOTTER_OK);
+    CHECK(vr->problem_count == 0);
+    snapshotter_verify_report_free(vr);
+    CHECK(access(fp, F_OK) != 0);
     CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
     return 0;
 }

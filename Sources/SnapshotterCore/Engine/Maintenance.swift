@@ -118,7 +118,11 @@ extension Snapshotter {
                 try self.evict(policy, into: &r, cancel: flag)
                 return r
             }
-            let orphans = try await pool.run { try self.sweepOrphans(graceSeconds: policy.orphanGraceSeconds) }
+            let orphans = try await pool.run {
+                _ = try self.expireLeases()
+                try self.emptyTrash()
+                return try self.sweepOrphans(graceSeconds: policy.orphanGraceSeconds)
+            }
             report.orphansRemoved = orphans
             report.elapsedNanos = Int64(Sys.monotonicNanos() - started)
             reporter.finish()
@@ -192,7 +196,8 @@ extension Snapshotter {
                 // transaction, so a snapshot committing this digest either
                 // sees the file or re-stores it.
                 let gone = try meta.env.write { txn -> Bool in
-                    guard try meta.contentRecord(txn, d) == nil, try !txn.contains(meta.trash, d.key), old(path) else { return false }
+                    guard try meta.contentRecord(txn, d) == nil, try !txn.contains(meta.trash, d.key), old(path),
+                          try !meta.leaseView(txn).digests.contains(d) else { return false }
                     try Sys.unlinkIfExists(path)
                     return true
                 }

@@ -369,30 +369,38 @@ public final class Snapshotter: Sendable {
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             let record = try await self.localOrRemoteSnapshot(key, reporter: reporter, cancel: flag)
-            let targets = try await pool.run {
-                try self.prepareRestore(key, record: record, outputDir: request.outputDir, overwrite: request.overwrite)
-            }
-            reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
-            let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
-            try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
-                let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
-                                              buffer: buffer, reporter: reporter, cancel: flag)
-                counts.withLock {
-                    switch how {
-                    case .linked: $0.filesLinked += 1
-                    case .copied: $0.filesCopied += 1
-                    case .decoded: $0.filesDecoded += 1; $0.bytesWritten += record.files[i].size
-                    }
-                    if how == .copied { $0.bytesWritten += record.files[i].size }
+            // The lease keeps the collector and delete away from this
+            // snapshot's content until the export is done.
+            return try await withLease(snapshots: [key], digests: Array(Set(record.files.map(\.digest))), check: { txn in
+                guard try txn.contains(self.meta.snapshots, key.bytes) else {
+                    throw SnapshotterError(.notFound, "snapshot \(key) was deleted")
                 }
-                reporter.fileDone(copied: how == .copied)
+            }) {
+                let targets = try await pool.run {
+                    try self.prepareRestore(key, record: record, outputDir: request.outputDir, overwrite: request.overwrite)
+                }
+                reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
+                let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
+                try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
+                    let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
+                                                  buffer: buffer, reporter: reporter, cancel: flag)
+                    counts.withLock {
+                        switch how {
+                        case .linked: $0.filesLinked += 1
+                        case .copied: $0.filesCopied += 1
+                        case .decoded: $0.filesDecoded += 1; $0.bytesWritten += record.files[i].size
+                        }
+                        if how == .copied { $0.bytesWritten += record.files[i].size }
+                    }
+                    reporter.fileDone(copied: how == .copied)
+                }
+                try flag.check()
+                try await pool.run {
+                    try self.meta.env.write { try self.meta.setLastAccess($0, key, Sys.nowNanos()) }
+                }
+                reporter.finish()
+                return counts.withLock { $0 }
             }
-            try flag.check()
-            try await pool.run {
-                try self.meta.env.write { try self.meta.setLastAccess($0, key, Sys.nowNanos()) }
-            }
-            reporter.finish()
-            return counts.withLock { $0 }
         }
     }
 
@@ -588,6 +596,10 @@ public final class Snapshotter: Sendable {
                 throw SnapshotterError(.notFound, "snapshot \(key) not found")
             }
             if let cutoff, let accessed = try meta.lastAccess(txn, key), accessed >= cutoff { return nil }
+            if try meta.leaseView(txn).snapshots.contains(key) {
+                if cutoff != nil { return nil }
+                throw SnapshotterError(.busy, "snapshot \(key) is in use by an operation in flight; try again when it is done")
+            }
             try txn.delete(meta.snapshots, key.bytes)
             try txn.delete(meta.access, key.bytes)
             var unreferenced: [Digest] = []
@@ -623,6 +635,8 @@ public final class Snapshotter: Sendable {
                 try txn.delete(meta.trash, d.key)
                 return nil
             }
+            // Leased content stays in the trash; a later collection retries.
+            if try meta.leaseView(txn).digests.contains(d) { return nil }
             var size: Int64 = 0
             if let st = try Sys.lstatIfExists(store.contentPath(d)) { size += Int64(st.st_size) }
             if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { size += Int64(st.st_size) }
@@ -633,7 +647,7 @@ public final class Snapshotter: Sendable {
     }
 
     /// Finishes deletions a crashed process left in the trash.
-    private func emptyTrash() throws {
+    func emptyTrash() throws {
         let pending = try meta.env.read { txn -> [Digest] in
             var out: [Digest] = []
             try txn.forEach(meta.trash) { k, _ in

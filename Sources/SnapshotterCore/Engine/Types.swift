@@ -135,5 +135,8 @@ public struct VerifyReport: Sendable, Equatable {
     public var contentFilesChecked: Int
     public var bytesChecked: Int64
     public var problems: [VerifyProblem]
+    /// What `verify(repair: true)` did, one line each; the problems above
+    /// are those found before repairing.
+    public var repairs: [String] = []
     public var isConsistent: Bool { problems.isEmpty }
 }

@@ -6,7 +6,23 @@ import Synchronization
 extension Snapshotter {
     /// Re-hashes every content file and read-only link and checks every
     /// record and reference against the files; reports what is wrong.
-    public func verify(progress: ProgressHandler? = nil, cancel: CancellationFlag? = nil) async throws -> VerifyReport {
+    /// With `repair`, fixes what it found (see docs/store-health.md):
+    /// snapshots whose content is gone or corrupt are dropped, missing
+    /// records, references and links are rebuilt from the content, and
+    /// dangling references are removed.
+    public func verify(repair: Bool = false, progress: ProgressHandler? = nil,
+                       cancel: CancellationFlag? = nil) async throws -> VerifyReport {
+        var report = try await check(progress: progress, cancel: cancel)
+        if repair && !report.problems.isEmpty {
+            let problems = report.problems
+            report.repairs = try await operation(cancel) { _ in
+                try await pool.run { try self.applyRepairs(problems) }
+            }
+        }
+        return report
+    }
+
+    private func check(progress: ProgressHandler?, cancel: CancellationFlag?) async throws -> VerifyReport {
         try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             let snap = try await pool.run { try self.metadataSnapshot() }
@@ -146,5 +162,108 @@ extension Snapshotter {
             }
         }
         return out
+    }
+}
+
+extension Snapshotter {
+    /// Applies repairs for `problems`; returns a line per action.
+    func applyRepairs(_ problems: [VerifyProblem]) throws -> [String] {
+        var actions: [String] = []
+        var lost = Set<Digest>()
+        var dropSnapshots = Set<String>()
+        for p in problems {
+            switch p.kind {
+            case .missingContent, .corruptContent:
+                if let d = p.digest { lost.insert(d) }
+            case .missingContentRecord:
+                guard let d = p.digest else { continue }
+                if try Sys.lstatIfExists(store.contentPath(d)) == nil { lost.insert(d) }
+            case .badRecord:
+                if let s = p.snapshot, p.digest == nil { dropSnapshots.insert(s) }
+            default: break
+            }
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        // Content that is gone or corrupt: every snapshot that names it is
+        // dropped (it can never be restored from this store), and the
+        // corrupt file is removed so it cannot be mistaken for good content.
+        var freed: [Digest] = []
+        try meta.env.write { txn in
+            var users: [SnapshotKey: [Digest]] = [:]
+            try txn.forEach(meta.snapshots) { k, v in
+                let key = try SnapshotKey(bytes: k)
+                if dropSnapshots.contains(key.description) {
+                    users[key] = []
+                    return true
+                }
+                guard let rec = try? SnapshotRecord.decode(v, key: key.description) else { return true }
+                let digests = Set(rec.files.map(\.digest))
+                if !digests.isDisjoint(with: lost) { users[key] = Array(digests) }
+                return true
+            }
+            for (key, digests) in users.sorted(by: { $0.key < $1.key }) {
+                try txn.delete(meta.snapshots, key.bytes)
+                try txn.delete(meta.access, key.bytes)
+                for d in digests {
+                    try txn.delete(meta.refs, d.key, value: key.bytes)
+                    if try meta.references(txn, d).isEmpty && !lost.contains(d) {
+                        try txn.delete(meta.content, d.key)
+                        try txn.put(meta.trash, d.key, [])
+                        freed.append(d)
+                    }
+                }
+                actions.append("dropped snapshot \(key): its content is missing or corrupt")
+            }
+            for d in lost.sorted() {
+                try txn.delete(meta.content, d.key)
+                try txn.delete(meta.refs, d.key)
+                try store.removeContent(d)
+                actions.append("removed content \(d) (missing or corrupt)")
+            }
+        }
+        for d in freed { _ = try removeTrashed(d) }
+        for p in problems {
+            switch p.kind {
+            case .missingContentRecord:
+                guard let d = p.digest, !lost.contains(d), let st = try Sys.lstatIfExists(store.contentPath(d)) else { continue }
+                let r = try store.hashContent(d, buffer: buffer)
+                guard r.digest == d else { continue }
+                try meta.env.write { txn in
+                    if try meta.contentRecord(txn, d) == nil {
+                        let hasLink = try Sys.lstatIfExists(store.linkPath(d)) != nil
+                        try meta.putContent(txn, d, ContentRecord(encodedSize: Int64(st.st_size), logicalSize: r.logicalSize,
+                                                                  created: Sys.nowNanos(), hasLink: hasLink))
+                    }
+                }
+                actions.append("recreated the record of content \(d)")
+            case .missingLink, .corruptLink:
+                guard let d = p.digest, !lost.contains(d), try Sys.lstatIfExists(store.contentPath(d)) != nil else { continue }
+                if p.kind == .corruptLink { try Sys.unlinkIfExists(store.linkPath(d)) }
+                if try Sys.lstatIfExists(store.linkPath(d)) == nil {
+                    try store.materializeLink(d, buffer: buffer)
+                    try meta.env.write { txn in
+                        if var rec = try meta.contentRecord(txn, d), !rec.hasLink {
+                            rec.hasLink = true
+                            try meta.putContent(txn, d, rec)
+                        }
+                    }
+                    actions.append("rebuilt read-only link \(d) from its content")
+                }
+            case .missingReference:
+                guard let d = p.digest, let s = p.snapshot, !lost.contains(d) else { continue }
+                try meta.env.write { txn in
+                    if try txn.contains(meta.snapshots, Array(s.utf8)) { try txn.put(meta.refs, d.key, Array(s.utf8)) }
+                }
+                actions.append("added the reference from \(d) to \(s)")
+            case .danglingReference:
+                guard let d = p.digest, let s = p.snapshot else { continue }
+                try meta.env.write { txn in _ = try txn.delete(meta.refs, d.key, value: Array(s.utf8)) }
+                actions.append("removed the dangling reference from \(d) to \(s)")
+            default: break
+            }
+        }
+        for a in actions { Log.warn("verify --repair \(root): \(a)") }
+        return actions
     }
 }

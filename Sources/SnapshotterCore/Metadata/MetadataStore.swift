@@ -11,6 +11,8 @@ import Synchronization
 /// - `content`: digest -> ContentRecord
 /// - `refs` (dup-sorted): digest -> each `name:version` that uses it
 /// - `inodes`: dev+ino of a read-only link -> digest, size, mtime
+/// - `leases`: `pid:start:n` -> the snapshots and digests an operation in
+///   flight uses; the collector and delete leave them alone
 /// - `trash`: digests whose last reference went and whose files are about to
 ///   be unlinked; a snapshot that needs one takes it back out.
 final class MetadataStore: Sendable {
@@ -21,6 +23,7 @@ final class MetadataStore: Sendable {
     let refs: MDB_dbi
     let inodes: MDB_dbi
     let trash: MDB_dbi
+    let leases: MDB_dbi
 
     /// LMDB must not be opened twice in one process (its POSIX locks are
     /// per process), so stores on the same root share one environment.
@@ -45,6 +48,7 @@ final class MetadataStore: Sendable {
         refs = try env.openDatabase("refs", dupSort: true)
         inodes = try env.openDatabase("inodes")
         trash = try env.openDatabase("trash")
+        leases = try env.openDatabase("leases")
     }
 
     // MARK: reads
