@@ -107,14 +107,18 @@ extension Snapshotter {
     /// The lease is written in a write transaction, so a collector or
     /// delete either sees it or finished before it (and then the record is
     /// gone, which `check` reports).
+    /// `check` runs in the same transaction and returns more digests to
+    /// lease (those of a record it reads there).
     func withLease<T: Sendable>(snapshots: [SnapshotKey], digests: [Digest],
-                                check: @escaping @Sendable (LMDBTransaction) throws -> Void = { _ in },
+                                check: @escaping @Sendable (LMDBTransaction) throws -> [Digest] = { _ in [] },
                                 _ body: () async throws -> T) async throws -> T {
-        let lease = Lease(key: Lease.newKey(), snapshots: snapshots, digests: digests)
-        try await pool.run {
-            try self.meta.env.write { txn in
-                try check(txn)
+        let key = Lease.newKey()
+        let lease = try await pool.run {
+            try self.meta.env.write { txn -> Lease in
+                let more = try check(txn)
+                let lease = Lease(key: key, snapshots: snapshots, digests: Array(Set(digests + more)))
                 try self.meta.putLease(txn, lease)
+                return lease
             }
         }
         let release: @Sendable () async -> Void = {

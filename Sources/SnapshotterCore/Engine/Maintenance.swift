@@ -147,10 +147,12 @@ extension Snapshotter {
             let cutoff = Sys.nowNanos() - Int64(policy.minRetentionSeconds * 1e9)
             let candidates = try meta.env.read { txn -> [(SnapshotKey, Int64)] in
                 var all: [(SnapshotKey, Int64)] = []
+                let leased = try meta.leaseView(txn).snapshots
                 try txn.forEach(meta.access) { k, v in
                     var r = ByteReader(v, what: "access")
                     let t = try r.i64()
-                    if t < cutoff { all.append((try SnapshotKey(bytes: k), t)) }
+                    let key = try SnapshotKey(bytes: k)
+                    if t < cutoff && !leased.contains(key) { all.append((key, t)) }
                     return true
                 }
                 return all.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }

@@ -368,40 +368,58 @@ public final class Snapshotter: Sendable {
         let key = SnapshotKey(name: request.name, version: request.version)
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
-            let record = try await self.localOrRemoteSnapshot(key, reporter: reporter, cancel: flag)
-            // The lease keeps the collector and delete away from this
-            // snapshot's content until the export is done.
-            return try await withLease(snapshots: [key], digests: Array(Set(record.files.map(\.digest))), check: { txn in
-                guard try txn.contains(self.meta.snapshots, key.bytes) else {
-                    throw SnapshotterError(.notFound, "snapshot \(key) was deleted")
+            // The record is read in the transaction that takes the lease, so
+            // the collector and delete cannot remove the snapshot or its
+            // content between the read and the end of the export. A
+            // snapshot only the registry has is fetched and recorded first.
+            let loaded = Locked<SnapshotRecord?>(nil)
+            let leaseCheck: @Sendable (LMDBTransaction) throws -> [Digest] = { txn in
+                guard let rec = try self.meta.snapshot(txn, key) else {
+                    throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }
-            }) {
-                let targets = try await pool.run {
-                    try self.prepareRestore(key, record: record, outputDir: request.outputDir, overwrite: request.overwrite)
-                }
-                reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
-                let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
-                try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
-                    let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
-                                                  buffer: buffer, reporter: reporter, cancel: flag)
-                    counts.withLock {
-                        switch how {
-                        case .linked: $0.filesLinked += 1
-                        case .copied: $0.filesCopied += 1
-                        case .decoded: $0.filesDecoded += 1; $0.bytesWritten += record.files[i].size
-                        }
-                        if how == .copied { $0.bytesWritten += record.files[i].size }
-                    }
-                    reporter.fileDone(copied: how == .copied)
-                }
-                try flag.check()
-                try await pool.run {
-                    try self.meta.env.write { try self.meta.setLastAccess($0, key, Sys.nowNanos()) }
-                }
-                reporter.finish()
-                return counts.withLock { $0 }
+                loaded.withLock { $0 = rec }
+                return rec.files.map(\.digest)
+            }
+            let exportBody: @Sendable () async throws -> RestoreReport = {
+                guard let record = loaded.withLock({ $0 }) else { throw SnapshotterError(.internal, "restore \(key): no record") }
+                return try await self.export(key, record: record, request: request, reporter: reporter, cancel: flag)
+            }
+            do {
+                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
+            } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) && self.registry != nil {
+                _ = try await self.localOrRemoteSnapshot(key, reporter: reporter, cancel: flag)
+                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
             }
         }
+    }
+
+    /// Writes every file of a leased snapshot into the output directory.
+    private func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
+                        reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
+        let targets = try await pool.run {
+            try self.prepareRestore(key, record: record, outputDir: request.outputDir, overwrite: request.overwrite)
+        }
+        reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
+        let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
+        try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
+            let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
+                                          buffer: buffer, reporter: reporter, cancel: flag)
+            counts.withLock {
+                switch how {
+                case .linked: $0.filesLinked += 1
+                case .copied: $0.filesCopied += 1
+                case .decoded: $0.filesDecoded += 1; $0.bytesWritten += record.files[i].size
+                }
+                if how == .copied { $0.bytesWritten += record.files[i].size }
+            }
+            reporter.fileDone(copied: how == .copied)
+        }
+        try flag.check()
+        try await pool.run {
+            try self.meta.env.write { try self.meta.setLastAccess($0, key, Sys.nowNanos()) }
+        }
+        reporter.finish()
+        return counts.withLock { $0 }
     }
 
     func loadSnapshot(_ key: SnapshotKey) throws -> SnapshotRecord {
