@@ -44,6 +44,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The collector benchmark (bench/gc.sh runs it in release).
+        .executableTarget(
+            name: "snapshotter-bench",
+            dependencies: ["SnapshotterCore"],
+            path: "bench/swift"
+        ),
         .testTarget(
             name: "SnapshotterCoreTests",
             dependencies: ["SnapshotterCore", "CShim"]

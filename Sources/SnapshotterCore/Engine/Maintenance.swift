@@ -187,27 +187,41 @@ extension Snapshotter {
         }
         var removed = 0
         for dir in [store.contentDir, store.linkDir] {
-            for name in try Directory.names(dir) {
-                let path = dir + "/" + name
-                if ContentStore.isTemp(name) {
-                    if old(path) { try Sys.unlinkIfExists(path); removed += 1 }
-                    continue
-                }
-                guard let d = try? Digest(hex: name) else { continue }
-                // The record check and the unlink share one write
-                // transaction, so a snapshot committing this digest either
-                // sees the file or re-stores it.
-                let gone = try meta.env.write { txn -> Bool in
-                    guard try meta.contentRecord(txn, d) == nil, try !txn.contains(meta.trash, d.key), old(path),
-                          try !meta.leaseView(txn).digests.contains(d) else { return false }
-                    try Sys.unlinkIfExists(path)
-                    return true
-                }
-                if gone {
-                    removed += 1
-                    Log.info("gc \(root): removed orphan \(path)")
+            var candidates: [(Digest, String)] = []
+            let names = try Directory.names(dir)
+            // One read transaction finds the files no record names; only
+            // those are looked at again, under the write lock.
+            try meta.env.read { txn in
+                for name in names {
+                    let path = dir + "/" + name
+                    if ContentStore.isTemp(name) {
+                        if old(path) {
+                            try Sys.unlinkIfExists(path)
+                            removed += 1
+                        }
+                        continue
+                    }
+                    guard let d = try? Digest(hex: name) else { continue }
+                    if try meta.contentRecord(txn, d) == nil, old(path) { candidates.append((d, path)) }
                 }
             }
+            guard !candidates.isEmpty else { continue }
+            // The record check and the unlink share one write transaction,
+            // so a snapshot committing such a digest either sees the file or
+            // stores it again.
+            let gone = try meta.env.write { txn -> [String] in
+                let leased = try meta.leaseView(txn).digests
+                var out: [String] = []
+                for (d, path) in candidates {
+                    guard try meta.contentRecord(txn, d) == nil, try !txn.contains(meta.trash, d.key), !leased.contains(d),
+                          old(path) else { continue }
+                    try Sys.unlinkIfExists(path)
+                    out.append(path)
+                }
+                return out
+            }
+            removed += gone.count
+            for path in gone { Log.info("gc \(root): removed orphan \(path)") }
         }
         return removed
     }
