@@ -1,0 +1,228 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+@testable import SnapshotterCore
+
+/// Builds SPF1 streams byte by byte, valid or not.
+struct SPF1Stream {
+    var bytes: [UInt8] = []
+
+    init(magic: String = "SPF1", size: UInt64, count: UInt64) {
+        bytes = Array(magic.utf8)
+        u64(size)
+        u64(count)
+    }
+
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+
+    /// An extent header and `dataCount` bytes of data (default: `length`).
+    mutating func extent(_ offset: UInt64, _ length: UInt64, dataCount: Int? = nil) {
+        u64(offset)
+        u64(length)
+        bytes.append(contentsOf: patternBytes(dataCount ?? Int(length), seed: offset))
+    }
+
+    func with(_ edit: (inout SPF1Stream) -> Void) -> SPF1Stream {
+        var copy = self
+        edit(&copy)
+        return copy
+    }
+}
+
+/// A hostile stream the decoder must refuse.
+struct HostileCase: Sendable, CustomTestStringConvertible {
+    var name: String
+    var bytes: [UInt8]
+    /// Refusable from the 20-byte header alone, before the output is touched.
+    var refusedAtHeader = false
+    var testDescription: String { name }
+
+    static let all: [HostileCase] = {
+        let valid = SPF1Stream(size: 100, count: 2).with { $0.extent(0, 10); $0.extent(50, 10) }
+        var header = SPF1Stream(size: 100, count: 0).bytes
+        header.removeLast(8)
+        return [
+            HostileCase(name: "bad magic", bytes: SPF1Stream(magic: "SPF2", size: 0, count: 0).bytes, refusedAtHeader: true),
+            HostileCase(name: "lowercase magic", bytes: SPF1Stream(magic: "spf1", size: 0, count: 0).bytes, refusedAtHeader: true),
+            HostileCase(name: "empty stream", bytes: [], refusedAtHeader: true),
+            HostileCase(name: "truncated header", bytes: header, refusedAtHeader: true),
+            HostileCase(name: "truncated extent data",
+                        bytes: SPF1Stream(size: 100, count: 1).with { $0.extent(0, 10, dataCount: 5) }.bytes),
+            HostileCase(name: "truncated extent header",
+                        bytes: SPF1Stream(size: 100, count: 2).with { $0.extent(0, 10); $0.u64(50) }.bytes),
+            HostileCase(name: "overlapping extents",
+                        bytes: SPF1Stream(size: 100, count: 2).with { $0.extent(0, 10); $0.extent(5, 10) }.bytes),
+            HostileCase(name: "repeated extent",
+                        bytes: SPF1Stream(size: 100, count: 2).with { $0.extent(20, 10); $0.extent(20, 10) }.bytes),
+            HostileCase(name: "out-of-order extents",
+                        bytes: SPF1Stream(size: 100, count: 2).with { $0.extent(50, 10); $0.extent(0, 10) }.bytes),
+            HostileCase(name: "extent past size",
+                        bytes: SPF1Stream(size: 100, count: 1).with { $0.extent(95, 10) }.bytes),
+            HostileCase(name: "extent starting past size",
+                        bytes: SPF1Stream(size: 100, count: 1).with { $0.extent(200, 1) }.bytes),
+            HostileCase(name: "extent whose end overflows",
+                        bytes: SPF1Stream(size: 100, count: 1).with { $0.u64(UInt64.max - 5); $0.u64(10); $0.bytes += [UInt8](repeating: 1, count: 10) }.bytes),
+            HostileCase(name: "zero-length extent",
+                        bytes: SPF1Stream(size: 100, count: 1).with { $0.extent(0, 0) }.bytes),
+            HostileCase(name: "trailing data", bytes: valid.bytes + [0]),
+            HostileCase(name: "trailing data after an empty file", bytes: SPF1Stream(size: 0, count: 0).bytes + [0, 0, 0, 0]),
+            HostileCase(name: "count 2^60 in a tiny stream", bytes: SPF1Stream(size: 1 << 40, count: 1 << 60).bytes, refusedAtHeader: true),
+            HostileCase(name: "count UInt64.max", bytes: SPF1Stream(size: 100, count: UInt64.max).with { $0.extent(0, 10) }.bytes,
+                        refusedAtHeader: true),
+            HostileCase(name: "count one more than the extents present", bytes: valid.with { $0.bytes[19] = 3 }.bytes),
+            HostileCase(name: "extent longer than the stream (2^40 bytes claimed)",
+                        bytes: SPF1Stream(size: 1 << 41, count: 1).with { $0.u64(0); $0.u64(1 << 40); $0.bytes += [1, 2, 3] }.bytes),
+            HostileCase(name: "size beyond Int64", bytes: SPF1Stream(size: UInt64.max, count: 0).bytes, refusedAtHeader: true),
+        ]
+    }()
+}
+
+/// Writes `bytes` to a file and runs the decoder over it.
+func decodeStream(_ bytes: [UInt8], in dir: String, toFile: Bool) throws -> SPF1.DecodeResult {
+    let src = dir + "/stream", dst = dir + "/decoded"
+    try writeFile(src, bytes)
+    let inFD = try posix("open") { open(src, O_RDONLY | O_CLOEXEC) }
+    defer { close(inFD) }
+    var outFD: Int32? = nil
+    if toFile { outFD = try posix("open") { open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) } }
+    defer { if let outFD { close(outFD) } }
+    return try withIOBuffer { try SPF1.decode(from: inFD, streamLength: Int64(bytes.count), to: outFD, name: src, buffer: $0) { _ in } }
+}
+
+@Suite("SPF1 decoder against hostile input")
+struct SPF1DecoderTests {
+    @Test("the stream builder makes streams the decoder accepts")
+    func builderMakesValidStreams() async throws {
+        try await withTempDir { dir in
+            let valid = SPF1Stream(size: 100, count: 2).with { $0.extent(0, 10); $0.extent(50, 10) }
+            let r = try decodeStream(valid.bytes, in: dir, toFile: true)
+            #expect(r.logicalSize == 100)
+            #expect(r.digest == XXH3Hasher.hash(valid.bytes))
+            let out = try readFile(dir + "/decoded")
+            #expect(out.count == 100)
+            #expect(Array(out[0..<10]) == patternBytes(10, seed: 0))
+            #expect(Array(out[50..<60]) == patternBytes(10, seed: 50))
+            #expect(out[10..<50].allSatisfy { $0 == 0 } && out[60...].allSatisfy { $0 == 0 })
+            // Extents may touch.
+            let touching = SPF1Stream(size: 20, count: 2).with { $0.extent(0, 10); $0.extent(10, 10) }
+            #expect(try decodeStream(touching.bytes, in: dir, toFile: false).logicalSize == 20)
+        }
+    }
+
+    @Test("the decoder refuses hostile streams with .corrupt", arguments: HostileCase.all)
+    func decoderRefuses(_ c: HostileCase) async throws {
+        try await withTempDir { dir in
+            let started = ContinuousClock.now
+            await expectError(.corrupt, "writing") { try decodeStream(c.bytes, in: dir, toFile: true) }
+            if c.refusedAtHeader {
+                let decoded = try statOf(dir + "/decoded")
+                #expect(decoded.st_size == 0, "the output was not touched")
+            }
+            await expectError(.corrupt, "checking only") { try decodeStream(c.bytes, in: dir, toFile: false) }
+            // A hostile count is refused from the length, not by trying.
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+    }
+
+    @Test("a restore of hostile content fails with .corrupt and writes nothing", arguments: HostileCase.all)
+    func restoreOfHostileContentLeavesNothing(_ c: HostileCase) async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/victim.bin", patternBytes(5000, seed: 7))
+            try await withStore(fx) { store in
+                let info = try await store.snapshot(SnapshotRequest(name: "hostile", version: "v1", baseDir: fx.base,
+                                                                    files: [FileRequest("victim.bin")])).info
+                let content = fx.contentDir + "/" + info.files[0].digest.hex
+                try posix("unlink") { unlink(content) }
+                try writeFile(content, c.bytes, mode: 0o444)
+
+                let out = fx.output()
+                await expectError(.corrupt) {
+                    try await store.restore(RestoreRequest(name: "hostile", version: "v1", outputDir: out))
+                }
+                #expect(try allFiles(under: out) == [], "no file, final or temporary, is left in the output")
+                let problems = try await store.verify().problems
+                #expect(problems.map(\.kind) == [.corruptContent])
+                #expect(problems.first?.digest == info.files[0].digest)
+            }
+        }
+    }
+}
+
+@Suite("Corrupted content")
+struct CorruptedContentTests {
+    /// Offsets into the content file of one 3 MiB extent (header 20 bytes,
+    /// extent header 16 bytes, then data).
+    static let flips: [Int] = [7, 27, 36, 36 + (1 << 20) + 17, 36 + 3 << 20 - 1]
+
+    @Test("restore of a content file with one flipped byte fails with .corrupt and leaves nothing", arguments: flips)
+    func flippedByteIsCaught(at offset: Int) async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/model.bin", patternBytes(3 << 20, seed: 99))
+            try writeFile(fx.base + "/other.txt", "unrelated\n")
+            try await withStore(fx) { store in
+                let info = try await store.snapshot(SnapshotRequest(name: "corrupt", version: "v1", baseDir: fx.base,
+                                                                    files: [FileRequest("model.bin"), FileRequest("other.txt")])).info
+                let digest = try #require(info.files.first { $0.relativePath == "model.bin" }?.digest)
+                let content = fx.contentDir + "/" + digest.hex
+                #expect(try statOf(content).st_size == 36 + 3 << 20)
+                var bytes = try readFile(content)
+                bytes[offset] ^= 0x01
+                try posix("unlink") { unlink(content) }
+                try writeFile(content, bytes, mode: 0o444)
+
+                let out = fx.output()
+                let e = await expectError(.corrupt) {
+                    try await store.restore(RestoreRequest(name: "corrupt", version: "v1", outputDir: out))
+                }
+                #expect(e?.message.contains("model.bin") == true, "the error names the file")
+                #expect(!exists(out + "/model.bin"), "nothing under the final name")
+                #expect(try allFiles(under: out).filter { $0 != "other.txt" } == [], "no temporary file is left")
+                let problems = try await store.verify().problems
+                #expect(problems.map(\.kind) == [.corruptContent])
+                #expect(problems.first?.digest == digest)
+            }
+        }
+    }
+    @Test("a missing content file is reported by verify and refused by restore before anything is written")
+    func missingContentRefused() async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/a.txt", "a\n")
+            try writeFile(fx.base + "/b.txt", "b\n")
+            try await withStore(fx) { store in
+                let info = try await store.snapshot(SnapshotRequest(name: "missing", version: "1", baseDir: fx.base,
+                                                                    files: [FileRequest("a.txt"), FileRequest("b.txt")])).info
+                let gone = try #require(info.files.first { $0.relativePath == "b.txt" }).digest
+                try posix("unlink") { unlink(fx.contentDir + "/" + gone.hex) }
+                let problems = try await store.verify().problems
+                #expect(problems.map(\.kind) == [.missingContent])
+                #expect(problems.first?.digest == gone)
+                let out = fx.output()
+                await expectError(.corrupt) {
+                    try await store.restore(RestoreRequest(name: "missing", version: "1", outputDir: out))
+                }
+                #expect(try allFiles(under: out) == [], "checked before anything was written")
+            }
+        }
+    }
+
+    @Test("verify reports a read-only source changed in place as a corrupt link")
+    func changedReadOnlySourceIsACorruptLink() async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/ro.bin", patternBytes(10_000, seed: 1), mode: 0o644)
+            try await withStore(fx) { store in
+                let info = try await store.snapshot(SnapshotRequest(name: "changed", version: "1", baseDir: fx.base,
+                                                                    files: [FileRequest("ro.bin", readOnly: true)])).info
+                #expect(try await store.verify().problems == [])
+                // Breaking the read-only promise: rewrite the same inode.
+                let fd = try posix("open") { open(fx.base + "/ro.bin", O_WRONLY | O_CLOEXEC) }
+                _ = pwrite(fd, [UInt8(0xff)], 1, 100)
+                close(fd)
+                let problems = try await store.verify().problems
+                #expect(problems.map(\.kind) == [.corruptLink])
+                #expect(problems.first?.digest == info.files[0].digest)
+            }
+        }
+    }
+}
