@@ -29,9 +29,13 @@
  * - Callbacks run on library threads, never on the thread that started
  *   the operation, and never while the library holds a lock on store state.
  *   A callback may call snapshotter_op_cancel, snapshotter_op_status,
- *   snapshotter_last_error, snapshotter_strerror and start new async
- *   operations. It must not call snapshotter_close or wait for an operation
- *   (snapshotter_op_wait, a synchronous call): those return
+ *   snapshotter_op_error, snapshotter_op_report, snapshotter_last_error,
+ *   snapshotter_strerror, snapshotter_active_operations,
+ *   snapshotter_reconfigure, the snapshotter_options_* and
+ *   snapshotter_files_* functions, and start new async operations. It must
+ *   not call snapshotter_close, wait for an operation (snapshotter_op_wait)
+ *   or make a synchronous call (snapshotter_snapshot, snapshotter_list,
+ *   snapshotter_files, snapshotter_stats, ...): those return
  *   SNAPSHOTTER_EBUSY when called from a callback. Callbacks should return
  *   quickly: they run on the library's I/O threads.
  */
@@ -116,7 +120,9 @@ SNAPSHOTTER_API const char *snapshotter_last_error(void);
 typedef void (*snapshotter_log_cb)(int level, const char *message, void *payload);
 
 /* Installs (or with NULL removes) the process-wide log callback. Messages
- * above max_level are not produced. Never logs secrets. */
+ * above max_level are not produced. Never logs secrets. A message being
+ * delivered while the callback is replaced may still reach the old one, so
+ * keep its payload valid until every store is closed. */
 SNAPSHOTTER_API int snapshotter_set_log_callback(snapshotter_log_cb cb, int max_level, void *payload);
 
 /* ---- Options ------------------------------------------------------------
@@ -153,7 +159,9 @@ typedef enum snapshotter_option {
     SNAPSHOTTER_OPT_REGISTRY_INSECURE = 104, /* int, 0 or 1 */
     SNAPSHOTTER_OPT_REGISTRY_CA_FILE = 105,
 
-    /* 200-299: content transport settings (string unless noted). */
+    /* 200-299: content transport settings (string unless noted). This
+     * version has no content transport yet: setting any of them fails with
+     * SNAPSHOTTER_EUNSUPPORTED naming the option. */
     SNAPSHOTTER_OPT_CONTENT_URL = 200,
     SNAPSHOTTER_OPT_CONTENT_ENDPOINT = 201,
     SNAPSHOTTER_OPT_CONTENT_REGION = 202,
@@ -172,7 +180,10 @@ typedef enum snapshotter_option {
     SNAPSHOTTER_OPT_GC_LOW_WATERMARK_PERCENT = 302,
     SNAPSHOTTER_OPT_GC_BATCH_SIZE = 303,
     SNAPSHOTTER_OPT_GC_MIN_RETENTION_SECONDS = 304,
-    SNAPSHOTTER_OPT_GC_MAX_STORE_BYTES = 305        /* 0: no budget */
+    SNAPSHOTTER_OPT_GC_MAX_STORE_BYTES = 305,       /* 0: no budget */
+    /* Temporary and orphan files younger than this are left alone by the
+     * sweep (default 3600): they may belong to an operation in flight. */
+    SNAPSHOTTER_OPT_GC_ORPHAN_GRACE_SECONDS = 306
 } snapshotter_option;
 
 /* A new options object with every default; NULL only when out of memory.
@@ -451,8 +462,9 @@ SNAPSHOTTER_API int snapshotter_files(snapshotter_t *s, const char *name, const 
 /* Store usage. */
 SNAPSHOTTER_API int snapshotter_stats(snapshotter_t *s, snapshotter_stats_t *out);
 /* Applies the registry (and, in later versions, content) settings of
- * `opts` to operations started after this call; settings fixed at open
- * (concurrency, GC) are not changed. `opts` is read during the call only. */
+ * `opts` to operations started after this call; operations already running
+ * keep the settings they started with. Settings fixed at open (concurrency,
+ * GC) are not changed. `opts` is read during the call only. */
 SNAPSHOTTER_API int snapshotter_reconfigure(snapshotter_t *s, const snapshotter_options_t *opts);
 /* Operations running on this store now (for leak checks in bindings). */
 SNAPSHOTTER_API int snapshotter_active_operations(snapshotter_t *s);

@@ -98,6 +98,7 @@ private func optionInfo(_ option: Int32) -> (String, OptionKind, Bool)? {
     case 303: return ("GC batch size", .int, true)
     case 304: return ("GC minimum retention", .int, true)
     case 305: return ("GC store byte budget", .int, true)
+    case 306: return ("GC orphan grace", .int, true)
     default: return nil
     }
 }
@@ -136,6 +137,7 @@ public func snapshotter_options_set_int(_ opts: OpaquePointer?, _ option: Int32,
         case 303: try range(1...1_000_000); o.store.gc.batchSize = Int(value)
         case 304: try range(0...(86_400 * 365 * 10)); o.store.gc.minRetentionSeconds = Double(value)
         case 305: try range(0...Int64.max); o.store.gc.maxStoreBytes = value
+        case 306: try range(0...(86_400 * 365)); o.store.gc.orphanGraceSeconds = Double(value)
         case 104: try range(0...1); o.registry.insecure = value != 0
         default: throw SnapshotterError(.internal, "option \(option) has no setter")
         }

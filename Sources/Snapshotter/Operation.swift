@@ -65,6 +65,9 @@ final class OpHandle: @unchecked Sendable {
     let host: HostCallbacks
     private let gate = Gate()
     private var status: Int32 = Status.inProgress
+    /// The result is set (readable from the done callback on).
+    private var resultReady = false
+    /// The done callback has returned too (what waiters wait for).
     private var finished = false
     private var message: UnsafeMutablePointer<CChar>?
     private(set) var report: UnsafeMutablePointer<snapshotter_report_t>?
@@ -138,6 +141,7 @@ final class OpHandle: @unchecked Sendable {
                 status = Status.code(err)
                 message = strdup(err.message)
             }
+            resultReady = true
         }
         code = gate.locked { status }
         if let done = host.done {
@@ -160,17 +164,17 @@ final class OpHandle: @unchecked Sendable {
         }
     }
 
-    var currentStatus: Int32 { gate.locked { finished ? status : Status.inProgress } }
+    var currentStatus: Int32 { gate.locked { resultReady ? status : Status.inProgress } }
     var isFinished: Bool { gate.locked { finished } }
     var errorMessage: UnsafePointer<CChar> {
-        gate.locked { UnsafePointer(finished ? (message ?? ThreadState.empty) : ThreadState.empty) }
+        gate.locked { UnsafePointer(resultReady ? (message ?? ThreadState.empty) : ThreadState.empty) }
     }
     var finishedReport: UnsafePointer<snapshotter_report_t>? {
-        gate.locked { finished ? report.map { UnsafePointer($0) } : nil }
+        gate.locked { resultReady ? report.map { UnsafePointer($0) } : nil }
     }
-    var finishedVerifyValue: VerifyReport? { gate.locked { finished ? verifyValue : nil } }
+    var finishedVerifyValue: VerifyReport? { gate.locked { resultReady ? verifyValue : nil } }
     var finishedVerifyReport: UnsafePointer<snapshotter_verify_report_t>? {
-        gate.locked { finished ? verifyReport.map { UnsafePointer($0) } : nil }
+        gate.locked { resultReady ? verifyReport.map { UnsafePointer($0) } : nil }
     }
 
     /// Runs `body` as an operation and blocks the calling C thread until it

@@ -365,6 +365,7 @@ struct progress_log {
     pthread_t caller;
     int on_caller_thread;
     int busy_close, busy_wait;
+    int status_in_cb, report_in_cb;
     snapshotter_t *store;
 };
 
@@ -397,8 +398,10 @@ static void on_done(snapshotter_op_t *op, int status, void *payload) {
     pthread_mutex_lock(&lg->mu);
     lg->done_calls++;
     lg->done_status = status;
+    /* Results are readable from inside the done callback. */
+    lg->status_in_cb = snapshotter_op_status(op);
+    lg->report_in_cb = snapshotter_op_report(op) != NULL;
     pthread_mutex_unlock(&lg->mu);
-    (void)op;
 }
 
 static void log_init(struct progress_log *lg) {
@@ -425,6 +428,7 @@ static int test_async_progress_and_done(void) {
     CHECK(op != NULL);
     CHECK_RC(snapshotter_op_wait(op, -1), SNAPSHOTTER_OK);
     CHECK(lg.done_calls == 1 && lg.done_status == SNAPSHOTTER_OK);
+    CHECK(lg.status_in_cb == SNAPSHOTTER_OK && lg.report_in_cb);
     CHECK(lg.events >= 2 && lg.monotonic && !lg.overlapped && !lg.on_caller_thread);
     CHECK(lg.busy_close && lg.busy_wait);
     CHECK(lg.last.phase == SNAPSHOTTER_PHASE_DONE);

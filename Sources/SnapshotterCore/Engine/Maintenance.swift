@@ -131,18 +131,18 @@ extension Snapshotter {
         }
     }
 
-    private func overLimit(_ policy: GCPolicy, watermark: Double) throws -> Bool {
-        let s = try computeStats()
-        if policy.maxStoreBytes > 0 {
-            let budgetLimit = Int64(Double(policy.maxStoreBytes) * watermark / policy.highWatermarkPercent)
-            if s.storeBytes > budgetLimit { return true }
-        }
-        return s.disk.usedPercent > watermark
-    }
-
     private func evict(_ policy: GCPolicy, into report: inout GCReport, cancel: CancellationFlag) throws {
-        guard try overLimit(policy, watermark: policy.highWatermarkPercent) else { return }
-        while try overLimit(policy, watermark: policy.lowWatermarkPercent) {
+        // Store bytes come from the metadata once, then are kept up to date
+        // from what each eviction releases; the disk is measured each round.
+        var storeBytes = try computeStats().storeBytes
+        func over(_ watermark: Double) throws -> Bool {
+            if policy.maxStoreBytes > 0 && storeBytes > Int64(Double(policy.maxStoreBytes) * watermark / policy.highWatermarkPercent) {
+                return true
+            }
+            return try options.diskUsage.usage(of: root).usedPercent > watermark
+        }
+        guard try over(policy.highWatermarkPercent) else { return }
+        while try over(policy.lowWatermarkPercent) {
             try cancel.check()
             let cutoff = Sys.nowNanos() - Int64(policy.minRetentionSeconds * 1e9)
             let candidates = try meta.env.read { txn -> [(SnapshotKey, Int64)] in
@@ -158,22 +158,20 @@ extension Snapshotter {
                 return all.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
             }
             if candidates.isEmpty {
-                Log.warn("gc \(root): over the limit but every snapshot is within its minimum retention")
+                Log.warn("gc \(root): over the limit but every snapshot is within its minimum retention or in use")
                 return
             }
-            var evicted = 0
-            for (key, _) in candidates.prefix(policy.batchSize) {
-                // Checked again just before removal: a restore may have
-                // touched it since the candidates were read.
-                if let r = try deleteSnapshot(key, unlessAccessedAfter: cutoff) {
-                    evicted += 1
-                    report.snapshotsEvicted += 1
-                    report.contentFilesRemoved += r.contentFilesRemoved
-                    report.bytesFreed += r.bytesFreed
-                    Log.info("gc \(root): evicted \(key)")
-                }
+            // One batch, one transaction; each candidate is checked again
+            // inside it (a restore may have touched or leased it since).
+            let evicted = try deleteSnapshots(candidates.prefix(policy.batchSize).map(\.0), unlessAccessedAfter: cutoff)
+            for (key, r) in evicted {
+                report.snapshotsEvicted += 1
+                report.contentFilesRemoved += r.contentFilesRemoved
+                report.bytesFreed += r.bytesFreed
+                storeBytes -= r.storeBytesReleased
+                Log.info("gc \(root): evicted \(key)")
             }
-            if evicted == 0 { return }
+            if evicted.isEmpty { return }
         }
     }
 

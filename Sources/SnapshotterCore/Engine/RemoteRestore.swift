@@ -5,11 +5,12 @@ import Glibc
 extension Snapshotter {
     /// The snapshot's record: local, or pulled from the registry and
     /// recorded (with its references) once its content is in the store.
-    func localOrRemoteSnapshot(_ key: SnapshotKey, reporter: ProgressReporter, cancel: CancellationFlag) async throws -> SnapshotRecord {
+    func localOrRemoteSnapshot(_ key: SnapshotKey, registry: (any MetadataRegistry)?, reporter: ProgressReporter,
+                               cancel: CancellationFlag) async throws -> SnapshotRecord {
         do {
             return try await pool.run { try self.loadSnapshot(key) }
         } catch let e as SnapshotterError where e.code == .notFound {
-            guard let registry = self.registry else { throw e }
+            guard let registry else { throw e }
             reporter.setPhase(.fetching)
             let config = try await pool.run { try registry.fetch(name: key.name, version: key.version) }
             // Every path is checked before anything is written.
@@ -35,10 +36,12 @@ extension Snapshotter {
         if let first = missing.first {
             throw SnapshotterError(.notFound, "restore \(key): content \(first.digest) of \(first.relativePath) (and \(missing.count - 1) more) is not in the local store and no content transport is configured")
         }
-        let links = Array(Set(files.filter(\.readOnly).map(\.digest)))
-        try await forEachConcurrently(links, limit: options.restoreConcurrency, pool: pool, cancel: cancel) { d, buffer in
-            if try Sys.lstatIfExists(self.store.linkPath(d)) == nil {
-                try self.store.materializeLink(d, buffer: buffer)
+        var firstUse: [Digest: SnapshotFile] = [:]
+        for f in files where f.readOnly && firstUse[f.digest] == nil { firstUse[f.digest] = f }
+        let links = Array(firstUse.values)
+        try await forEachConcurrently(links, limit: options.restoreConcurrency, pool: pool, cancel: cancel) { f, buffer in
+            if try Sys.lstatIfExists(self.store.linkPath(f.digest)) == nil {
+                try self.store.materializeLink(f.digest, like: f, buffer: buffer)
             }
         }
     }

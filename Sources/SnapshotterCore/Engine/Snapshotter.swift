@@ -151,6 +151,9 @@ public final class Snapshotter: Sendable {
             normalized.append(FileRequest(p, readOnly: f.readOnly))
         }
         let files = normalized
+        // Settings are taken when the call starts: a later setRegistry
+        // changes later calls only.
+        let registry = self.registry
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             let prepared = try await pool.run { try self.prepareSnapshot(key, baseDir: request.baseDir, files: files) }
@@ -163,16 +166,19 @@ public final class Snapshotter: Sendable {
             }
             try flag.check()
             reporter.setPhase(.committing)
+            try flag.check()
             var stored = results.withLock { $0.compactMap { $0 } }
             guard stored.count == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
             try await pool.run { try self.store.syncDirectories() }
-            if let registry = self.registry {
+            if let registry {
                 // Published before it is recorded: a failed publish records
                 // nothing, and the stored content makes a retry cheap.
                 reporter.setPhase(.publishing)
+                try flag.check()
                 let config = SnapshotConfig.encode(stored.map(\.file))
                 try await pool.run { try registry.publish(name: key.name, version: key.version, config: config) }
                 reporter.setPhase(.committing)
+                try flag.check()
             }
             let info = try await pool.run { [stored] in
                 try self.commitSnapshot(key, stored: stored, config: nil, cancel: flag) { missing, current in
@@ -273,7 +279,7 @@ public final class Snapshotter: Sendable {
             }
         }
         return StoredFile(file: file(ingested.digest), encodedSize: ingested.encodedSize, created: ingested.created,
-                          knownByInode: false, linkedInode: linked, bytesRead: size)
+                          knownByInode: false, linkedInode: linked, bytesRead: dataBytes)
     }
 
     struct MissingContent: Error { var indices: [Int] }
@@ -296,6 +302,8 @@ public final class Snapshotter: Sendable {
         for attempt in 0..<4 {
             do {
                 try meta.env.write { txn in
+                    // Last chance to stop: a throw here aborts the commit.
+                    try cancel.check()
                     try self.writeSnapshot(txn, key, record: record, stored: stored, now: now)
                 }
                 let info = SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
@@ -366,6 +374,7 @@ public final class Snapshotter: Sendable {
         try Naming.validateVersion(request.version)
         guard !request.outputDir.isEmpty else { throw SnapshotterError.invalid("output directory is empty") }
         let key = SnapshotKey(name: request.name, version: request.version)
+        let registry = self.registry
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             // The record is read in the transaction that takes the lease, so
@@ -386,8 +395,8 @@ public final class Snapshotter: Sendable {
             }
             do {
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
-            } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) && self.registry != nil {
-                _ = try await self.localOrRemoteSnapshot(key, reporter: reporter, cancel: flag)
+            } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) && registry != nil {
+                _ = try await self.localOrRemoteSnapshot(key, registry: registry, reporter: reporter, cancel: flag)
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
             }
         }
@@ -472,7 +481,11 @@ public final class Snapshotter: Sendable {
         var placed = false
         defer { if !placed { try? Sys.unlinkIfExists(tmp) } }
         var method = ExportMethod.decoded
-        if f.readOnly {
+        // A link shares the store's inode (and, for files snapshotted from
+        // this filesystem, the original source's): it is used only when
+        // that inode already carries this file's metadata, so restoring
+        // never changes the mode or times of any other file.
+        if f.readOnly, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
             do {
                 if try Sys.link(store.linkPath(f.digest), tmp) {
                     method = .linked
@@ -482,7 +495,6 @@ public final class Snapshotter: Sendable {
             }
         }
         if method == .linked {
-            try applyMetadata(path: tmp, f)
             reporter.addBytes(f.size)
         } else {
             try decodeContent(f, into: tmp, key: key, buffer: buffer, reporter: reporter, cancel: cancel)
@@ -499,17 +511,9 @@ public final class Snapshotter: Sendable {
         return method
     }
 
-    private func applyMetadata(path: String, _ f: SnapshotFile) throws {
-        let st = try Sys.lstat(path)
-        if UInt32(st.st_mode) & 0o7777 != f.mode {
-            _ = try Sys.call("chmod \(path)") { chmod(path, mode_t(f.mode)) }
-        }
-        if Sys.isRoot && (st.st_uid != f.uid || st.st_gid != f.gid) {
-            _ = try Sys.call("chown \(path)") { lchown(path, f.uid, f.gid) }
-        }
-        if Sys.mtimeNanos(st) != f.mtimeNanos {
-            try Sys.utimensat(path, mtimeNanos: f.mtimeNanos)
-        }
+    private func metadataMatches(_ st: FileStat, _ f: SnapshotFile) -> Bool {
+        UInt32(st.st_mode) & 0o7777 == f.mode && Sys.mtimeNanos(st) == f.mtimeNanos
+            && (!Sys.isRoot || (st.st_uid == f.uid && st.st_gid == f.gid))
     }
 
     /// Decodes a content file into `path`, verifying its digest in the same
@@ -608,59 +612,79 @@ public final class Snapshotter: Sendable {
     /// With `unlessAccessedAfter`, a snapshot accessed after that time (or
     /// already gone) is left alone and nil is returned.
     func deleteSnapshot(_ key: SnapshotKey, unlessAccessedAfter cutoff: Int64?) throws -> DeleteReport? {
-        let freed = try meta.env.write { txn -> [Digest]? in
-            guard let rec = try meta.snapshot(txn, key) else {
-                if cutoff != nil { return nil }
-                throw SnapshotterError(.notFound, "snapshot \(key) not found")
-            }
-            if let cutoff, let accessed = try meta.lastAccess(txn, key), accessed >= cutoff { return nil }
-            if try meta.leaseView(txn).snapshots.contains(key) {
-                if cutoff != nil { return nil }
-                throw SnapshotterError(.busy, "snapshot \(key) is in use by an operation in flight; try again when it is done")
-            }
-            try txn.delete(meta.snapshots, key.bytes)
-            try txn.delete(meta.access, key.bytes)
-            var unreferenced: [Digest] = []
-            for d in Set(rec.files.map(\.digest)) {
-                try txn.delete(meta.refs, d.key, value: key.bytes)
-                if try meta.references(txn, d).isEmpty {
-                    try txn.delete(meta.content, d.key)
-                    try txn.put(meta.trash, d.key, [])
-                    unreferenced.append(d)
-                }
-            }
-            return unreferenced
-        }
-        guard let freed else { return nil }
-        var report = DeleteReport(contentFilesRemoved: 0, bytesFreed: 0)
-        for d in freed {
-            if let bytes = try removeTrashed(d) {
-                report.contentFilesRemoved += 1
-                report.bytesFreed += bytes
-            }
-        }
-        return report
+        try deleteSnapshots([key], unlessAccessedAfter: cutoff).first?.1
     }
 
-    /// Unlinks a trashed digest's files unless a snapshot took it back;
-    /// returns the bytes freed, or nil when there was nothing to do. The
-    /// unlink happens inside the write transaction so no snapshot can start
-    /// to depend on the file between the check and the unlink.
-    func removeTrashed(_ d: Digest) throws -> Int64? {
-        try meta.env.write { txn -> Int64? in
-            guard try txn.contains(meta.trash, d.key) else { return nil }
-            guard try meta.references(txn, d).isEmpty, try meta.contentRecord(txn, d) == nil else {
-                try txn.delete(meta.trash, d.key)
-                return nil
+    /// Deletes several snapshots' records in one write transaction, then
+    /// their unreferenced content in another; returns those deleted. With
+    /// `unlessAccessedAfter` (the collector), snapshots accessed after it,
+    /// leased or already gone are skipped; without it they are errors.
+    func deleteSnapshots(_ keys: [SnapshotKey], unlessAccessedAfter cutoff: Int64?) throws -> [(SnapshotKey, DeleteReport)] {
+        let dropped = try meta.env.write { txn -> [(SnapshotKey, [Digest], Int64)] in
+            let leased = try meta.leaseView(txn).snapshots
+            var out: [(SnapshotKey, [Digest], Int64)] = []
+            for key in keys {
+                guard let rec = try meta.snapshot(txn, key) else {
+                    if cutoff != nil { continue }
+                    throw SnapshotterError(.notFound, "snapshot \(key) not found")
+                }
+                if let cutoff, let accessed = try meta.lastAccess(txn, key), accessed >= cutoff { continue }
+                if leased.contains(key) {
+                    if cutoff != nil { continue }
+                    throw SnapshotterError(.busy, "snapshot \(key) is in use by an operation in flight; try again when it is done")
+                }
+                try txn.delete(meta.snapshots, key.bytes)
+                try txn.delete(meta.access, key.bytes)
+                var unreferenced: [Digest] = []
+                var released: Int64 = 0
+                for d in Set(rec.files.map(\.digest)) {
+                    try txn.delete(meta.refs, d.key, value: key.bytes)
+                    if try meta.references(txn, d).isEmpty {
+                        if let c = try meta.contentRecord(txn, d) { released += c.encodedSize + (c.hasLink ? c.logicalSize : 0) }
+                        try txn.delete(meta.content, d.key)
+                        try txn.put(meta.trash, d.key, [])
+                        unreferenced.append(d)
+                    }
+                }
+                out.append((key, unreferenced, released))
             }
-            // Leased content stays in the trash; a later collection retries.
-            if try meta.leaseView(txn).digests.contains(d) { return nil }
-            var size: Int64 = 0
-            if let st = try Sys.lstatIfExists(store.contentPath(d)) { size += Int64(st.st_size) }
-            if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { size += Int64(st.st_size) }
-            try store.removeContent(d)
-            try txn.delete(meta.trash, d.key)
-            return size
+            return out
+        }
+        let (_, bytes) = try removeTrashed(dropped.flatMap(\.1))
+        // Bytes freed are measured for the whole batch; each report gets
+        // its share by content count.
+        let total = max(1, dropped.reduce(0) { $0 + $1.1.count })
+        return dropped.map { key, digests, released in
+            (key, DeleteReport(contentFilesRemoved: digests.count, bytesFreed: bytes * Int64(digests.count) / Int64(total),
+                               storeBytesReleased: released))
+        }
+    }
+
+    /// Unlinks trashed digests' files unless a snapshot took them back or
+    /// an operation leases them; returns how many were removed and the
+    /// bytes freed. The unlinks happen inside the write transaction, so no
+    /// snapshot can start to depend on a file between check and unlink.
+    func removeTrashed(_ digests: [Digest]) throws -> (Int, Int64) {
+        if digests.isEmpty { return (0, 0) }
+        return try meta.env.write { txn -> (Int, Int64) in
+            let leased = try meta.leaseView(txn).digests
+            var removed = 0
+            var bytes: Int64 = 0
+            for d in digests {
+                guard try txn.contains(meta.trash, d.key) else { continue }
+                guard try meta.references(txn, d).isEmpty, try meta.contentRecord(txn, d) == nil else {
+                    try txn.delete(meta.trash, d.key)
+                    continue
+                }
+                // Leased content stays in the trash; a later collection retries.
+                if leased.contains(d) { continue }
+                if let st = try Sys.lstatIfExists(store.contentPath(d)) { bytes += Int64(st.st_size) }
+                if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { bytes += Int64(st.st_size) }
+                try store.removeContent(d)
+                try txn.delete(meta.trash, d.key)
+                removed += 1
+            }
+            return (removed, bytes)
         }
     }
 
@@ -674,6 +698,6 @@ public final class Snapshotter: Sendable {
             }
             return out
         }
-        for d in pending { _ = try removeTrashed(d) }
+        _ = try removeTrashed(pending)
     }
 }

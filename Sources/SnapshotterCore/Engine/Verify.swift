@@ -222,7 +222,7 @@ extension Snapshotter {
                 actions.append("removed content \(d) (missing or corrupt)")
             }
         }
-        for d in freed { _ = try removeTrashed(d) }
+        _ = try removeTrashed(freed)
         for p in problems {
             switch p.kind {
             case .missingContentRecord:

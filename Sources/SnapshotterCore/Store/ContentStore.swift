@@ -102,13 +102,18 @@ final class ContentStore: Sendable {
             if !keep { try? Sys.unlinkIfExists(tmp) }
         }
         try FileCopy.sparseCopy(from: fd, to: out, size: size, what: source, buffer: buffer)
+        // The copy stands in for the source's inode: same mode, owner, times.
+        let st = try Sys.fstat(fd, source)
+        try Sys.fchmod(out, st.st_mode & 0o7777, tmp)
+        if Sys.isRoot { try Sys.fchown(out, st.st_uid, st.st_gid, tmp) }
+        try Sys.futimens(out, mtimeNanos: Sys.mtimeNanos(st), tmp)
         try Sys.fsync(out, tmp)
         keep = try Sys.renameNoReplace(tmp, final)
     }
 
     /// Rebuilds a read-only link from its content (decoded and verified),
     /// for content that arrived without its original file.
-    func materializeLink(_ d: Digest, buffer: UnsafeMutableRawBufferPointer) throws {
+    func materializeLink(_ d: Digest, like file: SnapshotFile? = nil, buffer: UnsafeMutableRawBufferPointer) throws {
         let src = contentPath(d)
         let inFD = try Sys.open(src, O_RDONLY)
         defer { Sys.close(inFD) }
@@ -123,6 +128,11 @@ final class ContentStore: Sendable {
         let r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: out, name: src, buffer: buffer) { _ in }
         guard r.digest == d else {
             throw SnapshotterError.corrupt("content \(d) is corrupt (hashes to \(r.digest))")
+        }
+        if let file {
+            try Sys.fchmod(out, mode_t(file.mode), tmp)
+            if Sys.isRoot { try Sys.fchown(out, file.uid, file.gid, tmp) }
+            try Sys.futimens(out, mtimeNanos: file.mtimeNanos, tmp)
         }
         try Sys.fsync(out, tmp)
         keep = try Sys.renameNoReplace(tmp, linkPath(d))

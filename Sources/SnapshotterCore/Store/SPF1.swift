@@ -127,7 +127,11 @@ enum SPF1 {
         guard rawCount <= maxCount else {
             throw SnapshotterError.corrupt("\(name): SPF1 extent count \(rawCount) cannot fit in \(streamLength) bytes")
         }
-        if let dst { try Sys.ftruncate(dst, size, name) }
+        if let dst {
+            do { try Sys.ftruncate(dst, size, name) } catch let e as SnapshotterError where e.code == .invalidArgument || e.code == .io {
+                throw SnapshotterError.corrupt("\(name): SPF1 size \(size) cannot be a file here (\(e.message))")
+            }
+        }
         var previousEnd: Int64 = 0
         for i in 0..<rawCount {
             let rawOffset = try reader.u64(hasher)
