@@ -3,15 +3,19 @@
 #
 #   scripts/services.sh start-registry DIR   install what is missing, start the
 #                                            registry services, write DIR/services.env
-#   scripts/services.sh start DIR            every service group (today: registry)
+#   scripts/services.sh start-content DIR    install what is missing, start the
+#                                            content services (S3, Dragonfly), same file
+#   scripts/services.sh start DIR            every service group (registry, content)
 #   scripts/services.sh stop DIR             stop everything started in DIR
 #                                            (SIGTERM, SIGKILL after 5 s)
 #   scripts/services.sh status DIR           each recorded process, running or not
-#   scripts/services.sh check DIR            run Tests/services/check_services.py
-#                                            against DIR/services.env
+#   scripts/services.sh check DIR            run Tests/services/check_services.py and
+#                                            check_content.py for the groups started
 #   scripts/services.sh install DIR          only install (apt packages, DIR/venv)
 #
-# Starting what is already running, or stopping what is stopped, does nothing.
+# Starting what is already running, or stopping what is stopped, does nothing;
+# a group with a dead process is started afresh, except that start-content
+# only restarts a dead Dragonfly stand-in (same socket, same control port).
 # Ports are picked free at start. The registry services are:
 #
 #   plain      docker-registry, HTTP, no auth, delete enabled
@@ -24,7 +28,23 @@
 #   hostile    Tests/services/hostile_registry.py, crafted bad answers by
 #              repository name (huge, malformed, escape, baddigest, ...)
 #
-# DIR/services.env (KEY=VALUE lines, safe to `set -a; . DIR/services.env`):
+# The content services are:
+#
+#   moto       Tests/services/s3_server.py: moto's S3 server with bucket
+#              "snapshots" and strict SigV4 checking (an IAM user's key;
+#              a wrong secret gets 403 SignatureDoesNotMatch). In memory:
+#              a restart loses the objects and makes a new key.
+#   s3-proxy   Tests/services/fault_proxy.py in front of moto (POST /mode
+#              on its control port: cut_after, reset, blackhole, delay_ms, ...)
+#   dfdaemon   Tests/services/dfdaemon_standin.py: Dragonfly's dfdaemon.v2
+#              DfdaemonDownload (UploadPersistentTask, DownloadPersistentTask)
+#              and grpc.health.v1 on DIR/dfdaemon.sock, storing in moto through
+#              the request's object_storage; faults and counters on its HTTP
+#              control port (its docstring has the API and every behaviour)
+#
+# DIR/services.env (KEY=VALUE lines, safe to `set -a; . DIR/services.env`)
+# holds the variables of every group started (each group also has its own
+# file, DIR/registry.env and DIR/content.env):
 #   SERVICES_DIR SERVICES_LOGS
 #   REGISTRY_PLAIN                       http://127.0.0.1:PORT
 #   REGISTRY_TLS REGISTRY_TLS_CA         https://localhost:PORT, DIR/ca.pem
@@ -36,6 +56,17 @@
 #   REGISTRY_PROXY REGISTRY_PROXY_CONTROL  proxy to plain; POST /mode there
 #   REGISTRY_HOSTILE                     http://127.0.0.1:PORT
 #   REGISTRY_HOSTILE_GOOD_MANIFEST_DIGEST REGISTRY_HOSTILE_GOOD_CONFIG_DIGEST
+#   SERVICES_PYTHON                      the venv's python (boto3, grpcio, ...)
+#   S3_ENDPOINT                          http://127.0.0.1:PORT (moto)
+#   S3_REGION S3_BUCKET                  us-east-1, snapshots
+#   S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY  the IAM user's key (SigV4, strict)
+#   S3_PROXY S3_PROXY_CONTROL            proxy to moto; POST /mode there
+#   DRAGONFLY_ENDPOINT                   unix://DIR/dfdaemon.sock
+#   DRAGONFLY_SOCKET                     DIR/dfdaemon.sock
+#   DRAGONFLY_CONTROL                    http://127.0.0.1:PORT: POST /fault,
+#                                        /settings, /reset, /cache/clear;
+#                                        GET /counts, /tasks
+#   DRAGONFLY_CACHE_DIR                  the stand-in's task files
 # Logs are in DIR/logs/, pids in DIR/run/. Never start docker-registry with
 # these variables in its environment: it reads REGISTRY_* as config overrides
 # (services.sh removes them for it).
@@ -46,15 +77,24 @@
 #
 # Installs (as root, the CI and developer machines): apt packages
 # docker-registry apache2-utils openssl (and python3-venv when venv is
-# missing); pip `cryptography` into DIR/venv, or into $SERVICES_VENV when set
-# (a venv kept across runs saves the ~8 s of pip). Python is $PYTHON, else
-# python3. The first start on a machine takes ~10 s (apt + pip), later ones
-# under a second.
+# missing); pip into DIR/venv, or into $SERVICES_VENV when set (a venv kept
+# across runs saves the pip time): `cryptography` for the registry group;
+# moto[s3,server], boto3, grpcio, grpcio-health-checking, dragonfly-api and
+# protobuf for the content group. Python is $PYTHON, else python3. Measured:
+# the first start-registry on a machine takes ~10 s (apt + pip), the first
+# start-content ~60 s (pip), later ones ~1 s and ~2.5 s.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVICES_SRC="$REPO_ROOT/Tests/services"
-PY_REQUIREMENTS=(cryptography)
+REGISTRY_PY=(cryptography)
+REGISTRY_IMPORTS='import cryptography'
+# dragonfly-api is pinned (the protocol the Swift code is generated from),
+# moto too (its quirks are what the tests are written against).
+CONTENT_PY=('moto[s3,server]==5.2.5' boto3 grpcio grpcio-health-checking 'dragonfly-api==2.3.8' protobuf)
+CONTENT_IMPORTS='import importlib.metadata as m
+for p in ("boto3", "flask", "flask-cors", "grpcio", "grpcio-health-checking", "protobuf"): m.version(p)
+assert m.version("dragonfly-api") == "2.3.8" and m.version("moto") == "5.2.5"'
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
@@ -87,26 +127,39 @@ apt_install() {
 
 python_bin() { echo "${PYTHON:-python3}"; }
 
-# ensure_venv VENV: a venv at VENV with the Python packages the services import.
+# ensure_venv VENV IMPORTS REQUIREMENT...: a venv at VENV in which the Python
+# code IMPORTS runs; pip installs the requirements when it does not.
 ensure_venv() {
-    local venv="$1" py
+    local venv="$1" imports="$2" py
+    shift 2
     py="$(python_bin)"
-    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import cryptography' 2>/dev/null; then
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$imports" 2>/dev/null; then
         return 0
     fi
-    mkdir -p "$(dirname "$venv")"
-    if ! "$py" -m venv --help >/dev/null 2>&1 || ! "$py" -c 'import ensurepip' 2>/dev/null; then
-        apt_install python3-venv
+    if ! [ -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+        mkdir -p "$(dirname "$venv")"
+        if ! "$py" -m venv --help >/dev/null 2>&1 || ! "$py" -c 'import ensurepip' 2>/dev/null; then
+            apt_install python3-venv
+        fi
+        note "creating $venv"
+        rm -rf "$venv"
+        "$py" -m venv "$venv"
     fi
-    note "creating $venv (pip: ${PY_REQUIREMENTS[*]})"
-    rm -rf "$venv"
-    "$py" -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
+    note "pip install into $venv: $*"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$@"
 }
 
-install_all() {
+install_registry() {
     apt_install docker-registry apache2-utils openssl
-    ensure_venv "$venv"
+    ensure_venv "$venv" "$REGISTRY_IMPORTS" "${REGISTRY_PY[@]}"
+}
+
+install_content() {
+    ensure_venv "$venv" "$CONTENT_IMPORTS" "${CONTENT_PY[@]}"
+}
+
+servicectl() {
+    "$venv/bin/python" "$SERVICES_SRC/servicectl.py" "$1" "$dir" --python "$venv/bin/python"
 }
 
 [ $# -eq 2 ] || usage
@@ -123,11 +176,22 @@ venv="${SERVICES_VENV:-$dir/venv}"
 
 case "$cmd" in
     install)
-        install_all
+        install_registry
+        install_content
         ;;
-    start|start-registry)
-        install_all
-        "$venv/bin/python" "$SERVICES_SRC/servicectl.py" start-registry "$dir" --python "$venv/bin/python"
+    start-registry)
+        install_registry
+        servicectl start-registry
+        ;;
+    start-content)
+        install_content
+        servicectl start-content
+        ;;
+    start)
+        install_registry
+        install_content
+        servicectl start-registry
+        servicectl start-content
         ;;
     stop|status)
         # Only the standard library: works even when DIR/venv is gone.
@@ -137,7 +201,14 @@ case "$cmd" in
         ;;
     check)
         [ -f "$dir/services.env" ] || { note "no $dir/services.env: run start first"; exit 1; }
-        "$(python_bin)" "$SERVICES_SRC/check_services.py" "$dir/services.env"
+        rc=0
+        if [ -f "$dir/registry.env" ]; then
+            "$(python_bin)" "$SERVICES_SRC/check_services.py" "$dir/services.env" || rc=1
+        fi
+        if [ -f "$dir/content.env" ]; then
+            "$venv/bin/python" "$SERVICES_SRC/check_content.py" "$dir/services.env" || rc=1
+        fi
+        exit $rc
         ;;
     *)
         usage

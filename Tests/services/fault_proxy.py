@@ -2,8 +2,8 @@
 """A TCP proxy that can make its upstream misbehave, switched at run time.
 
 It listens on one port and forwards every connection to an upstream
-host:port (in the tests: the plain registry). A second port serves a tiny
-HTTP control API:
+host:port (in the tests: the plain registry; moto's S3). A second port
+serves a tiny HTTP control API:
 
     GET  /mode    the current mode, as below
     POST /mode    {"mode": "pass" | "reset" | "blackhole" | "cut_after" | "refuse",

@@ -1,19 +1,30 @@
 #!/usr/bin/env python3
-"""Starts, checks and stops the registry services of the test suite.
+"""Starts, checks and stops the services of the test suite, in two groups:
+registry (docker-registry x3, token server, fault proxy, hostile registry)
+and content (moto S3, a fault proxy in front of it, the Dragonfly stand-in).
 
 Called by scripts/services.sh (which installs what is missing first); see
 that script for the interface. Everything about one set of services lives in
 one directory DIR:
 
-    DIR/services.env          what the tests read (KEY=VALUE, shell-safe)
+    DIR/services.env          what the tests read (KEY=VALUE, shell-safe): the
+                              union of the group files below
+    DIR/registry.env          the registry group's variables
+    DIR/content.env           the content group's variables
     DIR/secrets.json          generated passwords, kept across restarts
     DIR/ca.pem                the CA that signed the TLS registry's certificate
     DIR/run/NAME.pid          one per process started
     DIR/logs/NAME.log         its stdout and stderr
     DIR/<registry>/           config.yml and storage/ of each docker-registry
-    DIR/venv/                 Python with `cryptography` (made by services.sh)
+    DIR/s3/ready.json         moto's port and the IAM access key (0600)
+    DIR/s3-proxy/port         the S3 fault proxy's ports
+    DIR/dfdaemon.sock         the Dragonfly stand-in's gRPC socket
+    DIR/dfdaemon/cache/       its task cache; DIR/dfdaemon/port its control port
+    DIR/venv/                 Python with what the services import (services.sh)
 
-Only the standard library is used here, so `stop` works with any python3.
+Each group starts, is found running, or is restarted on its own; `stop`
+stops every group. Only the standard library is used here, so `stop` works
+with any python3.
 """
 
 import argparse
@@ -33,7 +44,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HOST = "127.0.0.1"
 TOKEN_SERVICE = "snapshotter-test-registry"
 TOKEN_ISSUER = "snapshotter-test-token-issuer"
-READY_TIMEOUT = 20.0  # seconds; a docker-registry is ready in about 0.1 s
+READY_TIMEOUT = 20.0  # seconds; a docker-registry is ready in about 0.1 s, moto in about 2 s
+GROUPS = {
+    "registry": ("plain", "tls-basic", "token", "token-server", "proxy", "hostile"),
+    "content": ("moto", "s3-proxy", "dfdaemon"),
+}
+S3_BUCKET = "snapshots"
+S3_REGION = "us-east-1"
+S3_USER = "snapshotter"
 
 
 class ServiceError(Exception):
@@ -92,8 +110,10 @@ def spawn(d, name, argv, env=None):
     return proc
 
 
-def stop(d, quiet=False):
-    names = recorded(d)
+def stop(d, quiet=False, group=None):
+    """Stops the processes of `group` (every recorded one when None) and
+    removes what they wrote to the environment."""
+    names = recorded(d) if group is None else [n for n in recorded(d) if n in GROUPS[group]]
     pids = {}
     for name in names:
         pid = read_pid(d, name)
@@ -118,10 +138,18 @@ def stop(d, quiet=False):
             os.unlink(pid_file(d, name))
         except FileNotFoundError:
             pass
-    try:
-        os.unlink(os.path.join(d, "services.env"))
-    except FileNotFoundError:
-        pass
+    if group is None:
+        for path in [os.path.join(d, "services.env")] + [env_file(d, g) for g in GROUPS]:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    else:
+        try:
+            os.unlink(env_file(d, group))
+        except FileNotFoundError:
+            pass
+        merge_env(d)
     if not quiet:
         log("stopped %s" % (", ".join(names) if names else "nothing (none running)"))
 
@@ -363,23 +391,173 @@ def start_registry_services(d, python):
     ]
 
 
-def write_env(d, pairs):
-    path = os.path.join(d, "services.env")
+def wait_file(d, name, proc, path, parse):
+    """parse(text of path) once it parses, while proc runs."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                return parse(f.read())
+        except (OSError, ValueError, KeyError, IndexError):
+            pass
+        if proc.poll() is not None:
+            raise ServiceError("%s exited with %s; see %s" % (name, proc.returncode, os.path.join(d, "logs", name + ".log")))
+        time.sleep(0.02)
+    raise ServiceError("%s not ready after %.0f s; see %s" % (name, READY_TIMEOUT, os.path.join(d, "logs", name + ".log")))
+
+
+def dfdaemon_socket(d):
+    sock = os.path.join(d, "dfdaemon.sock")
+    if len(os.fsencode(sock)) > 107:
+        raise ServiceError("%s is too long for a Unix socket path (107 bytes at most): use a shorter DIR" % sock)
+    return sock
+
+
+def spawn_dfdaemon(d, python, control_port=0):
+    port_file = os.path.join(d, "dfdaemon", "port")
+    if os.path.exists(port_file):
+        os.unlink(port_file)
+    return spawn(d, "dfdaemon", [
+        python, os.path.join(HERE, "dfdaemon_standin.py"), "--socket", dfdaemon_socket(d),
+        "--cache-dir", os.path.join(d, "dfdaemon", "cache"), "--port-file", port_file,
+        "--control-port", str(control_port)]), port_file
+
+
+def wait_dfdaemon(d, proc, port_file):
+    sock, control_port = wait_file(d, "dfdaemon", proc, port_file, lambda t: (t.split()[0], int(t.split()[1])))
+    if not wait_for(d, "dfdaemon", proc, "http://%s:%d/healthz" % (HOST, control_port), {200}):
+        raise ServiceError("dfdaemon exited; see %s" % os.path.join(d, "logs", "dfdaemon.log"))
+    return sock, control_port
+
+
+def read_env(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            if "=" in line and not line.startswith("#"):
+                k, v = line.rstrip("\n").split("=", 1)
+                env[k] = v
+    return env
+
+
+def revive_dfdaemon(d, python):
+    """After the stand-in died (its `die` fault, a kill) while moto and the
+    S3 proxy run: start it again on the same socket, and on the same control
+    port when that is still free, so that services.env stays true. False
+    when the rest of the group is not running either."""
+    if not (alive(d, "moto") and alive(d, "s3-proxy") and os.path.exists(env_file(d, "content"))):
+        return False
+    env = read_env(env_file(d, "content"))
+    old_port = int(env["DRAGONFLY_CONTROL"].rsplit(":", 1)[1])
+    proc, port_file = spawn_dfdaemon(d, python, old_port)
+    _, control_port = wait_dfdaemon(d, proc, port_file)
+    if control_port != old_port:
+        env["DRAGONFLY_CONTROL"] = "http://%s:%d" % (HOST, control_port)
+        write_env(d, "content", list(env.items()))
+    return True
+
+
+def start_content_services(d, python):
+    for sub in ("s3", "s3-proxy", "dfdaemon"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    sock = dfdaemon_socket(d)
+    ready_file = os.path.join(d, "s3", "ready.json")
+    proxy_file = os.path.join(d, "s3-proxy", "port")
+    for p in (ready_file, proxy_file):
+        if os.path.exists(p):
+            os.unlink(p)
+
+    # moto binds a port of the kernel's choosing and reports it with the
+    # access key it made; the stand-in needs nothing else to start.
+    moto = spawn(d, "moto", [python, os.path.join(HERE, "s3_server.py"), "--ready-file", ready_file,
+                             "--bucket", S3_BUCKET, "--region", S3_REGION, "--user", S3_USER])
+    dfdaemon, df_port_file = spawn_dfdaemon(d, python)
+    s3 = wait_file(d, "moto", moto, ready_file, json.loads)
+    endpoint = "http://%s:%d" % (HOST, s3["port"])
+    proxy = spawn(d, "s3-proxy", [python, os.path.join(HERE, "fault_proxy.py"), "--port-file", proxy_file,
+                                  "--upstream-port", str(s3["port"])])
+    proxy_port, control_port = wait_port_file(d, "s3-proxy", proxy, proxy_file, 2)
+    # moto's own API needs no signature (an unsigned bucket GET is a 500 in
+    # strict mode, an unsigned object GET a 403).
+    if not wait_for(d, "s3-proxy", proxy, "http://%s:%d/moto-api/" % (HOST, proxy_port), {200}):
+        raise ServiceError("s3-proxy exited; see %s" % os.path.join(d, "logs", "s3-proxy.log"))
+    sock, df_control = wait_dfdaemon(d, dfdaemon, df_port_file)
+
+    return [
+        ("SERVICES_DIR", d),
+        ("SERVICES_LOGS", os.path.join(d, "logs")),
+        ("SERVICES_PYTHON", python),
+        ("S3_ENDPOINT", endpoint),
+        ("S3_REGION", S3_REGION),
+        ("S3_BUCKET", S3_BUCKET),
+        ("S3_ACCESS_KEY_ID", s3["access_key_id"]),
+        ("S3_SECRET_ACCESS_KEY", s3["secret_access_key"]),
+        ("S3_PROXY", "http://%s:%d" % (HOST, proxy_port)),
+        ("S3_PROXY_CONTROL", "http://%s:%d" % (HOST, control_port)),
+        ("DRAGONFLY_ENDPOINT", "unix://" + sock),
+        ("DRAGONFLY_SOCKET", sock),
+        ("DRAGONFLY_CONTROL", "http://%s:%d" % (HOST, df_control)),
+        ("DRAGONFLY_CACHE_DIR", os.path.join(d, "dfdaemon", "cache")),
+    ]
+
+
+def env_file(d, group):
+    return os.path.join(d, group + ".env")
+
+
+def write_env(d, group, pairs):
+    """DIR/<group>.env, then DIR/services.env again (merge_env)."""
+    path = env_file(d, group)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write("# Written by scripts/services.sh; KEY=VALUE, no quoting needed.\n")
         for key, value in pairs:
             assert all(c not in value for c in " \t\n'\"$`\\"), (key, value)
             f.write("%s=%s\n" % (key, value))
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+    return merge_env(d)
+
+
+def merge_env(d):
+    """DIR/services.env = every group's variables (the first value of a key
+    wins; SERVICES_DIR and SERVICES_LOGS are in each). Removed when no group
+    has any."""
+    path = os.path.join(d, "services.env")
+    lines, seen = [], set()
+    for group in GROUPS:
+        try:
+            with open(env_file(d, group)) as f:
+                for line in f:
+                    key = line.split("=", 1)[0]
+                    if "=" in line and key not in seen:
+                        seen.add(key)
+                        lines.append(line)
+        except FileNotFoundError:
+            pass
+    if not lines:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return path
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("# Written by scripts/services.sh; KEY=VALUE, no quoting needed.\n")
+        f.writelines(lines)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
     return path
 
 
-def all_running(d):
-    names = recorded(d)
-    return bool(names) and os.path.exists(os.path.join(d, "services.env")) and all(
-        (read_pid(d, n) or 0) > 0 and is_ours(read_pid(d, n), d) for n in names)
+def alive(d, name):
+    pid = read_pid(d, name)
+    return bool(pid) and is_ours(pid, d)
+
+
+def all_running(d, group):
+    names = [n for n in recorded(d) if n in GROUPS[group]]
+    return set(names) == set(GROUPS[group]) and os.path.exists(env_file(d, group)) and all(
+        alive(d, n) for n in names)
 
 
 def status(d):
@@ -396,11 +574,42 @@ def status(d):
     return 0 if ok else 1
 
 
+def start_group(d, group, python):
+    if all_running(d, group):
+        log("%s services already running (%s); nothing to do" % (group, os.path.join(d, "services.env")))
+        return 0
+    started = time.monotonic()
+    try:
+        if group == "content" and revive_dfdaemon(d, python):
+            log("dfdaemon stand-in started again in %.2f s" % (time.monotonic() - started))
+            return 0
+        if any(n in GROUPS[group] for n in recorded(d)):
+            stop(d, quiet=True, group=group)  # a half-started or half-dead set: start afresh
+        start = start_registry_services if group == "registry" else start_content_services
+        pairs = start(d, python)
+    except (ServiceError, subprocess.CalledProcessError, OSError, ValueError) as e:
+        detail = e.stderr.decode(errors="replace") if isinstance(e, subprocess.CalledProcessError) and e.stderr else ""
+        log("start failed: %s %s" % (e, detail))
+        stop(d, quiet=True, group=group)
+        return 1
+    path = write_env(d, group, pairs)
+    log("%s services ready in %.2f s; environment in %s" % (group, time.monotonic() - started, path))
+    return 0
+
+
 def main():
+    # A parent started with Foundation's Process on Linux hands down a signal
+    # mask blocking SIGTERM and SIGINT; unblock them (and undo an inherited
+    # SIG_IGN) so that every service started from here can be stopped.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["start-registry", "stop", "status"])
+    parser.add_argument("command", choices=["start-registry", "start-content", "stop", "status"])
     parser.add_argument("dir")
-    parser.add_argument("--python", default=sys.executable, help="the Python (with cryptography) for the services")
+    parser.add_argument("--python", default=sys.executable, help="the Python (venv) for the services")
     args = parser.parse_args()
     d = os.path.abspath(args.dir)
 
@@ -411,22 +620,9 @@ def main():
         return status(d)
 
     os.makedirs(d, exist_ok=True)
-    if all_running(d):
-        log("already running (%s); nothing to do" % os.path.join(d, "services.env"))
-        return 0
-    if recorded(d):
-        stop(d, quiet=True)  # a half-started or half-dead set: start afresh
-    started = time.monotonic()
-    try:
-        pairs = start_registry_services(d, args.python)
-    except (ServiceError, subprocess.CalledProcessError, OSError) as e:
-        detail = e.stderr.decode(errors="replace") if isinstance(e, subprocess.CalledProcessError) and e.stderr else ""
-        log("start failed: %s %s" % (e, detail))
-        stop(d, quiet=True)
-        return 1
-    path = write_env(d, pairs)
-    log("registry services ready in %.2f s; environment in %s" % (time.monotonic() - started, path))
-    return 0
+    for sub in ("run", "logs"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    return start_group(d, args.command[len("start-"):], args.python)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,214 @@
+package snapshotter_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	snapshotter "github.com/libsnapshotter/snapshotter-go"
+	"github.com/libsnapshotter/snapshotter-go/pkg/dragonfly"
+)
+
+func errIs(err, target error) bool { return err != nil && errors.Is(err, target) }
+
+var sentinels = []struct {
+	name string
+	code snapshotter.Code
+	num  int
+	err  error
+}{
+	{"ErrInvalid", snapshotter.CodeInvalid, -30601, snapshotter.ErrInvalid},
+	{"ErrNotFound", snapshotter.CodeNotFound, -30602, snapshotter.ErrNotFound},
+	{"ErrAlreadyExists", snapshotter.CodeExists, -30603, snapshotter.ErrAlreadyExists},
+	{"ErrIO", snapshotter.CodeIO, -30604, snapshotter.ErrIO},
+	{"ErrCorrupt", snapshotter.CodeCorrupt, -30605, snapshotter.ErrCorrupt},
+	{"ErrRegistry", snapshotter.CodeRegistry, -30606, snapshotter.ErrRegistry},
+	{"ErrTransport", snapshotter.CodeTransport, -30607, snapshotter.ErrTransport},
+	{"ErrCanceled", snapshotter.CodeCanceled, -30608, snapshotter.ErrCanceled},
+	{"ErrBusy", snapshotter.CodeBusy, -30609, snapshotter.ErrBusy},
+	{"ErrClosed", snapshotter.CodeClosed, -30610, snapshotter.ErrClosed},
+	{"ErrNoSpace", snapshotter.CodeNoSpace, -30611, snapshotter.ErrNoSpace},
+	{"ErrPermission", snapshotter.CodePermission, -30612, snapshotter.ErrPermission},
+	{"ErrUnsupported", snapshotter.CodeUnsupported, -30613, snapshotter.ErrUnsupported},
+	{"ErrInternal", snapshotter.CodeInternal, -30614, snapshotter.ErrInternal},
+	{"ErrTimedOut", snapshotter.CodeTimedOut, -30615, snapshotter.ErrTimedOut},
+	{"ErrInProgress", snapshotter.CodeInProgress, -30616, snapshotter.ErrInProgress},
+	{"ErrOutOfMemory", snapshotter.CodeOutOfMemory, -30617, snapshotter.ErrOutOfMemory},
+}
+
+func TestEveryStatusMatchesItsSentinelAndNoOther(t *testing.T) {
+	for _, a := range sentinels {
+		if int(a.code) != a.num {
+			t.Errorf("%s: code %d, snapshotter.h says %d", a.name, a.code, a.num)
+		}
+		err := error(&snapshotter.Error{Code: a.code, Op: "x", Message: "x failed"})
+		wrapped := errorsJoin("context: ", err)
+		for _, b := range sentinels {
+			if got := errors.Is(err, b.err); got != (a.code == b.code) {
+				t.Errorf("errors.Is(%s error, %s) = %v", a.name, b.name, got)
+			}
+			if got := errors.Is(wrapped, b.err); got != (a.code == b.code) {
+				t.Errorf("errors.Is(wrapped %s error, %s) = %v", a.name, b.name, got)
+			}
+		}
+		var e *snapshotter.Error
+		if !errors.As(wrapped, &e) || e.Code != a.code {
+			t.Errorf("errors.As(%s) = %v", a.name, e)
+		}
+	}
+	if snapshotter.ErrSnapshotAlreadyExists != snapshotter.ErrAlreadyExists {
+		t.Error("ErrSnapshotAlreadyExists is not ErrAlreadyExists")
+	}
+}
+
+func errorsJoin(prefix string, err error) error { return &wrapErr{prefix, err} }
+
+type wrapErr struct {
+	p   string
+	err error
+}
+
+func (w *wrapErr) Error() string { return w.p + w.err.Error() }
+func (w *wrapErr) Unwrap() error { return w.err }
+
+func TestFileSystemSentinelsMatch(t *testing.T) {
+	cases := map[snapshotter.Code]error{
+		snapshotter.CodeNotFound:   fs.ErrNotExist,
+		snapshotter.CodeExists:     fs.ErrExist,
+		snapshotter.CodePermission: fs.ErrPermission,
+	}
+	for code, target := range cases {
+		if !errors.Is(&snapshotter.Error{Code: code}, target) {
+			t.Errorf("%v is not %v", code, target)
+		}
+	}
+	if errors.Is(&snapshotter.Error{Code: snapshotter.CodeIO}, fs.ErrNotExist) {
+		t.Error("ErrIO matches fs.ErrNotExist")
+	}
+}
+
+// Errors from the library carry its message, which names what failed.
+func TestLibraryErrorsHaveTheirCodeAndMessage(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	c := makeCheckpoint(t, 1, smallSizes)
+	if err := s.Snapshot(ctx, c.request("a", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	check := func(what string, err error, want error, mention string) {
+		t.Helper()
+		var e *snapshotter.Error
+		if !errors.As(err, &e) || !errors.Is(err, want) {
+			t.Fatalf("%s: %v, want %v", what, err, want)
+		}
+		if !strings.Contains(e.Message, mention) || !strings.Contains(err.Error(), mention) {
+			t.Errorf("%s: message %q does not mention %q", what, e.Message, mention)
+		}
+	}
+	check("restore of a missing snapshot",
+		s.Restore(ctx, &snapshotter.RestoreRequest{Name: "nope", Version: "v1", OutputDir: out}),
+		snapshotter.ErrNotFound, "nope:v1")
+	_, err := s.Delete(ctx, "nope", "v2")
+	check("delete of a missing snapshot", err, snapshotter.ErrNotFound, "nope:v2")
+	_, err = s.Files("nope", "v3")
+	check("files of a missing snapshot", err, snapshotter.ErrNotFound, "nope:v3")
+	check("snapshot again", s.Snapshot(ctx, c.request("a", "v1")), snapshotter.ErrAlreadyExists, "a:v1")
+	check("invalid name", s.Snapshot(ctx, c.request("Not Valid", "v1")), snapshotter.ErrInvalid, "Not Valid")
+	check("invalid version", s.Snapshot(ctx, c.request("a", "no spaces")), snapshotter.ErrInvalid, "no spaces")
+	check("missing file", s.Snapshot(ctx, &snapshotter.SnapshotRequest{Name: "a", Version: "v9", BaseDir: c.base,
+		Files: []snapshotter.File{{RelativePath: "absent.bin"}}}), snapshotter.ErrNotFound, "absent.bin")
+	check("escaping path", s.Snapshot(ctx, &snapshotter.SnapshotRequest{Name: "a", Version: "v8", BaseDir: c.base,
+		Files: []snapshotter.File{{RelativePath: "../outside"}}}), snapshotter.ErrInvalid, "../outside")
+
+	_, err = snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), SnapshotConcurrency: intp(0)})
+	check("zero concurrency", err, snapshotter.ErrInvalid, "SnapshotConcurrency")
+}
+
+func TestContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {
+	root := t.TempDir()
+	for name, cfg := range map[string]snapshotter.Config{
+		"Content":   {RootDir: root, Content: dragonfly.ContentProvider{Provider: "s3", Bucket: "b", Region: "us-east-1"}},
+		"Endpoint":  {RootDir: root, Content: dragonfly.ContentProvider{Endpoint: "localhost:9000"}},
+		"Dragonfly": {RootDir: root, Dragonfly: dragonfly.Dragonfly{Endpoint: "unix:///var/run/dragonfly/dfdaemon.sock"}},
+	} {
+		s, err := snapshotter.New(cfg)
+		if s != nil || !errIs(err, snapshotter.ErrUnsupported) || !strings.Contains(err.Error(), name) {
+			t.Errorf("New with %s = %v, %v; want ErrUnsupported naming it", name, s, err)
+		}
+	}
+	// Per call: refused, and not kept for later calls.
+	s := openStore(t)
+	c := makeCheckpoint(t, 1, smallSizes)
+	ctx := context.Background()
+	err := s.Snapshot(ctx, c.request("a", "v1"), snapshotter.WithContent(dragonfly.ContentProvider{Provider: "s3", Bucket: "b"}))
+	if !errIs(err, snapshotter.ErrUnsupported) {
+		t.Fatalf("Snapshot WithContent = %v, want ErrUnsupported", err)
+	}
+	if err := s.Snapshot(ctx, c.request("a", "v1")); err != nil {
+		t.Fatalf("Snapshot after a refused WithContent: %v", err)
+	}
+	// An empty provider is no setting at all.
+	if err := s.Snapshot(ctx, c.request("a", "v2"), snapshotter.WithContent(dragonfly.ContentProvider{})); err != nil {
+		t.Fatalf("Snapshot WithContent(empty): %v", err)
+	}
+}
+
+func TestCorruptContentIsFound(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	s, err := snapshotter.Open(snapshotter.Config{RootDir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := makeCheckpoint(t, 1, smallSizes)
+	ctx := context.Background()
+	if err := s.Snapshot(ctx, c.request("a", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	files, err := s.Files("a", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digest string
+	for _, f := range files.Files {
+		if f.RelativePath == "config.json" {
+			digest = f.Digest
+		}
+	}
+	content := filepath.Join(root, "storage/content/xxh3", strings.TrimPrefix(digest, "xxh3:"))
+	data, err := os.ReadFile(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-3] ^= 0xff
+	if err := os.Chmod(content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(content, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range rep.Problems {
+		if p.Digest == digest && p.Kind == "corrupt-content" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("Verify problems = %+v, want corrupt-content of %s", rep.Problems, digest)
+	}
+	err = s.Restore(ctx, &snapshotter.RestoreRequest{Name: "a", Version: "v1", OutputDir: t.TempDir()})
+	if !errIs(err, snapshotter.ErrCorrupt) {
+		t.Fatalf("Restore of corrupt content = %v, want ErrCorrupt", err)
+	}
+}
+
+func intp(v int) *int { return &v }

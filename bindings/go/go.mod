@@ -1,0 +1,3 @@
+module github.com/libsnapshotter/snapshotter-go
+
+go 1.19
