@@ -101,8 +101,11 @@ run_suite "swift test" swift_tests
 run_suite "C ABI tests" make test-c
 
 # ------------------------------------------------------------ Go / Python --
-# (planned: start the registry, S3 and Dragonfly stand-ins with
-#  start_service, then run the Go and Python binding tests)
+# The bindings link the library installed by the C section, through
+# pkg-config, and run end to end against the registry services.
+export PKG_CONFIG_PATH="$REPO_ROOT/.build/test-prefix/lib/pkgconfig"
+export SERVICES_ENV="$SNAPSHOTTER_TEST_SERVICES"
+run_suite "Go binding tests" bash bindings/go/test.sh
 
 # ----------------------------------------------------------------- summary --
 section "summary"
