@@ -5,13 +5,20 @@ import Glibc
 #endif
 
 /// One HTTP exchange over libcurl.
-struct HTTPRequest: Sendable {
+struct HTTPRequest: @unchecked Sendable {
     var method = "GET"
     var url: String
     var headers: [String] = []
     var body: [UInt8]? = nil
     /// Responses larger than this are refused while streaming.
     var maxResponseBytes = 8 << 20
+    /// Upload `length` bytes of this file from `offset` instead of `body`.
+    var uploadFile: (fd: Int32, offset: Int64, length: Int64)? = nil
+    /// Write a 2xx response body into this file from `offset`.
+    var downloadFile: (fd: Int32, offset: Int64)? = nil
+    /// Told of every body byte moved (up or down); false aborts the
+    /// transfer (cancellation).
+    var onBytes: ((Int64) -> Bool)? = nil
 }
 
 struct HTTPResponse: Sendable {
@@ -30,6 +37,9 @@ struct HTTPTransportError: Error {
     var message: String
     var retryable: Bool
     var tooLarge: Bool
+    var aborted = false
+    /// Body bytes written to the download file before the failure.
+    var bytesWritten: Int64 = 0
 }
 
 /// TLS and timeout settings shared by the requests of one client.
@@ -77,10 +87,17 @@ final class CurlEasy: @unchecked Sendable {
     final class Exchange {
         var body: [UInt8] = []
         var headers: [String: String] = [:]
+        var status = 0
         var limit: Int
         var tooLarge = false
+        var aborted = false
+        var writeFailed = false
         var upload: [UInt8]
         var uploaded = 0
+        var source: (fd: Int32, offset: Int64, length: Int64)?
+        var sink: (fd: Int32, offset: Int64)?
+        var written: Int64 = 0
+        var onBytes: ((Int64) -> Bool)?
 
         init(limit: Int, upload: [UInt8]) {
             self.limit = limit
@@ -91,6 +108,9 @@ final class CurlEasy: @unchecked Sendable {
     func perform(_ request: HTTPRequest, _ settings: HTTPSettings) throws -> HTTPResponse {
         curl_easy_reset(handle)
         let exchange = Exchange(limit: request.maxResponseBytes, upload: request.body ?? [])
+        exchange.source = request.uploadFile
+        exchange.sink = request.downloadFile
+        exchange.onBytes = request.onBytes
         let context = Unmanaged.passRetained(exchange)
         defer { context.release() }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -121,6 +141,18 @@ final class CurlEasy: @unchecked Sendable {
                         _ = cshim_curl_setopt_write(handle) { ptr, size, count, user in
                             let ex = Unmanaged<Exchange>.fromOpaque(user!).takeUnretainedValue()
                             let n = size * count
+                            if let sink = ex.sink, (200..<300).contains(ex.status), let ptr {
+                                var done = 0
+                                while done < n {
+                                    let w = pwrite(sink.fd, ptr + done, n - done, off_t(sink.offset + ex.written + Int64(done)))
+                                    if w < 0 && errno == EINTR { continue }
+                                    if w <= 0 { ex.writeFailed = true; return 0 }
+                                    done += w
+                                }
+                                ex.written += Int64(n)
+                                if let cb = ex.onBytes, !cb(Int64(n)) { ex.aborted = true; return 0 }
+                                return n
+                            }
                             if ex.body.count + n > ex.limit {
                                 ex.tooLarge = true
                                 return 0
@@ -136,6 +168,8 @@ final class CurlEasy: @unchecked Sendable {
                             let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self)
                             if line.hasPrefix("HTTP/") {
                                 ex.headers = [:]
+                                let parts = line.split(separator: " ")
+                                ex.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
                                 return n
                             }
                             guard let colon = line.firstIndex(of: ":") else { return n }
@@ -154,9 +188,20 @@ final class CurlEasy: @unchecked Sendable {
                         case "HEAD": _ = cshim_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
                         case "PUT", "POST", "PATCH":
                             _ = cshim_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
-                            _ = cshim_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(exchange.upload.count))
+                            _ = cshim_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE,
+                                                      curl_off_t(exchange.source?.length ?? Int64(exchange.upload.count)))
                             _ = cshim_curl_setopt_read(handle) { ptr, size, count, user in
                                 let ex = Unmanaged<Exchange>.fromOpaque(user!).takeUnretainedValue()
+                                if let src = ex.source, let ptr {
+                                    let want = Int(min(Int64(size * count), src.length - Int64(ex.uploaded)))
+                                    if want <= 0 { return 0 }
+                                    var r = pread(src.fd, ptr, want, off_t(src.offset + Int64(ex.uploaded)))
+                                    while r < 0 && errno == EINTR { r = pread(src.fd, ptr, want, off_t(src.offset + Int64(ex.uploaded))) }
+                                    if r <= 0 { return Int(CURL_READFUNC_ABORT) }
+                                    ex.uploaded += r
+                                    if let cb = ex.onBytes, !cb(Int64(r)) { ex.aborted = true; return Int(CURL_READFUNC_ABORT) }
+                                    return r
+                                }
                                 let n = min(size * count, ex.upload.count - ex.uploaded)
                                 if n > 0, let ptr {
                                     ex.upload.withUnsafeBytes { src in
@@ -181,12 +226,20 @@ final class CurlEasy: @unchecked Sendable {
         if exchange.tooLarge {
             throw HTTPTransportError(message: "response is larger than \(request.maxResponseBytes) bytes", retryable: false, tooLarge: true)
         }
+        if exchange.aborted {
+            throw HTTPTransportError(message: "transfer canceled", retryable: false, tooLarge: false, aborted: true,
+                                     bytesWritten: exchange.written)
+        }
+        if exchange.writeFailed {
+            throw HTTPTransportError(message: "writing the download failed: \(String(cString: strerror(errno)))", retryable: false,
+                                     tooLarge: false, bytesWritten: exchange.written)
+        }
         guard rc == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
             let retryable = [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR,
                              CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE].contains(rc)
-            throw HTTPTransportError(message: text, retryable: retryable, tooLarge: false)
+            throw HTTPTransportError(message: text, retryable: retryable, tooLarge: false, bytesWritten: exchange.written)
         }
         var status = 0
         _ = cshim_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)

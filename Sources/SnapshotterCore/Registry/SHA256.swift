@@ -65,6 +65,31 @@ struct SHA256 {
         return out
     }
 
+    static func hash(_ bytes: [UInt8]) -> [UInt8] {
+        var s = SHA256()
+        s.update(bytes)
+        return s.finish()
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let table = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(table[Int(b >> 4)])
+            out.append(table[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// HMAC-SHA256 (RFC 2104), for AWS Signature V4.
+    static func hmac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
+        var k = key.count > 64 ? hash(key) : key
+        k += [UInt8](repeating: 0, count: 64 - k.count)
+        let inner = hash(k.map { $0 ^ 0x36 } + message)
+        return hash(k.map { $0 ^ 0x5c } + inner)
+    }
+
     /// `sha256:<64 hex>` of `bytes`, the OCI digest form.
     static func digest(_ bytes: [UInt8]) -> String {
         var s = SHA256()

@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where content bytes go between machines (FORMAT.md section 6): every
+/// content file (its SPF1 encoding) under the key `xxh3/<hex>`. The engine
+/// above this is transport-agnostic.
+protocol ContentTransport: Sendable {
+    /// Names the remote in errors and in the uploaded-digest memory.
+    var remoteID: String { get }
+    /// Whether the remote has the digest.
+    func has(_ digest: Digest) throws -> Bool
+    /// Uploads the content file at `path` under its digest; an object
+    /// already there is success.
+    func upload(_ digest: Digest, path: String, cancel: CancellationFlag) throws
+    /// Downloads the digest into the (new, empty) file `fd` at `tempPath`,
+    /// telling `onBytes` of progress. Not-found is `.notFound`.
+    func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
+                  onBytes: @escaping (Int64) -> Void) throws
+}
+
+/// Content transport settings. `url` picks the transport: `s3://bucket`
+/// (also `oss`, `obs`, `cos`, `gs`, `abs` through Dragonfly), or
+/// `file:///dir` for a plain directory.
+public struct ContentSettings: Sendable, Equatable {
+    public var url: String
+    /// Object storage endpoint, e.g. `http://127.0.0.1:9000` or
+    /// `https://s3.eu-west-1.amazonaws.com`.
+    public var endpoint: String = ""
+    public var region: String = "us-east-1"
+    public var accessKeyID: String = ""
+    /// Never logged and never put in an error message.
+    public var secretAccessKey: String = ""
+    public var sessionToken: String = ""
+    /// Files downloaded at once during a restore.
+    public var downloadConcurrency: Int = 4
+    /// Objects at least this large are uploaded in parts.
+    public var multipartThreshold: Int64 = 64 << 20
+    public var partSize: Int64 = 16 << 20
+    public var connectTimeoutSeconds: Double = 10
+    public var stallTimeoutSeconds: Double = 30
+    /// Resumes and retries after a dropped connection.
+    public var retries: Int = 4
+
+    public init(url: String) { self.url = url }
+
+    var scheme: String { url.split(separator: ":").first.map(String.init) ?? "" }
+
+    /// The bucket of an object-storage URL (`s3://bucket[/prefix]`).
+    var bucket: String {
+        let rest = url.dropFirst(scheme.count + 3)
+        return String(rest.split(separator: "/", omittingEmptySubsequences: true).first ?? "")
+    }
+}
+
+func makeTransport(_ settings: ContentSettings) throws -> any ContentTransport {
+    switch settings.scheme {
+    case "file":
+        return try DirectoryTransport(settings)
+    case "s3":
+        return try S3Transport(settings)
+    default:
+        throw SnapshotterError.invalid("content URL \(settings.url.debugDescription) must be s3://bucket or file:///dir (this version has no Dragonfly transport for \(settings.scheme)://)")
+    }
+}
+
+/// A directory as the remote: `<dir>/xxh3/<hex>`, written temp + rename.
+final class DirectoryTransport: ContentTransport {
+    let dir: String
+    var remoteID: String { "file://" + dir }
+
+    init(_ settings: ContentSettings) throws {
+        let path = String(settings.url.dropFirst("file://".count))
+        guard path.hasPrefix("/") else {
+            throw SnapshotterError.invalid("content URL \(settings.url.debugDescription) must be file:///absolute/path")
+        }
+        dir = path + "/xxh3"
+    }
+
+    func has(_ digest: Digest) throws -> Bool {
+        try Sys.lstatIfExists(dir + "/" + digest.hex) != nil
+    }
+
+    func upload(_ digest: Digest, path: String, cancel: CancellationFlag) throws {
+        try Sys.mkdirs(dir)
+        let final = dir + "/" + digest.hex
+        if try Sys.lstatIfExists(final) != nil { return }
+        let src = try Sys.open(path, O_RDONLY)
+        defer { Sys.close(src) }
+        let size = Int64(try Sys.fstat(src, path).st_size)
+        let tmp = ContentStore.tempPath(in: dir)
+        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o444)
+        var keep = false
+        defer {
+            Sys.close(out)
+            if !keep { try? Sys.unlinkIfExists(tmp) }
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        var off: Int64 = 0
+        while off < size {
+            try cancel.check()
+            let n = try Sys.pread(src, buffer.baseAddress!, Int(min(Int64(buffer.count), size - off)), off, path)
+            if n == 0 { break }
+            try Sys.pwriteAll(out, buffer.baseAddress!, n, off, tmp)
+            off += Int64(n)
+        }
+        try Sys.fsync(out, tmp)
+        keep = try Sys.renameNoReplace(tmp, final)
+        if !keep { return }
+        try Sys.fsyncDirectory(dir)
+    }
+
+    func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
+                  onBytes: @escaping (Int64) -> Void) throws {
+        let path = dir + "/" + digest.hex
+        let src: Int32
+        do { src = try Sys.open(path, O_RDONLY) } catch let e as SnapshotterError where e.code == .notFound {
+            throw SnapshotterError(.notFound, "content \(digest) is not in \(remoteID)")
+        }
+        defer { Sys.close(src) }
+        let size = Int64(try Sys.fstat(src, path).st_size)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        var off: Int64 = 0
+        while off < size {
+            try cancel.check()
+            let n = try Sys.pread(src, buffer.baseAddress!, Int(min(Int64(buffer.count), size - off)), off, path)
+            if n == 0 { break }
+            try Sys.pwriteAll(fd, buffer.baseAddress!, n, off, tempPath)
+            off += Int64(n)
+            onBytes(Int64(n))
+        }
+    }
+}

@@ -1,0 +1,225 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// S3-compatible object storage over libcurl with AWS Signature V4:
+/// single PUTs below the multipart threshold, multipart above it, and
+/// downloads that resume with a Range request after a dropped connection.
+/// Objects are `<bucket>/xxh3/<hex>`, addressed path-style.
+final class S3Transport: ContentTransport {
+    let settings: ContentSettings
+    private let base: String
+    private let host: String
+    private let bucket: String
+    private let pool = CurlPool()
+    private let http: HTTPSettings
+
+    var remoteID: String { "s3://\(bucket)@\(base)" }
+
+    init(_ settings: ContentSettings) throws {
+        self.settings = settings
+        bucket = settings.bucket
+        guard !bucket.isEmpty else { throw SnapshotterError.invalid("content URL \(settings.url.debugDescription) names no bucket") }
+        var endpoint = settings.endpoint.isEmpty ? "https://s3.\(settings.region).amazonaws.com" : settings.endpoint
+        while endpoint.hasSuffix("/") { endpoint.removeLast() }
+        guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+            throw SnapshotterError.invalid("object storage endpoint \(endpoint.debugDescription) must start with http:// or https://")
+        }
+        base = endpoint
+        let https = endpoint.hasPrefix("https://")
+        var authority = String(endpoint.dropFirst(https ? 8 : 7))
+        if let slash = authority.firstIndex(of: "/") { authority = String(authority[..<slash]) }
+        if (https && authority.hasSuffix(":443")) || (!https && authority.hasSuffix(":80")) {
+            authority = String(authority[..<authority.lastIndex(of: ":")!])
+        }
+        host = authority
+        guard !settings.accessKeyID.isEmpty, !settings.secretAccessKey.isEmpty else {
+            throw SnapshotterError.invalid("object storage needs an access key id and a secret access key")
+        }
+        var h = HTTPSettings()
+        h.connectTimeoutMs = Int(settings.connectTimeoutSeconds * 1000)
+        h.stallTimeoutSeconds = max(1, Int(settings.stallTimeoutSeconds))
+        h.totalTimeoutMs = 0
+        http = h
+    }
+
+    private func key(_ d: Digest) -> String { "xxh3/" + d.hex }
+
+    // MARK: the three operations
+
+    func has(_ digest: Digest) throws -> Bool {
+        let r = try send("HEAD", key: key(digest), what: "check \(digest) in \(remoteID)")
+        switch r.status {
+        case 200: return true
+        case 404: return false
+        default: throw failure(r, what: "check \(digest) in \(remoteID)")
+        }
+    }
+
+    func upload(_ digest: Digest, path: String, cancel: CancellationFlag) throws {
+        let what = "upload \(digest) to \(remoteID)"
+        if try has(digest) { return }
+        let fd = try Sys.open(path, O_RDONLY)
+        defer { Sys.close(fd) }
+        let size = Int64(try Sys.fstat(fd, path).st_size)
+        if size < settings.multipartThreshold {
+            let r = try send("PUT", key: key(digest), what: what, extra: ["Content-Type: application/octet-stream"],
+                             uploadFile: (fd, 0, size), cancel: cancel)
+            guard r.status == 200 else { throw failure(r, what: what) }
+            return
+        }
+        try multipartUpload(digest, fd: fd, size: size, what: what, cancel: cancel)
+    }
+
+    private func multipartUpload(_ digest: Digest, fd: Int32, size: Int64, what: String, cancel: CancellationFlag) throws {
+        let start = try send("POST", key: key(digest), query: [("uploads", "")], what: what, body: [])
+        guard start.status == 200, let uploadID = xmlValue(start.body, "UploadId") else { throw failure(start, what: "\(what): starting a multipart upload") }
+        var etags: [String] = []
+        do {
+            var offset: Int64 = 0
+            var part = 1
+            while offset < size {
+                try cancel.check()
+                let length = min(settings.partSize, size - offset)
+                let r = try send("PUT", key: key(digest), query: [("partNumber", "\(part)"), ("uploadId", uploadID)], what: what,
+                                 uploadFile: (fd, offset, length), cancel: cancel)
+                guard r.status == 200, let etag = r.header("etag") else { throw failure(r, what: "\(what): part \(part)") }
+                etags.append(etag)
+                offset += length
+                part += 1
+            }
+            var xml = "<CompleteMultipartUpload>"
+            for (i, e) in etags.enumerated() { xml += "<Part><PartNumber>\(i + 1)</PartNumber><ETag>\(e)</ETag></Part>" }
+            xml += "</CompleteMultipartUpload>"
+            let done = try send("POST", key: key(digest), query: [("uploadId", uploadID)], what: what,
+                                extra: ["Content-Type: application/xml"], body: Array(xml.utf8))
+            guard done.status == 200, xmlValue(done.body, "Code") == nil else { throw failure(done, what: "\(what): completing the upload") }
+        } catch {
+            _ = try? send("DELETE", key: key(digest), query: [("uploadId", uploadID)], what: what)
+            throw error
+        }
+    }
+
+    func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
+                  onBytes: @escaping (Int64) -> Void) throws {
+        let what = "download \(digest) from \(remoteID)"
+        var have: Int64 = 0
+        var attempt = 0
+        while true {
+            try cancel.check()
+            var req = try signedRequest("GET", key: key(digest), query: [], extra: have > 0 ? ["Range: bytes=\(have)-"] : [])
+            req.downloadFile = (fd, have)
+            req.maxResponseBytes = 64 << 10
+            req.onBytes = { n in
+                onBytes(n)
+                return !cancel.isCanceled
+            }
+            do {
+                let r = try pool.perform(req, http)
+                if r.status == 404 { throw SnapshotterError(.notFound, "\(what): no such object") }
+                if (r.status >= 500 || r.status == 429) && attempt < settings.retries {
+                    attempt += 1
+                    backoff(attempt)
+                    continue
+                }
+                guard r.status == 200 || (have > 0 && r.status == 206) else { throw failure(r, what: what) }
+                return
+            } catch let e as HTTPTransportError {
+                if e.aborted { throw SnapshotterError.canceled }
+                have += e.bytesWritten
+                if e.retryable && attempt < settings.retries {
+                    attempt += 1
+                    Log.info("\(what): connection dropped after \(have) bytes (\(e.message)); resuming")
+                    backoff(attempt)
+                    continue
+                }
+                throw SnapshotterError(.transport, "\(what): \(e.message)")
+            }
+        }
+    }
+
+    // MARK: requests
+
+    private func backoff(_ attempt: Int) {
+        usleep(UInt32(min(200.0 * Double(1 << min(attempt - 1, 8)) * Double.random(in: 0.5...1.5), 10_000) * 1000))
+    }
+
+    /// Sends a signed request, retrying connection failures, 429 and 5xx.
+    private func send(_ method: String, key: String, query: [(String, String)] = [], what: String, extra: [String] = [],
+                      body: [UInt8]? = nil, uploadFile: (fd: Int32, offset: Int64, length: Int64)? = nil,
+                      cancel: CancellationFlag? = nil) throws -> HTTPResponse {
+        var attempt = 0
+        while true {
+            var req = try signedRequest(method, key: key, query: query, extra: extra)
+            req.body = body ?? (method == "PUT" || method == "POST" ? [] : nil)
+            req.uploadFile = uploadFile
+            req.maxResponseBytes = 1 << 20
+            if let cancel { req.onBytes = { _ in !cancel.isCanceled } }
+            do {
+                let r = try pool.perform(req, http)
+                if (r.status >= 500 || r.status == 429) && attempt < settings.retries {
+                    attempt += 1
+                    backoff(attempt)
+                    continue
+                }
+                return r
+            } catch let e as HTTPTransportError {
+                if e.aborted { throw SnapshotterError.canceled }
+                if e.retryable && attempt < settings.retries {
+                    attempt += 1
+                    backoff(attempt)
+                    continue
+                }
+                throw SnapshotterError(.transport, "\(what): \(base) cannot be reached: \(e.message)")
+            }
+        }
+    }
+
+    /// An AWS Signature V4 request (payload unsigned, as S3 allows).
+    private func signedRequest(_ method: String, key: String, query: [(String, String)], extra: [String]) throws -> HTTPRequest {
+        var t = time(nil)
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let date = "\(tmv.tm_year + 1900)\(two(tmv.tm_mon + 1))\(two(tmv.tm_mday))"
+        let amzDate = "\(date)T\(two(tmv.tm_hour))\(two(tmv.tm_min))\(two(tmv.tm_sec))Z"
+        let payload = "UNSIGNED-PAYLOAD"
+        let path = "/" + ([bucket] + key.split(separator: "/").map(String.init)).map(percentEncode).joined(separator: "/")
+        let canonicalQuery = query.map { (percentEncode($0.0), percentEncode($0.1)) }.sorted { $0.0 < $1.0 }
+            .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        var signed: [(String, String)] = [("host", host), ("x-amz-content-sha256", payload), ("x-amz-date", amzDate)]
+        if !settings.sessionToken.isEmpty { signed.append(("x-amz-security-token", settings.sessionToken)) }
+        let canonicalHeaders = signed.map { "\($0.0):\($0.1)\n" }.joined()
+        let signedHeaders = signed.map(\.0).joined(separator: ";")
+        let canonicalRequest = [method, path, canonicalQuery, canonicalHeaders, signedHeaders, payload].joined(separator: "\n")
+        let scope = "\(date)/\(settings.region)/s3/aws4_request"
+        let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n" + SHA256.hex(SHA256.hash(Array(canonicalRequest.utf8)))
+        var k = SHA256.hmac(key: Array("AWS4\(settings.secretAccessKey)".utf8), Array(date.utf8))
+        k = SHA256.hmac(key: k, Array(settings.region.utf8))
+        k = SHA256.hmac(key: k, Array("s3".utf8))
+        k = SHA256.hmac(key: k, Array("aws4_request".utf8))
+        let signature = SHA256.hex(SHA256.hmac(key: k, Array(stringToSign.utf8)))
+        var headers = ["x-amz-content-sha256: \(payload)", "x-amz-date: \(amzDate)",
+                       "Authorization: AWS4-HMAC-SHA256 Credential=\(settings.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"]
+        if !settings.sessionToken.isEmpty { headers.append("x-amz-security-token: \(settings.sessionToken)") }
+        let url = base + path + (canonicalQuery.isEmpty ? "" : "?" + canonicalQuery)
+        return HTTPRequest(method: method, url: url, headers: headers + extra)
+    }
+
+    /// A clear error with S3's own code and message (never the secret).
+    private func failure(_ r: HTTPResponse, what: String) -> SnapshotterError {
+        let code = xmlValue(r.body, "Code")
+        let message = xmlValue(r.body, "Message")
+        var detail = code.map { ": \($0)" } ?? ""
+        if let message { detail += " (\(message))" }
+        let kind = r.status == 403 ? "access denied" : r.status == 404 ? "not found" : "unexpected status"
+        return SnapshotterError(r.status == 404 ? .notFound : .transport, "\(what): \(kind) (\(r.status))\(detail)")
+    }
+
+    private func xmlValue(_ body: [UInt8], _ tag: String) -> String? {
+        let text = String(decoding: body, as: UTF8.self)
+        guard let open = text.firstRange(of: "<\(tag)>"),
+              let close = text[open.upperBound...].firstRange(of: "</\(tag)>") else { return nil }
+        return String(text[open.upperBound..<close.lowerBound])
+    }
+}
