@@ -156,6 +156,8 @@ public final class Snapshotter: Sendable {
         let registry = self.registry
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
+            reporter.setPhase(.preparing)
+            try flag.check()
             let prepared = try await pool.run { try self.prepareSnapshot(key, baseDir: request.baseDir, files: files) }
             reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: prepared.reduce(0) { $0 + $1.size })
             let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
@@ -377,6 +379,8 @@ public final class Snapshotter: Sendable {
         let registry = self.registry
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
+            reporter.setPhase(.preparing)
+            try flag.check()
             // The record is read in the transaction that takes the lease, so
             // the collector and delete cannot remove the snapshot or its
             // content between the read and the end of the export. A

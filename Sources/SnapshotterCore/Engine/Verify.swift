@@ -25,7 +25,10 @@ extension Snapshotter {
     private func check(progress: ProgressHandler?, cancel: CancellationFlag?) async throws -> VerifyReport {
         try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
-            let snap = try await pool.run { try self.metadataSnapshot() }
+            let snap = try await pool.run {
+                try self.meta.env.reconcile()
+                return try self.metadataSnapshot()
+            }
             var problems = snap.problems
             let digests = Array(snap.content.keys).sorted()
             let totalBytes = snap.content.values.reduce(0) { $0 + $1.encodedSize }

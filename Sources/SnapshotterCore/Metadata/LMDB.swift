@@ -86,6 +86,16 @@ final class LMDBEnvironment: @unchecked Sendable {
         return result
     }
 
+    /// Takes and drops the writer lock. A writer killed after writing its
+    /// meta page but before publishing it leaves readers on the previous
+    /// state until the next writer recovers the lock; this makes that
+    /// recovery happen now.
+    func reconcile() throws {
+        var t: OpaquePointer?
+        try LMDBEnvironment.check(mdb_txn_begin(env, nil, 0, &t), "begin metadata write")
+        mdb_txn_abort(t)
+    }
+
     func sync() throws {
         try LMDBEnvironment.check(mdb_env_sync(env, 1), "sync metadata")
     }
