@@ -159,9 +159,12 @@ typedef enum snapshotter_option {
     SNAPSHOTTER_OPT_REGISTRY_INSECURE = 104, /* int, 0 or 1 */
     SNAPSHOTTER_OPT_REGISTRY_CA_FILE = 105,
 
-    /* 200-299: content transport settings (string unless noted). This
-     * version has no content transport yet: setting any of them fails with
-     * SNAPSHOTTER_EUNSUPPORTED naming the option. */
+    /* 200-299: content transport settings (string unless noted). The URL
+     * is s3://bucket (S3-compatible storage, Signature V4) or file:///dir
+     * (a directory); content lives under <bucket or dir>/xxh3/<hex>. The
+     * Dragonfly settings (206-209) are not supported by this version:
+     * setting them fails with SNAPSHOTTER_EUNSUPPORTED naming the option.
+     * Secrets are never logged or put in an error message. */
     SNAPSHOTTER_OPT_CONTENT_URL = 200,
     SNAPSHOTTER_OPT_CONTENT_ENDPOINT = 201,
     SNAPSHOTTER_OPT_CONTENT_REGION = 202,

@@ -81,17 +81,17 @@ private func optionInfo(_ option: Int32) -> (String, OptionKind, Bool)? {
     case 103: return ("registry password", .string, true)
     case 104: return ("registry insecure", .int, true)
     case 105: return ("registry CA file", .string, true)
-    case 200: return ("content URL", .string, false)
-    case 201: return ("content endpoint", .string, false)
-    case 202: return ("content region", .string, false)
-    case 203: return ("content access key id", .string, false)
-    case 204: return ("content secret access key", .string, false)
-    case 205: return ("content session token", .string, false)
+    case 200: return ("content URL", .string, true)
+    case 201: return ("content endpoint", .string, true)
+    case 202: return ("content region", .string, true)
+    case 203: return ("content access key id", .string, true)
+    case 204: return ("content secret access key", .string, true)
+    case 205: return ("content session token", .string, true)
     case 206: return ("Dragonfly endpoint", .string, false)
     case 207: return ("Dragonfly fallback", .int, false)
     case 208: return ("Dragonfly replicas", .int, false)
     case 209: return ("Dragonfly TTL", .int, false)
-    case 210: return ("download concurrency", .int, false)
+    case 210: return ("download concurrency", .int, true)
     case 300: return ("GC interval", .int, true)
     case 301: return ("GC high watermark", .int, true)
     case 302: return ("GC low watermark", .int, true)
@@ -139,6 +139,7 @@ public func snapshotter_options_set_int(_ opts: OpaquePointer?, _ option: Int32,
         case 305: try range(0...Int64.max); o.store.gc.maxStoreBytes = value
         case 306: try range(0...(86_400 * 365)); o.store.gc.orphanGraceSeconds = Double(value)
         case 104: try range(0...1); o.registry.insecure = value != 0
+        case 210: try range(1...256); o.content.downloadConcurrency = Int(value)
         default: throw SnapshotterError(.internal, "option \(option) has no setter")
         }
         return Status.ok
@@ -157,6 +158,12 @@ public func snapshotter_options_set_string(_ opts: OpaquePointer?, _ option: Int
         case 102: o.registry.username = v
         case 103: o.registry.password = v
         case 105: o.registry.caFile = v
+        case 200: o.content.url = v ?? ""
+        case 201: o.content.endpoint = v ?? ""
+        case 202: o.content.region = v.flatMap { $0.isEmpty ? nil : $0 } ?? "us-east-1"
+        case 203: o.content.accessKeyID = v ?? ""
+        case 204: o.content.secretAccessKey = v ?? ""
+        case 205: o.content.sessionToken = v ?? ""
         default: throw SnapshotterError(.internal, "option \(option) has no setter")
         }
         return Status.ok
@@ -200,7 +207,9 @@ public func snapshotter_reconfigure(_ s: OpaquePointer?, _ opts: OpaquePointer?)
     guarded {
         let store = try Handles.require(s, StoreHandle.self, "store")
         let o = try Handles.require(opts, OptionsHandle.self, "options")
-        try store.engine.setRegistry(o.resolved().registry)
+        let resolved = o.resolved()
+        try store.engine.setRegistry(resolved.registry)
+        try store.engine.setContent(resolved.content)
         return Status.ok
     }
 }

@@ -95,11 +95,14 @@ final class OptionsHandle {
     var store = StoreOptions()
     /// Registry settings as set; an empty endpoint means no registry.
     var registry = RegistrySettings(endpoint: "")
+    /// Content settings as set; an empty URL means no content transport.
+    var content = ContentSettings(url: "")
 
-    /// The store options with the registry filled in when one is set.
+    /// The store options with the registry and content filled in when set.
     func resolved() -> StoreOptions {
         var o = store
         o.registry = registry.endpoint.isEmpty ? nil : registry
+        o.content = content.url.isEmpty ? nil : content
         return o
     }
 }

@@ -32,11 +32,37 @@ struct RootOptions: ParsableArguments {
         throw ValidationError("--root is required (or set SNAPSHOTTER_ROOT)")
     }
 
-    func open(registry: RegistryOptions? = nil) throws -> Snapshotter {
+    func open(registry: RegistryOptions? = nil, content: ContentOptions? = nil) throws -> Snapshotter {
         var options = StoreOptions()
         options.gc.intervalSeconds = 0
         options.registry = try registry?.settings()
+        options.content = try content?.settings()
         return try Snapshotter(root: try resolvedRoot(), options: options)
+    }
+}
+
+/// Where content goes: `--content s3://bucket` (credentials from the
+/// standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or
+/// `--content file:///dir`.
+struct ContentOptions: ParsableArguments {
+    @Option(help: "Content storage: s3://bucket or file:///dir.") var content: String?
+    @Option(name: .customLong("content-endpoint"), help: "Object storage endpoint (http(s)://host[:port]).") var endpoint: String?
+    @Option(name: .customLong("content-region"), help: "Object storage region (default us-east-1).") var region: String?
+    @Option(help: "Dragonfly daemon endpoint, unix:///path (not supported by this version).") var dragonfly: String?
+
+    func settings() throws -> ContentSettings? {
+        if let dragonfly, !dragonfly.isEmpty {
+            throw SnapshotterError(.unsupported, "--dragonfly \(dragonfly): this version has no Dragonfly transport; use --content s3://bucket")
+        }
+        guard let content, !content.isEmpty else { return nil }
+        var s = ContentSettings(url: content)
+        if let endpoint { s.endpoint = endpoint }
+        if let region { s.region = region }
+        func env(_ name: String) -> String { getenv(name).map { String(cString: $0) } ?? "" }
+        s.accessKeyID = env("AWS_ACCESS_KEY_ID")
+        s.secretAccessKey = env("AWS_SECRET_ACCESS_KEY")
+        s.sessionToken = env("AWS_SESSION_TOKEN")
+        return s
     }
 }
 
@@ -92,10 +118,11 @@ struct Snapshot: AsyncParsableCommand {
     @Option(name: .customLong("files-from"), help: "A file listing one 'ro PATH' or 'rw PATH' per line (for long lists).")
     var filesFrom: String?
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var content: ContentOptions
 
     func run() async throws {
         try await runReporting {
-            let store = try common.open(registry: registry)
+            let store = try common.open(registry: registry, content: content)
             var files = readOnly.map { FileRequest($0, readOnly: true) } + readWrite.map { FileRequest($0, readOnly: false) }
             if let filesFrom { files += try Console.fileList(filesFrom) }
             guard !files.isEmpty else { throw SnapshotterError(.invalidArgument, "no files given (use --ro and --rw)") }
@@ -119,10 +146,11 @@ struct Restore: AsyncParsableCommand {
     @Option(help: "Directory to restore into (created if missing).") var output: String
     @Flag(help: "Replace files that already exist.") var overwrite = false
     @OptionGroup var registry: RegistryOptions
+    @OptionGroup var content: ContentOptions
 
     func run() async throws {
         try await runReporting {
-            let store = try common.open(registry: registry)
+            let store = try common.open(registry: registry, content: content)
             let meter = Console.meter(quiet: common.quiet, verb: "restore")
             let started = Console.now()
             let r = try await store.restore(RestoreRequest(name: name, version: version, outputDir: output, overwrite: overwrite),

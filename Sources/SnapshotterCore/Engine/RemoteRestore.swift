@@ -5,8 +5,8 @@ import Glibc
 extension Snapshotter {
     /// The snapshot's record: local, or pulled from the registry and
     /// recorded (with its references) once its content is in the store.
-    func localOrRemoteSnapshot(_ key: SnapshotKey, registry: (any MetadataRegistry)?, reporter: ProgressReporter,
-                               cancel: CancellationFlag) async throws -> SnapshotRecord {
+    func localOrRemoteSnapshot(_ key: SnapshotKey, registry: (any MetadataRegistry)?, transport: (any ContentTransport)?,
+                               reporter: ProgressReporter, cancel: CancellationFlag) async throws -> SnapshotRecord {
         do {
             return try await pool.run { try self.loadSnapshot(key) }
         } catch let e as SnapshotterError where e.code == .notFound {
@@ -18,7 +18,7 @@ extension Snapshotter {
             do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {
                 throw SnapshotterError(.registry, "restore \(key): the registry's config is unusable: \(e.message)")
             }
-            try await ensureContent(key, files: files, cancel: cancel)
+            try await ensureContent(key, files: files, transport: transport, reporter: reporter, cancel: cancel)
             return try await pool.run {
                 try self.recordFetched(key, files: files, config: config, cancel: cancel)
             }
@@ -26,15 +26,19 @@ extension Snapshotter {
     }
 
     /// Makes sure every file's content (and read-only link) is in the local
-    /// store. Without a content transport, content must already be here.
-    func ensureContent(_ key: SnapshotKey, files: [SnapshotFile], cancel: CancellationFlag) async throws {
+    /// store: what is missing is downloaded, verified and put in place.
+    func ensureContent(_ key: SnapshotKey, files: [SnapshotFile], transport: (any ContentTransport)?,
+                       reporter: ProgressReporter, cancel: CancellationFlag) async throws {
         var missing: [SnapshotFile] = []
         var seen = Set<Digest>()
         for f in files where seen.insert(f.digest).inserted {
             if try Sys.lstatIfExists(store.contentPath(f.digest)) == nil { missing.append(f) }
         }
         if let first = missing.first {
-            throw SnapshotterError(.notFound, "restore \(key): content \(first.digest) of \(first.relativePath) (and \(missing.count - 1) more) is not in the local store and no content transport is configured")
+            guard let transport else {
+                throw SnapshotterError(.notFound, "restore \(key): content \(first.digest) of \(first.relativePath) (and \(missing.count - 1) more) is not in the local store and no content transport is configured")
+            }
+            try await download(missing, from: transport, key: key, reporter: reporter, cancel: cancel)
         }
         var firstUse: [Digest: SnapshotFile] = [:]
         for f in files where f.readOnly && firstUse[f.digest] == nil { firstUse[f.digest] = f }

@@ -32,6 +32,18 @@ public final class Snapshotter: Sendable {
         registrySlot.withLock { $0 = r }
     }
 
+    private let transportSlot: Mutex<(any ContentTransport)?>
+    let downloads = SingleFlight()
+
+    /// The content transport, if any.
+    var transport: (any ContentTransport)? { transportSlot.withLock { $0 } }
+
+    /// Changes the content transport for the calls that start after this one.
+    public func setContent(_ settings: ContentSettings?) throws {
+        let t = try settings.map(makeTransport)
+        transportSlot.withLock { $0 = t }
+    }
+
     /// Opens (creating if needed) the store under `root`.
     public init(root: String, options: StoreOptions = StoreOptions()) throws {
         guard !root.isEmpty else { throw SnapshotterError.invalid("root directory is empty") }
@@ -42,6 +54,7 @@ public final class Snapshotter: Sendable {
         self.root = try Sys.realpath(root)
         self.options = options
         self.registrySlot = Mutex(try options.registry.map(makeRegistry))
+        self.transportSlot = Mutex(try options.content.map(makeTransport))
         self.pool = BlockingPool.shared
         self.store = try ContentStore(root: self.root)
         self.meta = try MetadataStore(directory: self.root + "/metadata", mapSize: options.metadataMapSize)
@@ -154,6 +167,7 @@ public final class Snapshotter: Sendable {
         // Settings are taken when the call starts: a later setRegistry
         // changes later calls only.
         let registry = self.registry
+        let transport = self.transport
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             reporter.setPhase(.preparing)
@@ -172,6 +186,10 @@ public final class Snapshotter: Sendable {
             var stored = results.withLock { $0.compactMap { $0 } }
             guard stored.count == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
             try await pool.run { try self.store.syncDirectories() }
+            if let transport {
+                // Content goes up before the config names it anywhere.
+                try await self.upload(Array(Set(stored.map(\.file.digest))), to: transport, reporter: reporter, cancel: flag)
+            }
             if let registry {
                 // Published before it is recorded: a failed publish records
                 // nothing, and the stored content makes a retry cheap.
@@ -377,6 +395,7 @@ public final class Snapshotter: Sendable {
         guard !request.outputDir.isEmpty else { throw SnapshotterError.invalid("output directory is empty") }
         let key = SnapshotKey(name: request.name, version: request.version)
         let registry = self.registry
+        let transport = self.transport
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             reporter.setPhase(.preparing)
@@ -400,7 +419,7 @@ public final class Snapshotter: Sendable {
             do {
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
             } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) && registry != nil {
-                _ = try await self.localOrRemoteSnapshot(key, registry: registry, reporter: reporter, cancel: flag)
+                _ = try await self.localOrRemoteSnapshot(key, registry: registry, transport: transport, reporter: reporter, cancel: flag)
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
             }
         }

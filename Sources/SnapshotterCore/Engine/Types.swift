@@ -13,6 +13,8 @@ public struct StoreOptions: Sendable {
     public var progressIntervalNanos: UInt64 = 2_000_000
     /// Where snapshots are published and found; nil keeps them local.
     public var registry: RegistrySettings?
+    /// Where content is uploaded and downloaded; nil keeps it local.
+    public var content: ContentSettings?
     /// Garbage-collection policy for `gc()` and the background collector.
     public var gc = GCPolicy()
     /// How disk usage is measured (a seam for tests).

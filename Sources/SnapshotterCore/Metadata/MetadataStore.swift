@@ -13,6 +13,8 @@ import Synchronization
 /// - `inodes`: dev+ino of a read-only link -> digest, size, mtime
 /// - `leases`: `pid:start:n` -> the snapshots and digests an operation in
 ///   flight uses; the collector and delete leave them alone
+/// - `uploaded`: remote id + digest -> nothing: content known to be in a
+///   remote, so it is not asked about again
 /// - `trash`: digests whose last reference went and whose files are about to
 ///   be unlinked; a snapshot that needs one takes it back out.
 final class MetadataStore: Sendable {
@@ -24,6 +26,7 @@ final class MetadataStore: Sendable {
     let inodes: MDB_dbi
     let trash: MDB_dbi
     let leases: MDB_dbi
+    let uploaded: MDB_dbi
 
     /// LMDB must not be opened twice in one process (its POSIX locks are
     /// per process), so stores on the same root share one environment.
@@ -49,6 +52,7 @@ final class MetadataStore: Sendable {
         inodes = try env.openDatabase("inodes")
         trash = try env.openDatabase("trash")
         leases = try env.openDatabase("leases")
+        uploaded = try env.openDatabase("uploaded")
     }
 
     // MARK: reads
@@ -83,6 +87,10 @@ final class MetadataStore: Sendable {
     func inode(_ txn: LMDBTransaction, dev: UInt64, ino: UInt64) throws -> InodeRecord? {
         guard let v = try txn.get(inodes, InodeRecord.key(dev: dev, ino: ino)) else { return nil }
         return try v.withUnsafeBytes { try InodeRecord.decode($0) }
+    }
+
+    static func uploadedKey(_ remote: String, _ d: Digest) -> [UInt8] {
+        Array(remote.utf8.prefix(400)) + [0] + d.key
     }
 
     // MARK: writes

@@ -70,11 +70,14 @@ final class ProgressReporter: Sendable {
         self.minInterval = minIntervalNanos
     }
 
+    /// Starts a phase whose work adds `filesTotal` files and `bytesTotal`
+    /// bytes to the operation's totals (counters are cumulative across the
+    /// phases of one operation).
     func begin(_ phase: Phase, filesTotal: Int64, bytesTotal: Int64) {
         state.withLock {
             $0.phase = phase
-            $0.filesTotal = max($0.filesTotal, filesTotal)
-            $0.bytesTotal = max($0.bytesTotal, bytesTotal)
+            $0.filesTotal += filesTotal
+            $0.bytesTotal += bytesTotal
         }
         emit(force: true)
     }
