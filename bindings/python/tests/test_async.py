@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -128,10 +129,17 @@ def test_cancelling_the_task_cancels_the_operation(slow_store, many_files):
 
 def test_a_timeout_cancels_the_operation(slow_store, many_files):
     base, files = many_files
+    # 256 MiB of data on top, stored one file at a time, so the deadline
+    # falls mid-operation however fast the machine.
+    (base / "big.bin").write_bytes(os.urandom(1 << 20) * 256)
+    big = snapshotter.File("big.bin")
+
+    def slow(p):
+        time.sleep(0.001)
 
     async def main():
         with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(slow_store.snapshot_async("sb", "v1", base, files), 0.2)
+            await asyncio.wait_for(slow_store.snapshot_async("sb", "v1", base, files + [big], progress=slow), 0.2)
         assert slow_store.active_operations() == 0
 
     asyncio.run(main())

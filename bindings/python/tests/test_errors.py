@@ -147,7 +147,7 @@ def test_content_settings_are_refused_loudly_while_unsupported(tmp_path):
     with pytest.raises(snapshotter.UnsupportedError) as e:
         Snapshotter(tmp_path / "s", content=ContentProvider("s3", "bucket", region="us-east-1"))
     assert e.value.code == -30613
-    assert "ContentProvider" in str(e.value) and "0.1.0" in str(e.value)
+    assert "ContentProvider" in str(e.value) and "0.2.0" in str(e.value)
     with pytest.raises(snapshotter.UnsupportedError, match="Dragonfly"):
         Snapshotter(tmp_path / "s", dragonfly=Dragonfly("unix:///run/dfdaemon.sock"))
     with Snapshotter(tmp_path / "s", gc=NO_GC) as s:

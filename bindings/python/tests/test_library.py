@@ -39,7 +39,7 @@ def test_environment_variable_wins(libpath, tmp_path):
     # Even with a pkg-config that points elsewhere.
     r = run_python(PROBE, clean_env(SNAPSHOTTER_LIBRARY=libpath, PKG_CONFIG_PATH=str(tmp_path)))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == [libpath, "0.1.0"]
+    assert r.stdout.split() == [libpath, "0.2.0"]
 
 
 def test_pkg_config_libdir_is_used(libpath, tmp_path):
