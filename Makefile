@@ -6,7 +6,7 @@
 
 PREFIX ?= /usr/local
 SWIFT ?= swift
-VERSION := 0.1.0
+VERSION := 0.2.0
 SOMAJOR := 0
 LIBDIR := $(DESTDIR)$(PREFIX)/lib
 INCDIR := $(DESTDIR)$(PREFIX)/include

@@ -17,8 +17,9 @@
  *   how long they stay valid.
  * - Every *_free function accepts NULL.
  * - Handles are opaque. Passing a freed handle, or one that did not come
- *   from this library, is detected and fails with SNAPSHOTTER_EINVAL (it is
- *   a bug in the caller all the same).
+ *   from this library, is detected and fails with SNAPSHOTTER_EINVAL while
+ *   its address has not been reused for a new handle (it is a bug in the
+ *   caller all the same).
  * - The library never writes to stdout or stderr; install a log callback
  *   to see what it does.
  *
@@ -58,9 +59,9 @@ extern "C" {
 /* ---- Version ----------------------------------------------------------- */
 
 #define SNAPSHOTTER_VERSION_MAJOR 0
-#define SNAPSHOTTER_VERSION_MINOR 1
+#define SNAPSHOTTER_VERSION_MINOR 2
 #define SNAPSHOTTER_VERSION_PATCH 0
-#define SNAPSHOTTER_VERSION_STRING "0.1.0"
+#define SNAPSHOTTER_VERSION_STRING "0.2.0"
 /* MAJOR * 10000 + MINOR * 100 + PATCH */
 #define SNAPSHOTTER_VERSION_NUMBER                                                          \
     (SNAPSHOTTER_VERSION_MAJOR * 10000 + SNAPSHOTTER_VERSION_MINOR * 100 + SNAPSHOTTER_VERSION_PATCH)
@@ -283,9 +284,11 @@ SNAPSHOTTER_API int snapshotter_op_status(const snapshotter_op_t *op);
  * running); valid until the op is freed. */
 SNAPSHOTTER_API const char *snapshotter_op_error(const snapshotter_op_t *op);
 /* Frees an operation handle. One still running is canceled and waited for
- * first, so no callback of it runs after this returns. Called from the
- * op's own done callback, the handle is freed when the callback returns.
- * NULL is a no-op. */
+ * first, so no callback of it runs after this returns. Called from a
+ * callback, it cannot wait: the op is canceled and released when it
+ * finishes (from its own done callback, when that returns). NULL is a
+ * no-op. The first progress event may arrive before the *_async call that
+ * started the op has returned. */
 SNAPSHOTTER_API void snapshotter_op_free(snapshotter_op_t *op);
 
 /* ---- Results ----------------------------------------------------------- */
@@ -465,7 +468,8 @@ SNAPSHOTTER_API int snapshotter_files(snapshotter_t *s, const char *name, const 
 /* Store usage. */
 SNAPSHOTTER_API int snapshotter_stats(snapshotter_t *s, snapshotter_stats_t *out);
 /* Applies the registry (and, in later versions, content) settings of
- * `opts` to operations started after this call; operations already running
+ * `opts` to operations started after this call (options with no registry
+ * endpoint mean no registry); operations already running
  * keep the settings they started with. Settings fixed at open (concurrency,
  * GC) are not changed. `opts` is read during the call only. */
 SNAPSHOTTER_API int snapshotter_reconfigure(snapshotter_t *s, const snapshotter_options_t *opts);

@@ -106,6 +106,7 @@ run_suite "C ABI tests" make test-c
 export PKG_CONFIG_PATH="$REPO_ROOT/.build/test-prefix/lib/pkgconfig"
 export SERVICES_ENV="$SNAPSHOTTER_TEST_SERVICES"
 run_suite "Go binding tests" bash bindings/go/test.sh
+run_suite "Python binding tests" env PREFIX="$REPO_ROOT/.build/test-prefix" bash bindings/python/test.sh
 
 # ----------------------------------------------------------------- summary --
 section "summary"

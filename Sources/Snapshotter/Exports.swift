@@ -14,10 +14,10 @@ func guarded(_ body: () throws -> Int32) -> Int32 {
     do { return try body() } catch { return Status.fail(error) }
 }
 
-nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = strdup("0.1.0")!
+nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = strdup("0.2.0")!
 
 @_cdecl("snapshotter_version")
-public func snapshotter_version() -> Int32 { 100 }
+public func snapshotter_version() -> Int32 { 200 }
 
 @_cdecl("snapshotter_version_string")
 public func snapshotter_version_string() -> UnsafePointer<CChar> { UnsafePointer(versionString) }

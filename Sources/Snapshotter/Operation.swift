@@ -112,10 +112,16 @@ final class OpHandle: @unchecked Sendable {
     /// thread (callbacks never run on Swift's cooperative threads).
     func start(_ body: @escaping @Sendable (OpHandle) async throws -> OpResult) throws {
         try store.track(self)
+        let started = Sys_monotonicNanos()
         Task.detached {
-            let outcome: Result<OpResult, Error>
+            var outcome: Result<OpResult, Error>
             do { outcome = .success(try await body(self)) } catch { outcome = .failure(error) }
-            LibraryThreads.run { self.complete(outcome) }
+            if case .success(.report(var r)) = outcome, r.elapsedNanos == 0 {
+                r.elapsedNanos = Int64(Sys_monotonicNanos() - started)
+                outcome = .success(.report(r))
+            }
+            let final = outcome
+            LibraryThreads.run { self.complete(final) }
         }
     }
 
@@ -188,4 +194,11 @@ final class OpHandle: @unchecked Sendable {
         _ = op.wait(timeoutMs: -1)
         return op
     }
+}
+
+/// Monotonic nanoseconds, for elapsed times in reports.
+func Sys_monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

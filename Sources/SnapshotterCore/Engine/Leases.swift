@@ -109,8 +109,11 @@ extension Snapshotter {
     /// gone, which `check` reports).
     /// `check` runs in the same transaction and returns more digests to
     /// lease (those of a record it reads there).
+    /// `onSuccess` runs in the transaction that releases the lease, when
+    /// `body` succeeded (a restore records its access time there).
     func withLease<T: Sendable>(snapshots: [SnapshotKey], digests: [Digest],
                                 check: @escaping @Sendable (LMDBTransaction) throws -> [Digest] = { _ in [] },
+                                onSuccess: (@Sendable (LMDBTransaction) throws -> Void)? = nil,
                                 _ body: () async throws -> T) async throws -> T {
         let key = Lease.newKey()
         let lease = try await pool.run {
@@ -121,19 +124,23 @@ extension Snapshotter {
                 return lease
             }
         }
-        let release: @Sendable () async -> Void = {
-            _ = try? await self.pool.run {
-                try self.meta.env.write { _ = try $0.delete(self.meta.leases, lease.key) }
+        let release: @Sendable (Bool) async throws -> Void = { succeeded in
+            try await self.pool.run {
+                try self.meta.env.write { txn in
+                    _ = try txn.delete(self.meta.leases, lease.key)
+                    if succeeded, let onSuccess { try onSuccess(txn) }
+                }
             }
         }
+        let result: T
         do {
-            let result = try await body()
-            await release()
-            return result
+            result = try await body()
         } catch {
-            await release()
+            try? await release(false)
             throw error
         }
+        try await release(true)
+        return result
     }
 
     /// Removes the leases of processes that no longer run.

@@ -135,6 +135,10 @@ public final class Snapshotter: Sendable {
         var absolutePath: String
         var readOnly: Bool
         var size: Int64
+        /// stat of the file at prepare time.
+        var stat: FileStat
+        /// What the inode index says about a read-only file's inode.
+        var known: InodeRecord?
     }
 
     struct StoredFile: Sendable {
@@ -185,7 +189,11 @@ public final class Snapshotter: Sendable {
             try flag.check()
             var stored = results.withLock { $0.compactMap { $0 } }
             guard stored.count == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
-            try await pool.run { try self.store.syncDirectories() }
+            // New content or links must be durable before a record names
+            // them; a snapshot of only known files created nothing.
+            if stored.contains(where: { !$0.knownByInode }) {
+                try await pool.run { try self.store.syncDirectories() }
+            }
             if let transport {
                 // Content goes up before the config names it anywhere.
                 try await self.upload(Array(Set(stored.map(\.file.digest))), to: transport, reporter: reporter, cancel: flag)
@@ -231,9 +239,11 @@ public final class Snapshotter: Sendable {
         try SnapshotConfig.checkNoFileIsADirectory(files.map {
             SnapshotFile(relativePath: $0.relativePath, digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
         })
-        return try files.map { f in
+        var knownDirectories = Set<String>()
+        // One read transaction serves every inode lookup.
+        return try meta.env.read { txn in try files.map { f in
             do {
-                try PathGuard.checkInside(base: base, relative: f.relativePath, followFinal: true)
+                try PathGuard.checkInside(base: base, relative: f.relativePath, followFinal: true, knownDirectories: &knownDirectories)
             } catch let e as SnapshotterError {
                 throw e.context("snapshot \(key)")
             }
@@ -245,14 +255,30 @@ public final class Snapshotter: Sendable {
             guard (st.st_mode & S_IFMT) == S_IFREG else {
                 throw SnapshotterError.invalid("snapshot \(key): \(f.relativePath) is not a regular file")
             }
-            return PreparedFile(relativePath: f.relativePath, absolutePath: abs, readOnly: f.readOnly, size: Int64(st.st_size))
-        }
+            let known = f.readOnly ? try meta.inode(txn, dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
+            return PreparedFile(relativePath: f.relativePath, absolutePath: abs, readOnly: f.readOnly, size: Int64(st.st_size),
+                                stat: st, known: known)
+        } }
     }
 
     /// Stores one file: recognised by inode (read-only, unchanged), or read
     /// once into a new content file; read-only files also get their link.
     func storeFile(_ p: PreparedFile, useInodeIndex: Bool, buffer: UnsafeMutableRawBufferPointer,
                    reporter: ProgressReporter?, cancel: CancellationFlag) throws -> StoredFile {
+        // An unchanged read-only file that is the store's link: known by
+        // its inode, size and mtime, without opening or reading it.
+        if p.readOnly && useInodeIndex, let known = p.known, known.size == Int64(p.stat.st_size),
+           known.mtimeNanos == Sys.mtimeNanos(p.stat),
+           let link = try Sys.lstatIfExists(store.linkPath(known.digest)),
+           link.st_dev == p.stat.st_dev, link.st_ino == p.stat.st_ino,
+           let content = try Sys.lstatIfExists(store.contentPath(known.digest)) {
+            let st = p.stat
+            reporter?.addBytes(known.size)
+            let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: UInt32(st.st_mode) & 0o777,
+                                    uid: st.st_uid, gid: st.st_gid, size: known.size, mtimeNanos: known.mtimeNanos)
+            return StoredFile(file: file, encodedSize: Int64(content.st_size), created: false, knownByInode: true,
+                              linkedInode: (UInt64(st.st_dev), UInt64(st.st_ino)), bytesRead: 0)
+        }
         let fd: Int32
         do { fd = try Sys.open(p.absolutePath, O_RDONLY) } catch let e as SnapshotterError {
             throw e.context("snapshot file \(p.relativePath)")
@@ -269,16 +295,6 @@ public final class Snapshotter: Sendable {
                          uid: st.st_uid, gid: st.st_gid, size: size, mtimeNanos: mtime)
         }
         let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
-        if p.readOnly && useInodeIndex,
-           let known = try meta.env.read({ try meta.inode($0, dev: dev, ino: ino) }),
-           known.size == size, known.mtimeNanos == mtime,
-           let link = try Sys.lstatIfExists(store.linkPath(known.digest)),
-           UInt64(link.st_dev) == dev, UInt64(link.st_ino) == ino,
-           let content = try Sys.lstatIfExists(store.contentPath(known.digest)) {
-            reporter?.addBytes(size)
-            return StoredFile(file: file(known.digest), encodedSize: Int64(content.st_size), created: false,
-                              knownByInode: true, linkedInode: (dev, ino), bytesRead: 0)
-        }
         let ingested: ContentStore.Ingested
         var dataBytes: Int64 = 0
         do {
@@ -412,15 +428,24 @@ public final class Snapshotter: Sendable {
                 loaded.withLock { $0 = rec }
                 return rec.files.map(\.digest)
             }
+            // Last access is recorded in the transaction that drops the lease.
+            let touch: @Sendable (LMDBTransaction) throws -> Void = { txn in
+                try self.meta.setLastAccess(txn, key, Sys.nowNanos())
+            }
             let exportBody: @Sendable () async throws -> RestoreReport = {
                 guard let record = loaded.withLock({ $0 }) else { throw SnapshotterError(.internal, "restore \(key): no record") }
                 return try await self.export(key, record: record, request: request, reporter: reporter, cancel: flag)
             }
             do {
-                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
+                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
             } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) && registry != nil {
+<<<<<<< HEAD
                 _ = try await self.localOrRemoteSnapshot(key, registry: registry, transport: transport, reporter: reporter, cancel: flag)
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
+=======
+                _ = try await self.localOrRemoteSnapshot(key, registry: registry, reporter: reporter, cancel: flag)
+                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
+>>>>>>> abi
             }
         }
     }
@@ -447,9 +472,6 @@ public final class Snapshotter: Sendable {
             reporter.fileDone(copied: how == .copied)
         }
         try flag.check()
-        try await pool.run {
-            try self.meta.env.write { try self.meta.setLastAccess($0, key, Sys.nowNanos()) }
-        }
         reporter.finish()
         return counts.withLock { $0 }
     }
@@ -470,9 +492,10 @@ public final class Snapshotter: Sendable {
         var dirs = Set<String>()
         var targets: [String] = []
         targets.reserveCapacity(record.files.count)
+        var knownDirectories = Set<String>()
         for f in record.files {
             let rel = try PathGuard.normalize(f.relativePath)
-            try PathGuard.checkInside(base: out, relative: rel, followFinal: false)
+            try PathGuard.checkInside(base: out, relative: rel, followFinal: false, knownDirectories: &knownDirectories)
             let target = out + "/" + rel
             if let st = try Sys.lstatIfExists(target) {
                 if (st.st_mode & S_IFMT) == S_IFDIR {
@@ -500,6 +523,19 @@ public final class Snapshotter: Sendable {
     private func exportFile(_ f: SnapshotFile, to target: String, overwrite: Bool, key: SnapshotKey,
                             buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
                             cancel: CancellationFlag) throws -> ExportMethod {
+        // A hard link is never half-written: without overwrite it goes
+        // straight to its final name (one directory operation, like cp -al).
+        if f.readOnly && !overwrite, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
+            do {
+                if try Sys.link(store.linkPath(f.digest), target) {
+                    reporter.addBytes(f.size)
+                    return .linked
+                }
+                throw SnapshotterError(.alreadyExists, "restore \(key): \(target) appeared while restoring")
+            } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                // Fall through to a copy.
+            }
+        }
         let tmp = ContentStore.tempPath(in: Paths.dirname(target))
         var placed = false
         defer { if !placed { try? Sys.unlinkIfExists(tmp) } }

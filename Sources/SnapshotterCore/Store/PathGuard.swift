@@ -48,9 +48,29 @@ enum PathGuard {
     /// With `finalMayBeLink`, the last component itself is not followed
     /// (restore replaces it; it never writes through it).
     static func checkInside(base: String, relative: String, followFinal: Bool) throws {
+        var none = Set<String>()
+        try checkInside(base: base, relative: relative, followFinal: followFinal, knownDirectories: &none)
+    }
+
+    /// The same, remembering in `knownDirectories` the relative directory
+    /// prefixes already found to be plain directories inside `base`, so
+    /// many files of one directory cost one check of it.
+    static func checkInside(base: String, relative: String, followFinal: Bool, knownDirectories: inout Set<String>) throws {
         let parts = relative.split(separator: "/")
         var current = base
-        for (i, part) in parts.enumerated() {
+        var start = 0
+        // Skip the longest parent prefix already known to be safe.
+        if parts.count > 1 {
+            for n in stride(from: parts.count - 1, through: 1, by: -1) {
+                let prefix = parts[0..<n].joined(separator: "/")
+                if knownDirectories.contains(prefix) {
+                    current = base + "/" + prefix
+                    start = n
+                    break
+                }
+            }
+        }
+        for (i, part) in parts.enumerated() where i >= start {
             let next = Paths.join(current, String(part))
             let isLast = i == parts.count - 1
             guard let st = try Sys.lstatIfExists(next) else { return }
@@ -68,6 +88,9 @@ enum PathGuard {
                 current = resolved
             } else {
                 current = next
+                if !isLast && (st.st_mode & S_IFMT) == S_IFDIR && current == base + "/" + parts[0...i].joined(separator: "/") {
+                    knownDirectories.insert(parts[0...i].joined(separator: "/"))
+                }
             }
         }
     }

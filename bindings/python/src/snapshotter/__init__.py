@@ -1,0 +1,97 @@
+"""Snapshot sets of files into a content-addressed store and restore them.
+
+A Python binding (ctypes) of libsnapshotter::
+
+    from snapshotter import Snapshotter, File
+
+    with Snapshotter("/var/lib/snapshots") as store:
+        store.snapshot("sandboxes/sb-42", "ckpt-1", "/run/sb-42",
+                       [File("checkpoint/memory.img", read_only=True),
+                        File("rootfs/disk.img")])
+        store.restore("sandboxes/sb-42", "ckpt-1", "/run/sb-42-copy")
+
+The C library is found through ``$SNAPSHOTTER_LIBRARY``, then pkg-config
+(``snapshotter.pc``), then the system library search, when first needed.
+"""
+
+from __future__ import annotations
+
+from . import _ffi
+from .errors import (
+    AlreadyExistsError,
+    BusyError,
+    CanceledError,
+    ClosedError,
+    CorruptContentError,
+    FileSystemError,
+    InProgressError,
+    InternalError,
+    InvalidArgumentError,
+    LibraryError,
+    NoSpaceError,
+    NotFoundError,
+    OutOfMemoryError,
+    PermissionDeniedError,
+    RegistryError,
+    SnapshotterError,
+    TimedOutError,
+    TransportError,
+    UnsupportedError,
+)
+from .log import disable_logging, enable_logging
+from .models import File, FileInfo, Phase, Problem, Progress, Report, SnapshotInfo, Stats, VerifyReport
+from .options import ContentProvider, Dragonfly, GCOptions, Registry
+from .store import Snapshotter
+
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """The loaded libsnapshotter's version ("0.1.0"); loads it if needed."""
+    return _ffi.load().version_string
+
+
+def library_path() -> str:
+    """Where the loaded libsnapshotter came from; loads it if needed."""
+    return _ffi.load().path
+
+
+__all__ = [
+    "Snapshotter",
+    "File",
+    "Registry",
+    "ContentProvider",
+    "Dragonfly",
+    "GCOptions",
+    "Phase",
+    "Progress",
+    "Report",
+    "SnapshotInfo",
+    "FileInfo",
+    "Stats",
+    "Problem",
+    "VerifyReport",
+    "SnapshotterError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "FileSystemError",
+    "CorruptContentError",
+    "RegistryError",
+    "TransportError",
+    "CanceledError",
+    "BusyError",
+    "ClosedError",
+    "NoSpaceError",
+    "PermissionDeniedError",
+    "UnsupportedError",
+    "InternalError",
+    "TimedOutError",
+    "InProgressError",
+    "OutOfMemoryError",
+    "LibraryError",
+    "enable_logging",
+    "disable_logging",
+    "library_version",
+    "library_path",
+]
