@@ -439,13 +439,8 @@ public final class Snapshotter: Sendable {
             do {
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
             } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) && registry != nil {
-<<<<<<< HEAD
                 _ = try await self.localOrRemoteSnapshot(key, registry: registry, transport: transport, reporter: reporter, cancel: flag)
-                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, exportBody)
-=======
-                _ = try await self.localOrRemoteSnapshot(key, registry: registry, reporter: reporter, cancel: flag)
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
->>>>>>> abi
             }
         }
     }
