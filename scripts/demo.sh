@@ -30,6 +30,11 @@ ROOT="$WORK/store"      # a fresh snapshot store
 OUT="$WORK/restored"    # where it comes back
 export SNAPSHOTTER_ROOT="$ROOT"
 NAME=demo/sandbox
+# "Remote" metadata and content in directories: an OCI image layout as the
+# registry and a directory as object storage, so a second, empty store can
+# restore the snapshot with no services at all.
+REMOTE=(--registry "file://$WORK/registry" --content "file://$WORK/content")
+ROOT2="$WORK/store-elsewhere"; OUT2="$WORK/restored-elsewhere"
 
 step_start "Create a sample sandbox checkpoint"
 echo "    in $SRC (read-only: ${SAMPLE_RO[*]})"
@@ -44,7 +49,8 @@ rw_args=(); for f in "${SAMPLE_RW[@]}"; do rw_args+=(--rw "$f"); done
 
 step_start "Snapshot it as $NAME:v1"
 echo "    into a fresh store at $ROOT"
-"$BIN" snapshot --name "$NAME" --version v1 --base-dir "$SRC" "${ro_args[@]}" "${rw_args[@]}" | sed 's/^/    /'
+"$BIN" snapshot --name "$NAME" --version v1 --base-dir "$SRC" "${ro_args[@]}" "${rw_args[@]}" "${REMOTE[@]}" | sed 's/^/    /'
+echo "    published to $WORK/registry, content uploaded to $WORK/content"
 step_end
 
 step_start "Restore $NAME:v1 into a new directory"
@@ -76,6 +82,16 @@ done
 disk_kib=$(du -k "$OUT/rootfs/disk.img" | cut -f1)
 [ "$disk_kib" -lt $((20 * 1024)) ] || fail "rootfs/disk.img lost its holes ($disk_kib KiB on disk)"
 echo "    read-write files are copies; rootfs/disk.img is still sparse ($disk_kib KiB of 50 MiB on disk)"
+step_end
+
+step_start "Restore $NAME:v1 on a store that never saw it"
+echo "    empty store $ROOT2 -> $OUT2 (manifest and config from the registry, content downloaded and verified)"
+"$BIN" restore --root "$ROOT2" --name "$NAME" --version v1 --output "$OUT2" "${REMOTE[@]}" | sed 's/^/    /'
+for f in "${SAMPLE_RO[@]}" "${SAMPLE_RW[@]}"; do
+    cmp -s "$SRC/$f" "$OUT2/$f" || fail "$f differs from the original after the remote restore"
+done
+"$BIN" verify --root "$ROOT2" | sed 's/^/    /'
+echo "    every file identical; the second store recorded the snapshot and its content"
 step_end
 
 step_start "Change the disk image, snapshot as v2"

@@ -71,11 +71,13 @@ swift build
 
 # ---------------------------------------------------------------- services --
 # Real servers on 127.0.0.1 (scripts/services.sh): docker-registry plain,
-# TLS + Basic and token auth, a fault proxy and a hostile registry. Tests
-# find them through the env file; the trap stops them.
+# TLS + Basic and token auth, a fault proxy and a hostile registry; moto's
+# S3 server in strict signature mode behind a fault proxy, and the Dragonfly
+# daemon stand-in. Tests find them through the env file; the trap stops
+# them.
 section "services"
 SERVICES_DIR="$TEST_TMP/services"
-scripts/services.sh start-registry "$SERVICES_DIR"
+scripts/services.sh start "$SERVICES_DIR"
 export SNAPSHOTTER_TEST_SERVICES="$SERVICES_DIR/services.env"
 
 # ------------------------------------------------------------- Swift tests --

@@ -98,6 +98,8 @@ final class CurlEasy: @unchecked Sendable {
         var sink: (fd: Int32, offset: Int64)?
         var written: Int64 = 0
         var onBytes: ((Int64) -> Bool)?
+        /// HEAD responses announce a length but carry no body.
+        var noBody = false
 
         init(limit: Int, upload: [UInt8]) {
             self.limit = limit
@@ -111,6 +113,7 @@ final class CurlEasy: @unchecked Sendable {
         exchange.source = request.uploadFile
         exchange.sink = request.downloadFile
         exchange.onBytes = request.onBytes
+        exchange.noBody = request.method == "HEAD"
         let context = Unmanaged.passRetained(exchange)
         defer { context.release() }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -176,7 +179,8 @@ final class CurlEasy: @unchecked Sendable {
                             let name = line[..<colon].lowercased()
                             let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t\r\n")
                             ex.headers[name] = value
-                            if name == "content-length", let len = Int(value), len > ex.limit {
+                            let streamed = ex.noBody || (ex.sink != nil && (200..<300).contains(ex.status))
+                            if name == "content-length", !streamed, let len = Int(value), len > ex.limit {
                                 ex.tooLarge = true
                                 return 0
                             }

@@ -31,7 +31,7 @@ final class ContentStore: Sendable {
     static func tempPath(in dir: String, tag: String = "") -> String {
         let n = counter.add(1, ordering: .relaxed).oldValue
         let rnd = cshim_random_u64()
-        return "\(dir)/\(tempPrefix)\(getpid())-\(n)-\(String(rnd, radix: 36))\(tag)"
+        return "\(dir)/\(tempPrefix)\(Sys.pid)-\(n)-\(String(rnd, radix: 36))\(tag)"
     }
 
     static func isTemp(_ name: String) -> Bool { name.hasPrefix(tempPrefix) }

@@ -248,7 +248,9 @@ enum Sys {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    static var isRoot: Bool { geteuid() == 0 }
+    /// Effective uid 0, read once (it does not change while we run).
+    static let isRoot: Bool = geteuid() == 0
+    static let pid: Int32 = getpid()
 
     static let seekData: Int32 = cshim_seek_data()
     static let seekHole: Int32 = cshim_seek_hole()

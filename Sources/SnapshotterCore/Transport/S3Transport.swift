@@ -212,6 +212,7 @@ final class S3Transport: ContentTransport {
         let message = xmlValue(r.body, "Message")
         var detail = code.map { ": \($0)" } ?? ""
         if let message { detail += " (\(message))" }
+        if code == nil && r.status == 403 { detail = ": the credentials were refused (access key, secret or signature)" }
         let kind = r.status == 403 ? "access denied" : r.status == 404 ? "not found" : "unexpected status"
         return SnapshotterError(r.status == 404 ? .notFound : .transport, "\(what): \(kind) (\(r.status))\(detail)")
     }
