@@ -11,6 +11,7 @@ import (
 
 	snapshotter "github.com/libsnapshotter/snapshotter-go"
 	"github.com/libsnapshotter/snapshotter-go/pkg/dragonfly"
+	"github.com/libsnapshotter/snapshotter-go/pkg/oci"
 )
 
 func errIs(err, target error) bool { return err != nil && errors.Is(err, target) }
@@ -129,16 +130,25 @@ func TestLibraryErrorsHaveTheirCodeAndMessage(t *testing.T) {
 	check("zero concurrency", err, snapshotter.ErrInvalid, "SnapshotConcurrency")
 }
 
-func TestContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {
+func TestBadContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {
 	root := t.TempDir()
-	for name, cfg := range map[string]snapshotter.Config{
-		"Content":   {RootDir: root, Content: dragonfly.ContentProvider{Provider: "s3", Bucket: "b", Region: "us-east-1"}},
-		"Endpoint":  {RootDir: root, Content: dragonfly.ContentProvider{Endpoint: "localhost:9000"}},
-		"Dragonfly": {RootDir: root, Dragonfly: dragonfly.Dragonfly{Endpoint: "unix:///var/run/dragonfly/dfdaemon.sock"}},
+	for name, c := range map[string]struct {
+		cfg  snapshotter.Config
+		want error
+		says string
+	}{
+		// S3 without credentials, an unknown provider, and Dragonfly (not
+		// supported by this library version) are refused at New.
+		"no credentials": {snapshotter.Config{RootDir: root, Content: dragonfly.ContentProvider{Provider: "s3", Bucket: "b", Region: "us-east-1"}},
+			snapshotter.ErrInvalid, "access key"},
+		"provider": {snapshotter.Config{RootDir: root, Content: dragonfly.ContentProvider{Provider: "ftp", Bucket: "b"}},
+			snapshotter.ErrInvalid, "ftp://b"},
+		"Dragonfly": {snapshotter.Config{RootDir: root, Dragonfly: dragonfly.Dragonfly{Endpoint: "unix:///var/run/dragonfly/dfdaemon.sock"}},
+			snapshotter.ErrUnsupported, "Dragonfly"},
 	} {
-		s, err := snapshotter.New(cfg)
-		if s != nil || !errIs(err, snapshotter.ErrUnsupported) || !strings.Contains(err.Error(), name) {
-			t.Errorf("New with %s = %v, %v; want ErrUnsupported naming it", name, s, err)
+		s, err := snapshotter.New(c.cfg)
+		if s != nil || !errIs(err, c.want) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("New with %s = %v, %v; want %v mentioning %q", name, s, err, c.want, c.says)
 		}
 	}
 	// Per call: refused, and not kept for later calls.
@@ -146,8 +156,8 @@ func TestContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {
 	c := makeCheckpoint(t, 1, smallSizes)
 	ctx := context.Background()
 	err := s.Snapshot(ctx, c.request("a", "v1"), snapshotter.WithContent(dragonfly.ContentProvider{Provider: "s3", Bucket: "b"}))
-	if !errIs(err, snapshotter.ErrUnsupported) {
-		t.Fatalf("Snapshot WithContent = %v, want ErrUnsupported", err)
+	if !errIs(err, snapshotter.ErrInvalid) {
+		t.Fatalf("Snapshot WithContent without credentials = %v, want ErrInvalid", err)
 	}
 	if err := s.Snapshot(ctx, c.request("a", "v1")); err != nil {
 		t.Fatalf("Snapshot after a refused WithContent: %v", err)
@@ -156,6 +166,31 @@ func TestContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {
 	if err := s.Snapshot(ctx, c.request("a", "v2"), snapshotter.WithContent(dragonfly.ContentProvider{})); err != nil {
 		t.Fatalf("Snapshot WithContent(empty): %v", err)
 	}
+}
+
+func TestContentThroughADirectoryRestoresOnAnEmptyStore(t *testing.T) {
+	dir := t.TempDir()
+	remote := snapshotter.WithMetadata(snapshotter.Metadata{Registry: oci.Registry{Endpoint: "file://" + filepath.Join(dir, "registry")}})
+	content := snapshotter.WithContent(dragonfly.ContentProvider{Provider: "file", Bucket: filepath.Join(dir, "content")})
+	a, err := snapshotter.New(snapshotter.Config{RootDir: filepath.Join(dir, "a")}, remote, content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.(*snapshotter.Store).Close()
+	c := makeCheckpoint(t, 1, smallSizes)
+	if err := a.Snapshot(context.Background(), c.request("sb", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := snapshotter.New(snapshotter.Config{RootDir: filepath.Join(dir, "b")}, remote, content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.(*snapshotter.Store).Close()
+	out := filepath.Join(dir, "out")
+	if err := b.Restore(context.Background(), &snapshotter.RestoreRequest{Name: "sb", Version: "v1", OutputDir: out}); err != nil {
+		t.Fatal(err)
+	}
+	c.sameTree(t, out)
 }
 
 func TestCorruptContentIsFound(t *testing.T) {
