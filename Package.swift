@@ -9,6 +9,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
@@ -18,9 +22,25 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CShim"),
+        // Generated client code for the Dragonfly peer daemon's gRPC API
+        // (scripts/gen-dragonfly.sh).
+        .target(
+            name: "DragonflyAPI",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Sources/DragonflyAPI"
+        ),
         .target(
             name: "SnapshotterCore",
-            dependencies: ["CXXHash", "CLMDB", "CCurl", "CShim"]
+            dependencies: [
+                "CXXHash", "CLMDB", "CCurl", "CShim", "DragonflyAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         // The public header as a module, so the ABI layer uses its types.
         .systemLibrary(name: "CSnapshotterABI"),

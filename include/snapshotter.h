@@ -162,9 +162,14 @@ typedef enum snapshotter_option {
 
     /* 200-299: content transport settings (string unless noted). The URL
      * is s3://bucket (S3-compatible storage, Signature V4) or file:///dir
-     * (a directory); content lives under <bucket or dir>/xxh3/<hex>. The
-     * Dragonfly settings (206-209) are not supported by this version:
-     * setting them fails with SNAPSHOTTER_EUNSUPPORTED naming the option.
+     * (a directory); content lives under <bucket or dir>/xxh3/<hex>. With
+     * a Dragonfly endpoint (206, unix:///path to the dfdaemon socket)
+     * content goes through the Dragonfly peer daemon, backed by the object
+     * storage of the URL (s3://, oss://, obs://, cos://, gs://, abs://
+     * bucket); 207 set to 1 uses the object storage directly (s3:// only)
+     * when the daemon cannot be reached; 208 is the number of persistent
+     * replicas asked for on upload (default 3, 1-1000); 209 the TTL of
+     * uploaded tasks in seconds (default 0: the daemon's default).
      * Secrets are never logged or put in an error message. */
     SNAPSHOTTER_OPT_CONTENT_URL = 200,
     SNAPSHOTTER_OPT_CONTENT_ENDPOINT = 201,
@@ -172,7 +177,7 @@ typedef enum snapshotter_option {
     SNAPSHOTTER_OPT_CONTENT_ACCESS_KEY_ID = 203,
     SNAPSHOTTER_OPT_CONTENT_SECRET_ACCESS_KEY = 204,
     SNAPSHOTTER_OPT_CONTENT_SESSION_TOKEN = 205,
-    SNAPSHOTTER_OPT_DRAGONFLY_ENDPOINT = 206,
+    SNAPSHOTTER_OPT_DRAGONFLY_ENDPOINT = 206,      /* unix:///path */
     SNAPSHOTTER_OPT_DRAGONFLY_FALLBACK = 207,      /* int, 0 or 1 */
     SNAPSHOTTER_OPT_DRAGONFLY_REPLICAS = 208,      /* int */
     SNAPSHOTTER_OPT_DRAGONFLY_TTL_SECONDS = 209,   /* int */

@@ -87,10 +87,10 @@ private func optionInfo(_ option: Int32) -> (String, OptionKind, Bool)? {
     case 203: return ("content access key id", .string, true)
     case 204: return ("content secret access key", .string, true)
     case 205: return ("content session token", .string, true)
-    case 206: return ("Dragonfly endpoint", .string, false)
-    case 207: return ("Dragonfly fallback", .int, false)
-    case 208: return ("Dragonfly replicas", .int, false)
-    case 209: return ("Dragonfly TTL", .int, false)
+    case 206: return ("Dragonfly endpoint", .string, true)
+    case 207: return ("Dragonfly fallback", .int, true)
+    case 208: return ("Dragonfly replicas", .int, true)
+    case 209: return ("Dragonfly TTL", .int, true)
     case 210: return ("download concurrency", .int, true)
     case 300: return ("GC interval", .int, true)
     case 301: return ("GC high watermark", .int, true)
@@ -139,6 +139,9 @@ public func snapshotter_options_set_int(_ opts: OpaquePointer?, _ option: Int32,
         case 305: try range(0...Int64.max); o.store.gc.maxStoreBytes = value
         case 306: try range(0...(86_400 * 365)); o.store.gc.orphanGraceSeconds = Double(value)
         case 104: try range(0...1); o.registry.insecure = value != 0
+        case 207: try range(0...1); o.content.dragonflyFallback = value != 0
+        case 208: try range(1...1000); o.content.replicas = UInt64(value)
+        case 209: try range(0...(86_400 * 365 * 10)); o.content.ttlSeconds = value
         case 210: try range(1...256); o.content.downloadConcurrency = Int(value)
         default: throw SnapshotterError(.internal, "option \(option) has no setter")
         }
@@ -164,6 +167,7 @@ public func snapshotter_options_set_string(_ opts: OpaquePointer?, _ option: Int
         case 203: o.content.accessKeyID = v ?? ""
         case 204: o.content.secretAccessKey = v ?? ""
         case 205: o.content.sessionToken = v ?? ""
+        case 206: o.content.dragonflyEndpoint = v ?? ""
         default: throw SnapshotterError(.internal, "option \(option) has no setter")
         }
         return Status.ok
@@ -207,7 +211,7 @@ public func snapshotter_reconfigure(_ s: OpaquePointer?, _ opts: OpaquePointer?)
     guarded {
         let store = try Handles.require(s, StoreHandle.self, "store")
         let o = try Handles.require(opts, OptionsHandle.self, "options")
-        let resolved = o.resolved()
+        let resolved = try o.resolved()
         try store.engine.setRegistry(resolved.registry)
         try store.engine.setContent(resolved.content)
         return Status.ok

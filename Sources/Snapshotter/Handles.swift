@@ -99,9 +99,12 @@ final class OptionsHandle {
     var content = ContentSettings(url: "")
 
     /// The store options with the registry and content filled in when set.
-    func resolved() -> StoreOptions {
+    func resolved() throws -> StoreOptions {
         var o = store
         o.registry = registry.endpoint.isEmpty ? nil : registry
+        if content.url.isEmpty && !content.dragonflyEndpoint.isEmpty {
+            throw SnapshotterError(.invalidArgument, "Dragonfly endpoint \(content.dragonflyEndpoint.debugDescription) needs the object storage behind it: set the content URL (s3://bucket, oss://bucket, ...)")
+        }
         o.content = content.url.isEmpty ? nil : content
         return o
     }

@@ -48,14 +48,20 @@ struct ContentOptions: ParsableArguments {
     @Option(help: "Content storage: s3://bucket or file:///dir.") var content: String?
     @Option(name: .customLong("content-endpoint"), help: "Object storage endpoint (http(s)://host[:port]).") var endpoint: String?
     @Option(name: .customLong("content-region"), help: "Object storage region (default us-east-1).") var region: String?
-    @Option(help: "Dragonfly daemon endpoint, unix:///path (not supported by this version).") var dragonfly: String?
+    @Option(help: "Dragonfly daemon endpoint, unix:///path (content then goes through the peer daemon).") var dragonfly: String?
+    @Flag(name: .customLong("dragonfly-fallback"), help: "Use the object storage directly when the Dragonfly daemon cannot be reached.")
+    var dragonflyFallback = false
 
     func settings() throws -> ContentSettings? {
-        if let dragonfly, !dragonfly.isEmpty {
-            throw SnapshotterError(.unsupported, "--dragonfly \(dragonfly): this version has no Dragonfly transport; use --content s3://bucket")
+        guard let content, !content.isEmpty else {
+            if let dragonfly, !dragonfly.isEmpty {
+                throw SnapshotterError(.invalidArgument, "--dragonfly needs --content with the object storage bucket (s3://bucket)")
+            }
+            return nil
         }
-        guard let content, !content.isEmpty else { return nil }
         var s = ContentSettings(url: content)
+        s.dragonflyEndpoint = dragonfly ?? ""
+        s.dragonflyFallback = dragonflyFallback
         if let endpoint { s.endpoint = endpoint }
         if let region { s.region = region }
         func env(_ name: String) -> String { getenv(name).map { String(cString: $0) } ?? "" }

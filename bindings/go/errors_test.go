@@ -137,14 +137,17 @@ func TestBadContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {
 		want error
 		says string
 	}{
-		// S3 without credentials, an unknown provider, and Dragonfly (not
-		// supported by this library version) are refused at New.
+		// S3 without credentials, an unknown provider, and a Dragonfly
+		// endpoint with no object storage behind it are refused at New.
 		"no credentials": {snapshotter.Config{RootDir: root, Content: dragonfly.ContentProvider{Provider: "s3", Bucket: "b", Region: "us-east-1"}},
 			snapshotter.ErrInvalid, "access key"},
 		"provider": {snapshotter.Config{RootDir: root, Content: dragonfly.ContentProvider{Provider: "ftp", Bucket: "b"}},
 			snapshotter.ErrInvalid, "ftp://b"},
 		"Dragonfly": {snapshotter.Config{RootDir: root, Dragonfly: dragonfly.Dragonfly{Endpoint: "unix:///var/run/dragonfly/dfdaemon.sock"}},
-			snapshotter.ErrUnsupported, "Dragonfly"},
+			snapshotter.ErrInvalid, "Dragonfly"},
+		"Dragonfly endpoint": {snapshotter.Config{RootDir: root, Content: dragonfly.ContentProvider{Provider: "s3", Bucket: "b", Region: "us-east-1"},
+			Dragonfly: dragonfly.Dragonfly{Endpoint: "tcp://127.0.0.1:4000"}},
+			snapshotter.ErrInvalid, "unix://"},
 	} {
 		s, err := snapshotter.New(c.cfg)
 		if s != nil || !errIs(err, c.want) || !strings.Contains(err.Error(), c.says) {

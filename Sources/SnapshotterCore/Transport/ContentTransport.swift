@@ -20,7 +20,8 @@ protocol ContentTransport: Sendable {
 }
 
 /// Content transport settings. `url` picks the transport: `s3://bucket`
-/// (also `oss`, `obs`, `cos`, `gs`, `abs` through Dragonfly), or
+/// (also `oss`, `obs`, `cos`, `gs`, `abs` through Dragonfly, with
+/// `dragonflyEndpoint` set), or
 /// `file:///dir` for a plain directory.
 public struct ContentSettings: Sendable, Equatable {
     public var url: String
@@ -41,6 +42,16 @@ public struct ContentSettings: Sendable, Equatable {
     public var stallTimeoutSeconds: Double = 30
     /// Resumes and retries after a dropped connection.
     public var retries: Int = 4
+    /// The Dragonfly peer daemon's socket, `unix:///path`; empty: no
+    /// Dragonfly (the object storage or directory of `url` directly).
+    public var dragonflyEndpoint: String = ""
+    /// Use the object storage directly (s3:// only) when the daemon cannot
+    /// be reached.
+    public var dragonflyFallback: Bool = false
+    /// Persistent replicas the daemon is asked to keep of each upload.
+    public var replicas: UInt64 = 3
+    /// Time to live of uploaded tasks in seconds; 0: the daemon's default.
+    public var ttlSeconds: Int64 = 0
 
     public init(url: String) { self.url = url }
 
@@ -54,13 +65,16 @@ public struct ContentSettings: Sendable, Equatable {
 }
 
 func makeTransport(_ settings: ContentSettings) throws -> any ContentTransport {
+    if !settings.dragonflyEndpoint.isEmpty {
+        return try DragonflyTransport(settings)
+    }
     switch settings.scheme {
     case "file":
         return try DirectoryTransport(settings)
     case "s3":
         return try S3Transport(settings)
     default:
-        throw SnapshotterError.invalid("content URL \(settings.url.debugDescription) must be s3://bucket or file:///dir (this version has no Dragonfly transport for \(settings.scheme)://)")
+        throw SnapshotterError.invalid("content URL \(settings.url.debugDescription) must be s3://bucket or file:///dir (\(settings.scheme):// object storage is reached through a Dragonfly endpoint)")
     }
 }
 

@@ -144,14 +144,18 @@ def test_restore_into_a_file_is_a_file_system_error(store, checkpoint, tmp_path)
 
 
 def test_bad_content_settings_and_dragonfly_are_refused_loudly(tmp_path):
-    # S3 needs credentials; this library version has no Dragonfly transport.
+    # S3 needs credentials; Dragonfly needs object storage behind it and a
+    # unix:// endpoint.
     with pytest.raises(snapshotter.InvalidArgumentError) as e:
         Snapshotter(tmp_path / "s", content=ContentProvider("s3", "bucket", region="us-east-1"))
     assert "access key" in str(e.value)
-    with pytest.raises(snapshotter.UnsupportedError, match="Dragonfly"):
+    with pytest.raises(snapshotter.InvalidArgumentError, match="Dragonfly"):
         Snapshotter(tmp_path / "s", dragonfly=Dragonfly("unix:///run/dfdaemon.sock"))
+    with pytest.raises(snapshotter.InvalidArgumentError, match="unix://"):
+        Snapshotter(tmp_path / "s", content=ContentProvider("s3", "bucket", region="us-east-1"),
+                    dragonfly=Dragonfly("tcp://127.0.0.1:4000"))
     with Snapshotter(tmp_path / "s", gc=NO_GC) as s:
-        with pytest.raises(snapshotter.UnsupportedError):
+        with pytest.raises(snapshotter.InvalidArgumentError, match="Dragonfly"):
             s.reconfigure(dragonfly=Dragonfly("unix:///x"))
 
 

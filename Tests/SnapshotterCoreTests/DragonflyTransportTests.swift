@@ -1,0 +1,224 @@
+import Foundation
+import Testing
+@testable import SnapshotterCore
+
+/// The Dragonfly stand-in (Tests/services/dfdaemon_standin.py) on a Unix
+/// socket, storing in moto's S3. Its faults are global, so the suite runs
+/// its tests one at a time.
+@Suite("Content through Dragonfly (the dfdaemon stand-in) and S3", .serialized,
+       .enabled(if: RegistryServices.env?["DRAGONFLY_ENDPOINT"] != nil, "Dragonfly stand-in not running"))
+struct DragonflyTransportTests {
+    func settings(endpoint: String? = nil, fallback: Bool = false) throws -> ContentSettings {
+        var c = ContentSettings(url: "s3://" + (try RegistryServices.value("S3_BUCKET")))
+        c.endpoint = try RegistryServices.value("S3_ENDPOINT")
+        c.region = try RegistryServices.value("S3_REGION")
+        c.accessKeyID = try RegistryServices.value("S3_ACCESS_KEY_ID")
+        c.secretAccessKey = try RegistryServices.value("S3_SECRET_ACCESS_KEY")
+        c.dragonflyEndpoint = try endpoint ?? RegistryServices.value("DRAGONFLY_ENDPOINT")
+        c.dragonflyFallback = fallback
+        c.retries = 2
+        c.connectTimeoutSeconds = 3
+        return c
+    }
+
+    func control(_ path: String, _ json: String? = nil) throws -> [String: Any] {
+        var args = [try RegistryServices.value("DRAGONFLY_CONTROL") + path]
+        if let json { args = ["-X", "POST", "-H", "Content-Type: application/json", "--data", json] + args }
+        let data = try RegistryServices.curl(args)
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    func fault(_ json: String) throws { _ = try control("/fault", json) }
+    func clearCache() throws { _ = try control("/cache/clear", "{}") }
+
+    func calls(_ method: String) throws -> Int {
+        let counts = try control("/counts")
+        return ((counts["methods"] as? [String: Any])?[method] as? Int) ?? 0
+    }
+
+    /// Two roots, a directory registry, content through Dragonfly; the
+    /// checkpoint is unique to the test so nothing is already in S3.
+    func machines(memBytes: Int = 0) throws -> TwoMachines {
+        var m = try TwoMachines()
+        m.content = try settings()
+        if memBytes > 0 {
+            var rng = SystemRandomNumberGenerator()
+            let words = (0..<(memBytes / 8)).map { _ in rng.next() as UInt64 }
+            try words.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: m.fx.src + "/ckpt/mem")) }
+        }
+        try Data("unique \(UUID())\n".utf8).write(to: URL(fileURLWithPath: m.fx.src + "/meta.json"))
+        return m
+    }
+
+    func nothingRecorded(_ b: Snapshotter, _ m: TwoMachines) async throws {
+        #expect(try await b.list().isEmpty)
+        let dir = m.fx.dir + "/b/storage/content/xxh3"
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        #expect(left.isEmpty, "content left behind: \(left)")
+        #expect(m.fx.outputIsEmpty(m.fx.dir + "/out"))
+    }
+
+    @Test("Root A snapshots through Dragonfly, an empty root B restores every byte")
+    func endToEnd() async throws {
+        try fault(#"{"mode":"none"}"#)
+        let m = try machines()
+        defer { m.fx.cleanup() }
+        let uploads = try calls("UploadPersistentTask")
+        let a = try m.open("a")
+        _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
+        #expect(try calls("UploadPersistentTask") >= uploads + 1)
+        try clearCache()
+        let downloads = try calls("DownloadPersistentTask")
+        let b = try m.open("b")
+        let out = m.fx.dir + "/out"
+        _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
+        #expect(m.same(out))
+        #expect(try calls("DownloadPersistentTask") == downloads + 3)
+        #expect(try await b.verify().isConsistent)
+        // A second snapshot of the same content asks the daemon again on a
+        // new root (ALREADY_EXISTS is success).
+        let c = try m.open("c")
+        _ = try await c.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
+        // Nothing of the daemon's outputs stays in B's content directory.
+        let names = try FileManager.default.contentsOfDirectory(atPath: m.fx.dir + "/b/storage/content")
+        #expect(!names.contains { $0.hasSuffix(".df") })
+    }
+
+    @Test("Upload, ALREADY_EXISTS, download with progress, and a missing object is not found (INTERNAL and NOT_FOUND)")
+    func transportDirectly() async throws {
+        try fault(#"{"mode":"none"}"#)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dftest-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bytes = Data((0..<(9 << 20)).map { UInt8(truncatingIfNeeded: ($0 &* 2654435761) >> 11) }) + Data(UUID().uuidString.utf8)
+        try bytes.write(to: URL(fileURLWithPath: dir + "/src"))
+        let digest = Digest(UInt64.random(in: 1...UInt64.max))
+        let t = try DragonflyTransport(try settings())
+        let flag = CancellationFlag()
+        try await BlockingPool.shared.run { try t.upload(digest, path: dir + "/src", cancel: flag) }
+        try await BlockingPool.shared.run { try t.upload(digest, path: dir + "/src", cancel: flag) }
+        #expect(try await BlockingPool.shared.run { try t.has(digest) })
+        try clearCache()
+        let tmp = dir + "/tmp"
+        let total = Locked<Int64>(0)
+        try await BlockingPool.shared.run {
+            let fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0o600)
+            defer { close(fd) }
+            try t.download(digest, into: fd, tempPath: tmp, cancel: flag) { n in total.withLock { $0 += n } }
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: tmp)) == bytes)
+        #expect(total.withLock { $0 } == Int64(bytes.count))
+        #expect(!FileManager.default.fileExists(atPath: tmp + ".df"))
+        for code in ["INTERNAL", "NOT_FOUND"] {
+            _ = try control("/settings", #"{"missing_code":"\#(code)"}"#)
+            defer { _ = try? control("/settings", #"{"missing_code":"INTERNAL"}"#) }
+            let missing = Digest(UInt64.random(in: 1...UInt64.max))
+            #expect(try await !BlockingPool.shared.run { try t.has(missing) })
+            let path = dir + "/missing-\(code)"
+            await #expect { try await BlockingPool.shared.run {
+                let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
+                defer { close(fd) }
+                try t.download(missing, into: fd, tempPath: path, cancel: flag) { _ in }
+            } } throws: { e in (e as? SnapshotterError)?.code == .notFound }
+        }
+    }
+
+    @Test("Corrupted bytes from the daemon: a corrupt error, nothing recorded, a retry after the fault clears succeeds")
+    func corrupt() async throws {
+        let m = try machines()
+        defer { m.fx.cleanup() }
+        let a = try m.open("a")
+        _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
+        try clearCache()
+        try fault(#"{"mode":"corrupt"}"#)
+        defer { try? fault(#"{"mode":"none"}"#) }
+        let b = try m.open("b")
+        let out = m.fx.dir + "/out"
+        await #expect { _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
+            guard let e = e as? SnapshotterError else { return false }
+            return e.code == .corrupt && e.message.contains("corrupt")
+        }
+        try await nothingRecorded(b, m)
+        try fault(#"{"mode":"none"}"#)
+        _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
+        #expect(m.same(out))
+        #expect(try await b.verify().isConsistent)
+    }
+
+    @Test("A stream cut after some pieces is a clear transport error; nothing recorded; a retry succeeds")
+    func streamCut() async throws {
+        let m = try machines(memBytes: 10 << 20)
+        defer { m.fx.cleanup() }
+        let a = try m.open("a")
+        _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
+        try clearCache()
+        try fault(#"{"mode":"cut_after_pieces","pieces":1}"#)
+        defer { try? fault(#"{"mode":"none"}"#) }
+        let b = try m.open("b")
+        let out = m.fx.dir + "/out"
+        let endpoint = try RegistryServices.value("DRAGONFLY_ENDPOINT")
+        await #expect { _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
+            guard let e = e as? SnapshotterError else { return false }
+            return e.code == .transport && e.message.contains(endpoint) && e.message.contains("incomplete")
+        }
+        try await nothingRecorded(b, m)
+        try fault(#"{"mode":"none"}"#)
+        _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
+        #expect(m.same(out))
+    }
+
+    @Test("A dead daemon socket is an error naming the endpoint; with the fallback the restore goes to S3")
+    func deadSocket() async throws {
+        try fault(#"{"mode":"none"}"#)
+        var m = try machines()
+        defer { m.fx.cleanup() }
+        let a = try m.open("a")
+        _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
+        let dead = "unix://\(m.fx.dir)/no-such-dfdaemon.sock"
+        m.content = try settings(endpoint: dead)
+        let b = try m.open("b")
+        let out = m.fx.dir + "/out"
+        await #expect { _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
+            guard let e = e as? SnapshotterError else { return false }
+            return e.code == .transport && e.message.contains(dead) && e.message.contains("cannot be reached")
+        }
+        try await nothingRecorded(b, m)
+        // A socket file nobody listens on: connection refused.
+        let refused = m.fx.dir + "/refused.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, c) in refused.utf8.enumerated() { p[i] = c }
+        }
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        close(fd)
+        m.content = try settings(endpoint: "unix://" + refused)
+        let b2 = try m.open("b")
+        await #expect { _ = try await b2.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
+            guard let e = e as? SnapshotterError else { return false }
+            return e.code == .transport && e.message.contains("unix://" + refused)
+        }
+        // With the fallback on, S3 directly.
+        m.content = try settings(endpoint: dead, fallback: true)
+        let b3 = try m.open("b")
+        _ = try await b3.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
+        #expect(m.same(out))
+        #expect(try await b3.verify().isConsistent)
+    }
+
+    @Test("Settings are checked: unix:// endpoint, object storage provider, fallback needs S3 credentials")
+    func settingsChecked() throws {
+        var c = try settings(endpoint: "tcp://127.0.0.1:65000")
+        #expect(throws: SnapshotterError.self) { _ = try makeTransport(c) }
+        c = try settings()
+        c.url = "file:///tmp/x"
+        #expect(throws: SnapshotterError.self) { _ = try makeTransport(c) }
+        c = try settings(fallback: true)
+        c.accessKeyID = ""
+        #expect(throws: SnapshotterError.self) { _ = try makeTransport(c) }
+        c = try settings()
+        c.url = "oss://bucket"
+        #expect(try makeTransport(c) is DragonflyTransport)
+    }
+}
