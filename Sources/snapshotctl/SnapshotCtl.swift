@@ -45,7 +45,7 @@ struct RootOptions: ParsableArguments {
 /// standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or
 /// `--content file:///dir`.
 struct ContentOptions: ParsableArguments {
-    @Option(help: "Content storage: s3://bucket or file:///dir.") var content: String?
+    @Option(help: "Content storage: s3://bucket or file:///dir; with --dragonfly also oss://, obs://, cos://, gs://, abs://.") var content: String?
     @Option(name: .customLong("content-endpoint"), help: "Object storage endpoint (http(s)://host[:port]).") var endpoint: String?
     @Option(name: .customLong("content-region"), help: "Object storage region (default us-east-1).") var region: String?
     @Option(help: "Dragonfly daemon endpoint, unix:///path (content then goes through the peer daemon).") var dragonfly: String?
