@@ -207,6 +207,49 @@ struct DragonflyTransportTests {
         #expect(try await b3.verify().isConsistent)
     }
 
+    /// Starts a dead stand-in again (same socket, same control port).
+    func restartDaemon() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [repo.path + "/scripts/services.sh", "start-content", try RegistryServices.value("SERVICES_DIR")]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test("The daemon killed mid-download: a clear error, or with the fallback the restore goes to S3")
+    func daemonKilled() async throws {
+        try fault(#"{"mode":"none"}"#)
+        var m = try machines(memBytes: 10 << 20)
+        defer { m.fx.cleanup() }
+        let a = try m.open("a")
+        _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
+        try clearCache()
+        let endpoint = try RegistryServices.value("DRAGONFLY_ENDPOINT")
+        let out = m.fx.dir + "/out"
+        m.content.downloadConcurrency = 1
+        try fault(#"{"mode":"die","pieces":1}"#)
+        let b = try m.open("b")
+        await #expect { _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
+            guard let e = e as? SnapshotterError else { return false }
+            return e.code == .transport && e.message.contains(endpoint)
+        }
+        try await nothingRecorded(b, m)
+        try restartDaemon()
+        try clearCache()
+        try fault(#"{"mode":"die","pieces":1}"#)
+        m.content = try settings(fallback: true)
+        m.content.downloadConcurrency = 1
+        let b2 = try m.open("b")
+        defer { try? restartDaemon() }
+        _ = try await b2.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
+        #expect(m.same(out))
+        #expect(try await b2.verify().isConsistent)
+    }
+
     @Test("Settings are checked: unix:// endpoint, object storage provider, fallback needs S3 credentials")
     func settingsChecked() throws {
         var c = try settings(endpoint: "tcp://127.0.0.1:65000")

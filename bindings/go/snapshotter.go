@@ -85,13 +85,14 @@ type Config struct {
 	// Metadata is the metadata configuration for the snapshotter.
 	Metadata Metadata
 
-	// Content is the object storage behind the content transport. Not
-	// supported by libsnapshotter 0.1: non-empty settings fail with
-	// ErrUnsupported.
+	// Content is the object storage (or, with Provider "file", the
+	// directory) behind the content transport.
 	Content dragonfly.ContentProvider
 
-	// Dragonfly is the Dragonfly configuration. Not supported by
-	// libsnapshotter 0.1: a non-empty endpoint fails with ErrUnsupported.
+	// Dragonfly is the Dragonfly configuration: with an endpoint
+	// (unix:///path to the dfdaemon socket), content goes through the peer
+	// daemon, backed by Content's object storage; an endpoint without
+	// Content is refused with ErrInvalid.
 	Dragonfly dragonfly.Dragonfly
 
 	// SnapshotConcurrency is the number of files processed at once within

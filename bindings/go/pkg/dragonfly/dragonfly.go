@@ -2,9 +2,10 @@
 // the Dragonfly peer daemon and the object storage behind it. The types
 // are those of d7y.io/snapshotter/pkg/dragonfly.
 //
-// libsnapshotter 0.1 has no content transport yet: a snapshotter configured
-// with a non-empty Dragonfly or ContentProvider fails with
-// snapshotter.ErrUnsupported instead of ignoring the settings.
+// A Dragonfly endpoint makes content go through the peer daemon, backed by
+// the ContentProvider's object storage (see docs/dragonfly.md of
+// libsnapshotter); an endpoint without a ContentProvider is refused with
+// snapshotter.ErrInvalid instead of being ignored.
 package dragonfly
 
 // Dragonfly defines the Dragonfly configuration for the snapshotter.
