@@ -139,8 +139,23 @@ static int test_options(void) {
     CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_RESTORE_CONCURRENCY, "4"), SNAPSHOTTER_EINVAL);
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, 95), SNAPSHOTTER_OK);
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, 101), SNAPSHOTTER_EINVAL);
-    /* Settings of later features are refused, not silently ignored. */
-    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_DRAGONFLY_ENDPOINT, "unix:///x"), SNAPSHOTTER_EUNSUPPORTED);
+    /* Dragonfly settings are checked, and an endpoint without the object
+     * storage behind it (no content URL) is refused at open, not ignored. */
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_DRAGONFLY_FALLBACK, 2), SNAPSHOTTER_EINVAL);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_DRAGONFLY_REPLICAS, 0), SNAPSHOTTER_EINVAL);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_DRAGONFLY_REPLICAS, 3), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_DRAGONFLY_TTL_SECONDS, 3600), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_DRAGONFLY_FALLBACK, 0), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_DRAGONFLY_ENDPOINT, "unix:///x"), SNAPSHOTTER_OK);
+    {
+        char root[4096];
+        path_join(root, sizeof root, base, "dragonfly-without-content");
+        snapshotter_t *s = NULL;
+        CHECK_RC(snapshotter_open(root, o, &s), SNAPSHOTTER_EINVAL);
+        CHECK(s == NULL);
+        CHECK(strstr(snapshotter_last_error(), "Dragonfly") != NULL);
+    }
+    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_DRAGONFLY_ENDPOINT, ""), SNAPSHOTTER_OK);
     CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_REGISTRY_ENDPOINT, "http://127.0.0.1:1"), SNAPSHOTTER_OK);
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_REGISTRY_INSECURE, 2), SNAPSHOTTER_EINVAL);
     CHECK_RC(snapshotter_options_set_int(NULL, SNAPSHOTTER_OPT_SNAPSHOT_CONCURRENCY, 1), SNAPSHOTTER_EINVAL);
