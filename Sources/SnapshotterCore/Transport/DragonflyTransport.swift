@@ -113,7 +113,7 @@ final class DragonflyTransport: ContentTransport {
         } catch let e as RPCError where e.code == .alreadyExists {
             return
         } catch {
-            let failure = classify(error, what: what, digest: digest)
+            let failure = classify(error, what: what, digest: digest, download: false)
             if fallback, let s3, failure.code == .transport, !isReachable() {
                 Log.info("\(what): the daemon cannot be reached; uploading to \(s3.remoteID) directly")
                 return try s3.upload(digest, path: path, cancel: cancel)
@@ -160,7 +160,7 @@ final class DragonflyTransport: ContentTransport {
                 }
             }
         } catch {
-            let failure = classify(error, what: what, digest: digest)
+            let failure = classify(error, what: what, digest: digest, download: true)
             if fallback, let s3, failure.code == .transport, !isReachable() {
                 Log.info("\(what): the daemon cannot be reached (\(failure.message)); downloading from \(s3.remoteID) directly")
                 try cancel.check()
@@ -235,9 +235,10 @@ final class DragonflyTransport: ContentTransport {
         }
     }
 
-    /// A clear error: not found (NOT_FOUND, or the daemon's INTERNAL for a
-    /// missing object), canceled, or a transport error naming the daemon.
-    private func classify(_ error: Error, what: String, digest: Digest) -> SnapshotterError {
+    /// A clear error: not found (for a download: NOT_FOUND, or the daemon's
+    /// INTERNAL for a missing object), canceled, or a transport error
+    /// naming the daemon.
+    private func classify(_ error: Error, what: String, digest: Digest, download: Bool) -> SnapshotterError {
         if let e = error as? SnapshotterError { return e }
         if error is CancellationError { return .canceled }
         guard let e = error as? RPCError else {
@@ -245,9 +246,9 @@ final class DragonflyTransport: ContentTransport {
         }
         let lower = e.message.lowercased()
         switch e.code {
-        case .notFound:
+        case .notFound where download:
             return SnapshotterError(.notFound, "content \(digest) is not in \(remoteID): \(e.message)")
-        case .internalError where lower.contains("not found") || lower.contains("notfound") || lower.contains("no such"):
+        case .internalError where download && (lower.contains("not found") || lower.contains("notfound") || lower.contains("no such")):
             return SnapshotterError(.notFound, "content \(digest) is not in \(remoteID): \(e.message)")
         case .cancelled:
             return .canceled
