@@ -15,6 +15,7 @@ reported as MISS.
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -95,6 +96,13 @@ def run(argv, check=True):
     return p
 
 
+def children_cpu():
+    """User + system seconds of every child process waited for so far (a
+    child's own waited-for children included)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def sync():
     os.sync()
 
@@ -139,6 +147,7 @@ class Bench:
         self.peak_rss = {}   # label -> KiB
         self.notes = []
         self.lists = 0
+        self.cpu = {}        # side -> CPU seconds of each run
         self.files_from = "--files-from" in run([bin_path, "snapshot", "--help"]).stdout
 
     def path(self, *parts):
@@ -194,10 +203,17 @@ class Bench:
                 if before:
                     before(which, r)
                 sync()
-                (ta if which == "a" else tb).append(fn(r))
+                c0 = children_cpu()
+                t = fn(r)
+                self.cpu.setdefault(fn.__name__, []).append(children_cpu() - c0)
+                (ta if which == "a" else tb).append(t)
                 if after:
                     after(which, r)
         return ta, tb
+
+    def cpu_of(self, fn):
+        """Median CPU seconds (user + system, all processes) of a side."""
+        return statistics.median(self.cpu[fn.__name__])
 
 
 def fmt_s(t):
@@ -228,10 +244,18 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
+LOAD_BEFORE = ""
+
+
 def bench(args, work):
+    global LOAD_BEFORE
+    LOAD_BEFORE = " ".join(open("/proc/loadavg").read().split()[:3])
     b = Bench(args.bin, work, args.reps)
     fs = run(["df", "--output=fstype", work]).stdout.split()[-1]
     log(f"bench: work directory {work} ({fs}), {os.cpu_count()} cores, {args.reps} runs per side, median reported")
+    if float(LOAD_BEFORE.split()[0]) > 1.0:
+        log(f"bench: warning: load average {LOAD_BEFORE} on {os.cpu_count()} cores: other work is running, "
+            "expect noisy numbers")
     log("bench: file lists passed with " + ("--files-from" if b.files_from else "repeated --ro/--rw options"))
     log("bench: page cache " + ("dropped before each cold-snapshot and durable-copy run"
                                   if os.environ.get("BENCH_DROP_CACHES") == "1" else "warm for both sides"))
@@ -319,6 +343,8 @@ def bench(args, work):
     ratio = mc / ms
     rows.append((f"cold snapshot, 1 GiB in {len(big)} files (--ro)", f"{fmt_s(ms)} ({fmt_rate(big_bytes, ms)})",
                  f"cp -a + fsync: {fmt_s(mc)} ({fmt_rate(big_bytes, mc)})", f"{ratio:.2f}x", ">= 0.80x", ratio >= 0.8))
+    rows.append(("  CPU time (user + system)", fmt_s(b.cpu_of(cold_snapshot)), fmt_s(b.cpu_of(copy_durable)),
+                 "", "", None))
 
     # ---- 2. re-snapshot of unchanged read-only files vs reading them ---------
     log("bench: re-snapshot of the unchanged read-only files vs cat ...")
@@ -418,6 +444,7 @@ def bench(args, work):
     ratio = mc / mr
     rows.append((f"restore read-write, 1 GiB in {len(big)} files", f"{fmt_s(mr)} ({fmt_rate(big_bytes, mr)})",
                  f"cp -a: {fmt_s(mc)} ({fmt_rate(big_bytes, mc)})", f"{ratio:.2f}x", ">= 0.80x", ratio >= 0.8))
+    rows.append(("  CPU time (user + system)", fmt_s(b.cpu_of(rw_restore)), fmt_s(b.cpu_of(cp_plain)), "", "", None))
 
     # ---- 5. peak RSS ------------------------------------------------------
     peak = max(b.peak_rss.values())
@@ -442,6 +469,7 @@ def bench(args, work):
     log(f"bench: {sum(1 for r in targets if r[5])} of {len(targets)} targets met")
     for note in b.notes:
         log(f"bench: note: {note}")
+    log("bench: load average before and after: " + LOAD_BEFORE + " / " + " ".join(open("/proc/loadavg").read().split()[:3]))
     log("bench: each run in order (s): " + "; ".join(f"{k}: " + " ".join(f"{t:.3f}" for t in v) for k, v in raw.items()))
 
 if __name__ == "__main__":
