@@ -204,7 +204,7 @@ public final class Snapshotter: Sendable {
                 reporter.setPhase(.publishing)
                 try flag.check()
                 let config = SnapshotConfig.encode(stored.map(\.file))
-                try await pool.run { try registry.publish(name: key.name, version: key.version, config: config) }
+                try await pool.run { try registry.publish(name: key.name, version: key.version, config: config, cancel: flag) }
                 reporter.setPhase(.committing)
                 try flag.check()
             }
