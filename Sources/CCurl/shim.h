@@ -22,6 +22,9 @@ static inline CURLcode cshim_curl_setopt_read(CURL *h, size_t (*cb)(char *, size
 static inline CURLcode cshim_curl_setopt_header(CURL *h, size_t (*cb)(char *, size_t, size_t, void *)) {
     return curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, cb);
 }
+static inline CURLcode cshim_curl_setopt_xferinfo(CURL *h, int (*cb)(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t)) {
+    return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, cb);
+}
 static inline CURLcode cshim_curl_getinfo_ptr(CURL *h, CURLINFO i, char **v) {
     return curl_easy_getinfo(h, i, v);
 }

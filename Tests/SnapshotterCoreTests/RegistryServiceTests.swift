@@ -217,6 +217,28 @@ struct RegistryServiceTests {
         #expect(try await store.list().isEmpty)
     }
 
+    @Test("Canceling a restore stuck on a registry that never answers does not wait for the stall timeout")
+    func cancelWhileStuck() async throws {
+        let fx = try RegistryFixture()
+        defer { fx.cleanup() }
+        var settings = RegistrySettings(endpoint: try RegistryServices.value("REGISTRY_HOSTILE"))
+        settings.retries = 0
+        settings.stallTimeoutSeconds = 120
+        let store = try fx.open("a", registry: settings)
+        let flag = CancellationFlag()
+        Task {
+            try await Task.sleep(nanoseconds: 300_000_000)
+            flag.cancel()
+        }
+        let started = ContinuousClock.now
+        await #expect { _ = try await store.restore(RestoreRequest(name: "slow", version: "v1", outputDir: fx.dir + "/out"), cancel: flag) } throws: {
+            ($0 as? SnapshotterError)?.code == .canceled
+        }
+        // Far below the 120 s stall timeout: the transfer was aborted.
+        #expect(ContinuousClock.now - started < .seconds(30))
+        #expect(store.activeOperations == 0)
+    }
+
     @Test("5xx and 429 are retried with backoff; a registry that never answers times out")
     func retriesAndTimeouts() async throws {
         let fx = try RegistryFixture()

@@ -12,7 +12,7 @@ extension Snapshotter {
         } catch let e as SnapshotterError where e.code == .notFound {
             guard let registry else { throw e }
             reporter.setPhase(.fetching)
-            let config = try await pool.run { try registry.fetch(name: key.name, version: key.version) }
+            let config = try await pool.run { try registry.fetch(name: key.name, version: key.version, cancel: cancel) }
             // Every path is checked before anything is written.
             let files: [SnapshotFile]
             do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {

@@ -204,7 +204,7 @@ public final class Snapshotter: Sendable {
                 reporter.setPhase(.publishing)
                 try flag.check()
                 let config = SnapshotConfig.encode(stored.map(\.file))
-                try await pool.run { try registry.publish(name: key.name, version: key.version, config: config) }
+                try await pool.run { try registry.publish(name: key.name, version: key.version, config: config, cancel: flag) }
                 reporter.setPhase(.committing)
                 try flag.check()
             }
@@ -242,15 +242,21 @@ public final class Snapshotter: Sendable {
         var knownDirectories = Set<String>()
         // One read transaction serves every inode lookup.
         return try meta.env.read { txn in try files.map { f in
+            let checked: FileStat?
             do {
-                try PathGuard.checkInside(base: base, relative: f.relativePath, followFinal: true, knownDirectories: &knownDirectories)
+                checked = try PathGuard.checkInside(base: base, relative: f.relativePath, followFinal: true,
+                                                    knownDirectories: &knownDirectories)
             } catch let e as SnapshotterError {
                 throw e.context("snapshot \(key)")
             }
             let abs = base + "/" + f.relativePath
             let st: stat
-            do { st = try Sys.stat(abs) } catch let e as SnapshotterError {
-                throw e.context("snapshot \(key): file \(f.relativePath)")
+            if let checked {
+                st = checked
+            } else {
+                do { st = try Sys.stat(abs) } catch let e as SnapshotterError {
+                    throw e.context("snapshot \(key): file \(f.relativePath)")
+                }
             }
             guard (st.st_mode & S_IFMT) == S_IFREG else {
                 throw SnapshotterError.invalid("snapshot \(key): \(f.relativePath) is not a regular file")
@@ -366,11 +372,22 @@ public final class Snapshotter: Sendable {
         var missing: [Int] = []
         var checked: [Digest: Bool] = [:]
         var checkedLinks: [Digest: Bool] = [:]
+        // A digest with a content record and no trash entry cannot have lost
+        // its file: deleters drop the record and put the trash entry in one
+        // transaction before they unlink, and the sweep only unlinks files
+        // no record names. Only the others are looked at on disk.
+        var records: [Digest: ContentRecord] = [:]
         for (i, s) in stored.enumerated() {
             let d = s.file.digest
             if checked[d] == nil {
-                try txn.delete(meta.trash, d.key)
-                checked[d] = try Sys.lstatIfExists(store.contentPath(d)) != nil
+                let inTrash = try txn.delete(meta.trash, d.key)
+                if !inTrash, let rec = try meta.contentRecord(txn, d) {
+                    records[d] = rec
+                    checked[d] = true
+                    if rec.hasLink { checkedLinks[d] = true }
+                } else {
+                    checked[d] = try Sys.lstatIfExists(store.contentPath(d)) != nil
+                }
             }
             var ok = checked[d] == true
             if s.file.readOnly {
@@ -383,7 +400,7 @@ public final class Snapshotter: Sendable {
         var written = Set<Digest>()
         for s in stored {
             let d = s.file.digest
-            let existing = try meta.contentRecord(txn, d)
+            let existing = try records[d] ?? meta.contentRecord(txn, d)
             let hasLink = (existing?.hasLink ?? false) || checkedLinks[d] == true
             if written.insert(d).inserted || existing?.hasLink != hasLink {
                 if existing == nil || existing?.hasLink != hasLink {

@@ -19,6 +19,10 @@ struct HTTPRequest: @unchecked Sendable {
     /// Told of every body byte moved (up or down); false aborts the
     /// transfer (cancellation).
     var onBytes: ((Int64) -> Bool)? = nil
+    /// Asked about once a second, and on every transfer event, even while
+    /// nothing moves: true aborts (a canceled operation does not wait for
+    /// a stalled server's timeout).
+    var shouldAbort: (@Sendable () -> Bool)? = nil
 }
 
 struct HTTPResponse: Sendable {
@@ -98,6 +102,7 @@ final class CurlEasy: @unchecked Sendable {
         var sink: (fd: Int32, offset: Int64)?
         var written: Int64 = 0
         var onBytes: ((Int64) -> Bool)?
+        var shouldAbort: (@Sendable () -> Bool)?
         /// HEAD responses announce a length but carry no body.
         var noBody = false
 
@@ -113,6 +118,7 @@ final class CurlEasy: @unchecked Sendable {
         exchange.source = request.uploadFile
         exchange.sink = request.downloadFile
         exchange.onBytes = request.onBytes
+        exchange.shouldAbort = request.shouldAbort
         exchange.noBody = request.method == "HEAD"
         let context = Unmanaged.passRetained(exchange)
         defer { context.release() }
@@ -187,6 +193,18 @@ final class CurlEasy: @unchecked Sendable {
                             return n
                         }
                         _ = cshim_curl_setopt_ptr(handle, CURLOPT_HEADERDATA, context.toOpaque())
+                        if exchange.shouldAbort != nil {
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+                            _ = cshim_curl_setopt_xferinfo(handle) { user, _, _, _, _ in
+                                let ex = Unmanaged<Exchange>.fromOpaque(user!).takeUnretainedValue()
+                                if let abort = ex.shouldAbort, abort() {
+                                    ex.aborted = true
+                                    return 1
+                                }
+                                return 0
+                            }
+                            _ = cshim_curl_setopt_ptr(handle, CURLOPT_XFERINFODATA, context.toOpaque())
+                        }
                         switch request.method {
                         case "GET": break
                         case "HEAD": _ = cshim_curl_setopt_long(handle, CURLOPT_NOBODY, 1)

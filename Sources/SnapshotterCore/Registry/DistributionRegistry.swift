@@ -48,21 +48,21 @@ final class DistributionRegistry: MetadataRegistry {
 
     // MARK: publish and fetch
 
-    func publish(name: String, version: String, config: [UInt8]) throws {
+    func publish(name: String, version: String, config: [UInt8], cancel: CancellationFlag?) throws {
         let repo = settings.repository(name)
         let what = "publish \(repo):\(version) to \(base)"
         let digest = SHA256.digest(config)
-        let head = try send(HTTPRequest(method: "HEAD", url: "\(base)/v2/\(repo)/blobs/\(digest)"), repo: repo, what: what, push: true)
+        let head = try send(HTTPRequest(method: "HEAD", url: "\(base)/v2/\(repo)/blobs/\(digest)"), repo: repo, what: what, push: true, cancel: cancel)
         if head.status == 404 {
             let start = try send(HTTPRequest(method: "POST", url: "\(base)/v2/\(repo)/blobs/uploads/", body: []),
-                                 repo: repo, what: what, push: true)
+                                 repo: repo, what: what, push: true, cancel: cancel)
             guard start.status == 202, let location = start.header("location") else {
                 throw failure(start, what: "\(what): starting the config upload")
             }
             var url = location.hasPrefix("http://") || location.hasPrefix("https://") ? location : origin + location
             url += (url.contains("?") ? "&" : "?") + "digest=" + percentEncode(digest)
             let put = try send(HTTPRequest(method: "PUT", url: url, headers: ["Content-Type: application/octet-stream"], body: config),
-                               repo: repo, what: what, push: true)
+                               repo: repo, what: what, push: true, cancel: cancel)
             guard put.status == 201 || put.status == 204 else { throw failure(put, what: "\(what): uploading the config") }
         } else if head.status != 200 {
             throw failure(head, what: "\(what): checking for the config blob")
@@ -70,20 +70,20 @@ final class DistributionRegistry: MetadataRegistry {
         let manifest = SnapshotArtifact.manifest(config: config)
         let put = try send(HTTPRequest(method: "PUT", url: "\(base)/v2/\(repo)/manifests/\(version)",
                                        headers: ["Content-Type: \(SnapshotArtifact.manifestMediaType)"], body: manifest),
-                           repo: repo, what: what, push: true)
+                           repo: repo, what: what, push: true, cancel: cancel)
         guard put.status == 201 || put.status == 200 || put.status == 204 else {
             throw failure(put, what: "\(what): pushing the manifest")
         }
         Log.info("published \(repo):\(version) to \(base) (config \(digest))")
     }
 
-    func fetch(name: String, version: String) throws -> [UInt8] {
+    func fetch(name: String, version: String, cancel: CancellationFlag?) throws -> [UInt8] {
         let repo = settings.repository(name)
         let what = "fetch \(repo):\(version) from \(base)"
         let limit = settings.maxDocumentBytes
         let m = try send(HTTPRequest(url: "\(base)/v2/\(repo)/manifests/\(version)",
                                      headers: ["Accept: \(SnapshotArtifact.manifestMediaType)"], maxResponseBytes: limit),
-                         repo: repo, what: what)
+                         repo: repo, what: what, cancel: cancel)
         if m.status == 404 { throw SnapshotterError(.notFound, "\(what): no such snapshot in the registry\(errorDetail(m))") }
         guard m.status == 200 else { throw failure(m, what: "\(what): pulling the manifest") }
         if let ct = m.header("content-type"), !ct.isEmpty, !ct.hasPrefix(SnapshotArtifact.manifestMediaType) {
@@ -94,7 +94,7 @@ final class DistributionRegistry: MetadataRegistry {
             throw SnapshotterError(.registry, "\(what): config of \(desc.size) bytes exceeds the limit of \(limit)")
         }
         let c = try send(HTTPRequest(url: "\(base)/v2/\(repo)/blobs/\(desc.digest)", maxResponseBytes: desc.size),
-                         repo: repo, what: what)
+                         repo: repo, what: what, cancel: cancel)
         guard c.status == 200 else { throw failure(c, what: "\(what): pulling the config \(desc.digest)") }
         let actual = SHA256.digest(c.body)
         guard c.body.count == desc.size, actual == desc.digest else {
@@ -108,12 +108,15 @@ final class DistributionRegistry: MetadataRegistry {
     /// Sends a request with authentication, retrying connection failures,
     /// 429 and 5xx with exponential backoff and jitter; a 401 is answered
     /// once (Basic or a Bearer token for the challenged scope).
-    func send(_ request: HTTPRequest, repo: String, what: String, push: Bool = false) throws -> HTTPResponse {
+    func send(_ request: HTTPRequest, repo: String, what: String, push: Bool = false,
+              cancel: CancellationFlag? = nil) throws -> HTTPResponse {
         var authRetried = false
         var attempt = 0
         while true {
+            try cancel?.check()
             var req = request
             if let h = authorizationHeader(repo: repo) { req.headers.append(h) }
+            if let cancel { req.shouldAbort = { cancel.isCanceled } }
             let response: HTTPResponse
             do {
                 response = try pool.perform(req, http)
@@ -121,6 +124,7 @@ final class DistributionRegistry: MetadataRegistry {
                 if e.tooLarge {
                     throw SnapshotterError(.registry, "\(what): \(e.message)")
                 }
+                if e.aborted { throw SnapshotterError.canceled }
                 if e.retryable && attempt < settings.retries {
                     attempt += 1
                     backoff(attempt)

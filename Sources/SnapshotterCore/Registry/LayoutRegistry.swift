@@ -36,7 +36,8 @@ final class LayoutRegistry: MetadataRegistry {
         }
     }
 
-    func publish(name: String, version: String, config: [UInt8]) throws {
+    func publish(name: String, version: String, config: [UInt8], cancel: CancellationFlag?) throws {
+        try cancel?.check()
         let repo = settings.repository(name)
         try prepare()
         let manifest = SnapshotArtifact.manifest(config: config)
@@ -54,7 +55,8 @@ final class LayoutRegistry: MetadataRegistry {
         Log.info("published \(repo):\(version) to \(settings.endpoint)")
     }
 
-    func fetch(name: String, version: String) throws -> [UInt8] {
+    func fetch(name: String, version: String, cancel: CancellationFlag?) throws -> [UInt8] {
+        try cancel?.check()
         let repo = settings.repository(name)
         let what = "fetch \(repo):\(version) from \(settings.endpoint)"
         let ref = "\(repo):\(version)"

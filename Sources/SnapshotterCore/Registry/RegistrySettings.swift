@@ -120,10 +120,20 @@ enum SnapshotArtifact {
 /// A place snapshot metadata is published to and fetched from.
 protocol MetadataRegistry: Sendable {
     /// Pushes the config blob, then the manifest under `version`.
-    func publish(name: String, version: String, config: [UInt8]) throws
+    func publish(name: String, version: String, config: [UInt8], cancel: CancellationFlag?) throws
     /// Pulls and checks the manifest and config; returns the config bytes.
-    func fetch(name: String, version: String) throws -> [UInt8]
+    func fetch(name: String, version: String, cancel: CancellationFlag?) throws -> [UInt8]
     var endpointDescription: String { get }
+}
+
+extension MetadataRegistry {
+    func publish(name: String, version: String, config: [UInt8]) throws {
+        try publish(name: name, version: version, config: config, cancel: nil)
+    }
+
+    func fetch(name: String, version: String) throws -> [UInt8] {
+        try fetch(name: name, version: version, cancel: nil)
+    }
 }
 
 func makeRegistry(_ settings: RegistrySettings) throws -> any MetadataRegistry {

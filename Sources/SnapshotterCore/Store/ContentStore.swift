@@ -49,22 +49,35 @@ final class ContentStore: Sendable {
     /// hashed while written), makes it durable and renames it into place.
     func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
                 onBytes: (Int64) throws -> Void) throws -> Ingested {
-        let tmp = Self.tempPath(in: contentDir)
-        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o444)
+        var result: SPF1.EncodeResult?
+        let placed = try Self.writeNew(in: contentDir) { out, _ in
+            let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, buffer: buffer, onBytes: onBytes)
+            result = r
+            let final = contentPath(r.digest)
+            // Content already stored: drop the new copy (no fsync needed).
+            return try Sys.lstatIfExists(final) != nil ? nil : final
+        }
+        guard let r = result else { throw SnapshotterError(.internal, "\(sourcePath): encoding produced no result") }
+        return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: placed)
+    }
+
+    /// Writes a new file under a temporary name in `dir` through `body`,
+    /// which returns the final path (or nil to drop the file); the file is
+    /// made durable and renamed there unless something already is. Returns
+    /// whether it was placed. The temporary file never outlives the call.
+    static func writeNew(in dir: String, mode: mode_t = 0o444,
+                         _ body: (_ fd: Int32, _ tmp: String) throws -> String?) throws -> Bool {
+        let tmp = tempPath(in: dir)
+        let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode)
         var keep = false
         defer {
-            Sys.close(out)
+            Sys.close(fd)
             if !keep { try? Sys.unlinkIfExists(tmp) }
         }
-        let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, buffer: buffer, onBytes: onBytes)
-        let final = contentPath(r.digest)
-        if (try Sys.lstatIfExists(final)) != nil {
-            return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: false)
-        }
-        try Sys.fsync(out, tmp)
-        let placed = try Sys.renameNoReplace(tmp, final)
-        keep = placed
-        return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: placed)
+        guard let final = try body(fd, tmp) else { return false }
+        try Sys.fsync(fd, tmp)
+        keep = try Sys.renameNoReplace(tmp, final)
+        return keep
     }
 
     /// Makes `snapshot/xxh3/<hex>` exist for a read-only file: a hard link to
@@ -94,21 +107,15 @@ final class ContentStore: Sendable {
 
     private func copyIntoPlace(fd: Int32, size: Int64, source: String, final: String,
                                buffer: UnsafeMutableRawBufferPointer) throws {
-        let tmp = Self.tempPath(in: linkDir)
-        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o444)
-        var keep = false
-        defer {
-            Sys.close(out)
-            if !keep { try? Sys.unlinkIfExists(tmp) }
+        _ = try Self.writeNew(in: linkDir) { out, tmp in
+            try FileCopy.sparseCopy(from: fd, to: out, size: size, what: source, buffer: buffer)
+            // The copy stands in for the source's inode: same mode, owner, times.
+            let st = try Sys.fstat(fd, source)
+            try Sys.fchmod(out, st.st_mode & 0o7777, tmp)
+            if Sys.isRoot { try Sys.fchown(out, st.st_uid, st.st_gid, tmp) }
+            try Sys.futimens(out, mtimeNanos: Sys.mtimeNanos(st), tmp)
+            return final
         }
-        try FileCopy.sparseCopy(from: fd, to: out, size: size, what: source, buffer: buffer)
-        // The copy stands in for the source's inode: same mode, owner, times.
-        let st = try Sys.fstat(fd, source)
-        try Sys.fchmod(out, st.st_mode & 0o7777, tmp)
-        if Sys.isRoot { try Sys.fchown(out, st.st_uid, st.st_gid, tmp) }
-        try Sys.futimens(out, mtimeNanos: Sys.mtimeNanos(st), tmp)
-        try Sys.fsync(out, tmp)
-        keep = try Sys.renameNoReplace(tmp, final)
     }
 
     /// Rebuilds a read-only link from its content (decoded and verified),
@@ -118,24 +125,18 @@ final class ContentStore: Sendable {
         let inFD = try Sys.open(src, O_RDONLY)
         defer { Sys.close(inFD) }
         let st = try Sys.fstat(inFD, src)
-        let tmp = Self.tempPath(in: linkDir)
-        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o444)
-        var keep = false
-        defer {
-            Sys.close(out)
-            if !keep { try? Sys.unlinkIfExists(tmp) }
+        _ = try Self.writeNew(in: linkDir) { out, tmp in
+            let r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: out, name: src, buffer: buffer) { _ in }
+            guard r.digest == d else {
+                throw SnapshotterError.corrupt("content \(d) is corrupt (hashes to \(r.digest))")
+            }
+            if let file {
+                try Sys.fchmod(out, mode_t(file.mode), tmp)
+                if Sys.isRoot { try Sys.fchown(out, file.uid, file.gid, tmp) }
+                try Sys.futimens(out, mtimeNanos: file.mtimeNanos, tmp)
+            }
+            return linkPath(d)
         }
-        let r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: out, name: src, buffer: buffer) { _ in }
-        guard r.digest == d else {
-            throw SnapshotterError.corrupt("content \(d) is corrupt (hashes to \(r.digest))")
-        }
-        if let file {
-            try Sys.fchmod(out, mode_t(file.mode), tmp)
-            if Sys.isRoot { try Sys.fchown(out, file.uid, file.gid, tmp) }
-            try Sys.futimens(out, mtimeNanos: file.mtimeNanos, tmp)
-        }
-        try Sys.fsync(out, tmp)
-        keep = try Sys.renameNoReplace(tmp, linkPath(d))
     }
 
     /// Checks and hashes a content file without writing anything.

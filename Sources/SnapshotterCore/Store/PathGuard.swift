@@ -55,7 +55,10 @@ enum PathGuard {
     /// The same, remembering in `knownDirectories` the relative directory
     /// prefixes already found to be plain directories inside `base`, so
     /// many files of one directory cost one check of it.
-    static func checkInside(base: String, relative: String, followFinal: Bool, knownDirectories: inout Set<String>) throws {
+    /// Returns the final component's lstat when it exists and is not a
+    /// symlink (so a caller that needs it saves a system call).
+    @discardableResult
+    static func checkInside(base: String, relative: String, followFinal: Bool, knownDirectories: inout Set<String>) throws -> FileStat? {
         let parts = relative.split(separator: "/")
         var current = base
         var start = 0
@@ -73,9 +76,9 @@ enum PathGuard {
         for (i, part) in parts.enumerated() where i >= start {
             let next = Paths.join(current, String(part))
             let isLast = i == parts.count - 1
-            guard let st = try Sys.lstatIfExists(next) else { return }
+            guard let st = try Sys.lstatIfExists(next) else { return nil }
             if (st.st_mode & S_IFMT) == S_IFLNK {
-                if isLast && !followFinal { return }
+                if isLast && !followFinal { return nil }
                 let resolved: String
                 do {
                     resolved = try Sys.realpath(next)
@@ -88,11 +91,13 @@ enum PathGuard {
                 current = resolved
             } else {
                 current = next
-                if !isLast && (st.st_mode & S_IFMT) == S_IFDIR && current == base + "/" + parts[0...i].joined(separator: "/") {
+                if isLast { return st }
+                if (st.st_mode & S_IFMT) == S_IFDIR && current == base + "/" + parts[0...i].joined(separator: "/") {
                     knownDirectories.insert(parts[0...i].joined(separator: "/"))
                 }
             }
         }
+        return nil
     }
 }
 

@@ -214,6 +214,16 @@ struct JSONWriter {
     mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
     mutating func string(_ s: String) {
+        // Fast path: plain ASCII with nothing to escape, byte for byte.
+        let plain = s.utf8.allSatisfy { b in
+            b >= 0x20 && b < 0x80 && b != 0x22 && b != 0x5c && b != 0x3c && b != 0x3e && b != 0x26
+        }
+        if plain {
+            bytes.append(0x22)
+            bytes.append(contentsOf: s.utf8)
+            bytes.append(0x22)
+            return
+        }
         let hex: [UInt8] = Array("0123456789abcdef".utf8)
         bytes.append(0x22)
         for scalar in s.unicodeScalars {

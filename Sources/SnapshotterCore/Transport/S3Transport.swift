@@ -114,6 +114,7 @@ final class S3Transport: ContentTransport {
                 onBytes(n)
                 return !cancel.isCanceled
             }
+            req.shouldAbort = { cancel.isCanceled }
             do {
                 let r = try pool.perform(req, http)
                 if r.status == 404 { throw SnapshotterError(.notFound, "\(what): no such object") }
@@ -154,7 +155,10 @@ final class S3Transport: ContentTransport {
             req.body = body ?? (method == "PUT" || method == "POST" ? [] : nil)
             req.uploadFile = uploadFile
             req.maxResponseBytes = 1 << 20
-            if let cancel { req.onBytes = { _ in !cancel.isCanceled } }
+            if let cancel {
+                req.onBytes = { _ in !cancel.isCanceled }
+                req.shouldAbort = { cancel.isCanceled }
+            }
             do {
                 let r = try pool.perform(req, http)
                 if (r.status >= 500 || r.status == 429) && attempt < settings.retries {

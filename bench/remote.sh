@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Restore from remote through the direct S3 path, against plain curl
+# downloads of the same objects from the same server, in the same run.
+# Starts the content services (moto S3 in strict signature mode) in a temp
+# directory and stops them at the end. BENCH_MB sets the data size (256).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+cd "$REPO_ROOT"
+"$REPO_ROOT/scripts/setup.sh"
+ensure_swift_on_path
+BIN="$(build_release_snapshotctl)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/snapshotter-remote-bench.XXXXXX")"
+SVC="$WORK/services"
+trap 'scripts/services.sh stop "$SVC" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+scripts/services.sh start-content "$SVC" >/dev/null
+set -a; . "$SVC/services.env"; set +a
+export AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$S3_SECRET_ACCESS_KEY"
+MB="${BENCH_MB:-256}"
+mkdir -p "$WORK/src"
+n=8
+for i in $(seq 1 $n); do head -c $((MB * 1024 * 1024 / n)) /dev/urandom > "$WORK/src/f$i"; done
+files=(); for i in $(seq 1 $n); do files+=(--rw "f$i"); done
+REMOTE=(--registry "file://$WORK/registry" --content "s3://$S3_BUCKET" --content-endpoint "$S3_ENDPOINT" --content-region "$S3_REGION")
+"$BIN" snapshot -q --root "$WORK/a" --name bench --version v1 --base-dir "$WORK/src" "${files[@]}" "${REMOTE[@]}" >/dev/null
+digests=$("$BIN" info --root "$WORK/a" --name bench --version v1 | python3 -c 'import json,sys; print(" ".join(f["digest"][5:] for f in json.load(sys.stdin)["files"]))')
+now() { date +%s.%N; }
+curl_all() {  # the same objects, signed by curl, 4 at a time like the restore
+    local d
+    for d in $digests; do
+        curl -sS -f --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY_ID:$S3_SECRET_ACCESS_KEY" \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -o "$WORK/curl/$d" "$S3_ENDPOINT/$S3_BUCKET/xxh3/$d" &
+        while [ "$(jobs -rp | wc -l)" -ge 4 ]; do wait -n; done
+    done
+    wait
+}
+restore_times=(); curl_times=()
+for r in 1 2 3; do
+    rm -rf "$WORK/curl" && mkdir -p "$WORK/curl"
+    t0=$(now); curl_all; t1=$(now)
+    curl_times+=("$(python3 -c "print($t1 - $t0)")")
+    rm -rf "$WORK/b" "$WORK/out"
+    t0=$(now)
+    "$BIN" restore -q --root "$WORK/b" --name bench --version v1 --output "$WORK/out" "${REMOTE[@]}" >/dev/null
+    t1=$(now)
+    restore_times+=("$(python3 -c "print($t1 - $t0)")")
+done
+for i in $(seq 1 $n); do cmp -s "$WORK/src/f$i" "$WORK/out/f$i" || { echo "f$i differs" >&2; exit 1; }; done
+python3 - "$MB" "${curl_times[*]}" "${restore_times[*]}" <<'PY'
+import statistics, sys
+mb = int(sys.argv[1]); c = [float(x) for x in sys.argv[2].split()]; r = [float(x) for x in sys.argv[3].split()]
+mc, mr = statistics.median(c), statistics.median(r)
+print(f"restore from remote, direct S3 path, {mb} MiB in 8 objects (medians of 3, same moto server)")
+print(f"  curl downloads (4 at a time)        {mc:7.2f} s  ({mb / mc:6.0f} MiB/s)")
+print(f"  snapshotctl restore on an empty root {mr:7.2f} s  ({mb / mr:6.0f} MiB/s)   ratio {mc / mr:.2f}  (target >= 0.85)")
+print(f"  runs: curl {', '.join(f'{x:.2f}' for x in c)}; restore {', '.join(f'{x:.2f}' for x in r)}")
+PY
