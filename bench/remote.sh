@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Restore from remote through the direct S3 path, against plain curl
-# downloads of the same objects from the same server, in the same run.
-# Starts the content services (moto S3 in strict signature mode) in a temp
-# directory and stops them at the end. BENCH_MB sets the data size (256).
+# Restore from remote through the direct S3 path and through the Dragonfly
+# stand-in, against plain curl downloads of the same objects from the same
+# server, in the same run. Starts the content services (moto S3 in strict
+# signature mode, the dfdaemon stand-in) in a temp directory and stops them
+# at the end. BENCH_MB sets the data size (256).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -33,7 +34,7 @@ curl_all() {  # the same objects, signed by curl, 4 at a time like the restore
     done
     wait
 }
-restore_times=(); curl_times=()
+restore_times=(); curl_times=(); df_times=()
 for r in 1 2 3; do
     rm -rf "$WORK/curl" && mkdir -p "$WORK/curl"
     t0=$(now); curl_all; t1=$(now)
@@ -43,14 +44,25 @@ for r in 1 2 3; do
     "$BIN" restore -q --root "$WORK/b" --name bench --version v1 --output "$WORK/out" "${REMOTE[@]}" >/dev/null
     t1=$(now)
     restore_times+=("$(python3 -c "print($t1 - $t0)")")
+    # Through the stand-in, on a root in the daemon's directory (its output
+    # must share the daemon cache's filesystem), with its cache cleared.
+    curl -sS -X POST "$DRAGONFLY_CONTROL/cache/clear" >/dev/null
+    rm -rf "$SVC/bench-b" "$WORK/out-df"
+    t0=$(now)
+    "$BIN" restore -q --root "$SVC/bench-b" --name bench --version v1 --output "$WORK/out-df" "${REMOTE[@]}" \
+        --dragonfly "$DRAGONFLY_ENDPOINT" >/dev/null
+    t1=$(now)
+    df_times+=("$(python3 -c "print($t1 - $t0)")")
 done
+for i in $(seq 1 $n); do cmp -s "$WORK/src/f$i" "$WORK/out-df/f$i" || { echo "f$i differs (Dragonfly)" >&2; exit 1; }; done
 for i in $(seq 1 $n); do cmp -s "$WORK/src/f$i" "$WORK/out/f$i" || { echo "f$i differs" >&2; exit 1; }; done
-python3 - "$MB" "${curl_times[*]}" "${restore_times[*]}" <<'PY'
+python3 - "$MB" "${curl_times[*]}" "${restore_times[*]}" "${df_times[*]}" <<'PY'
 import statistics, sys
-mb = int(sys.argv[1]); c = [float(x) for x in sys.argv[2].split()]; r = [float(x) for x in sys.argv[3].split()]
-mc, mr = statistics.median(c), statistics.median(r)
-print(f"restore from remote, direct S3 path, {mb} MiB in 8 objects (medians of 3, same moto server)")
-print(f"  curl downloads (4 at a time)        {mc:7.2f} s  ({mb / mc:6.0f} MiB/s)")
-print(f"  snapshotctl restore on an empty root {mr:7.2f} s  ({mb / mr:6.0f} MiB/s)   ratio {mc / mr:.2f}  (target >= 0.85)")
-print(f"  runs: curl {', '.join(f'{x:.2f}' for x in c)}; restore {', '.join(f'{x:.2f}' for x in r)}")
+mb = int(sys.argv[1]); c, r, d = ([float(x) for x in a.split()] for a in sys.argv[2:5])
+mc, mr, md = statistics.median(c), statistics.median(r), statistics.median(d)
+print(f"restore from remote, {mb} MiB in 8 objects (medians of 3, same moto server)")
+print(f"  curl downloads (4 at a time)              {mc:7.2f} s  ({mb / mc:6.0f} MiB/s)")
+print(f"  restore on an empty root, direct S3       {mr:7.2f} s  ({mb / mr:6.0f} MiB/s)   ratio {mc / mr:.2f}  (target >= 0.85)")
+print(f"  restore on an empty root, via stand-in    {md:7.2f} s  ({mb / md:6.0f} MiB/s)   ratio {mc / md:.2f}  (target >= 0.85)")
+print(f"  runs: curl {', '.join(f'{x:.2f}' for x in c)}; S3 {', '.join(f'{x:.2f}' for x in r)}; stand-in {', '.join(f'{x:.2f}' for x in d)}")
 PY
