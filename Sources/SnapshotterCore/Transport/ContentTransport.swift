@@ -102,13 +102,17 @@ final class DirectoryTransport: ContentTransport {
         let src = try Sys.open(path, O_RDONLY)
         defer { Sys.close(src) }
         let size = Int64(try Sys.fstat(src, path).st_size)
-        let tmp = ContentStore.tempPath(in: dir)
-        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o444)
-        var keep = false
-        defer {
-            Sys.close(out)
-            if !keep { try? Sys.unlinkIfExists(tmp) }
+        let placed = try ContentStore.writeNew(in: dir) { out, tmp in
+            try copy(from: src, path: path, size: size, to: out, target: tmp, cancel: cancel) { _ in }
+            return final
         }
+        if placed { try Sys.fsyncDirectory(dir) }
+    }
+
+    /// Copies `size` bytes between open files, checking for cancellation
+    /// between chunks.
+    private func copy(from src: Int32, path: String, size: Int64, to out: Int32, target: String,
+                      cancel: CancellationFlag, onBytes: (Int64) -> Void) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
         defer { buffer.deallocate() }
         var off: Int64 = 0
@@ -116,13 +120,10 @@ final class DirectoryTransport: ContentTransport {
             try cancel.check()
             let n = try Sys.pread(src, buffer.baseAddress!, Int(min(Int64(buffer.count), size - off)), off, path)
             if n == 0 { break }
-            try Sys.pwriteAll(out, buffer.baseAddress!, n, off, tmp)
+            try Sys.pwriteAll(out, buffer.baseAddress!, n, off, target)
             off += Int64(n)
+            onBytes(Int64(n))
         }
-        try Sys.fsync(out, tmp)
-        keep = try Sys.renameNoReplace(tmp, final)
-        if !keep { return }
-        try Sys.fsyncDirectory(dir)
     }
 
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
@@ -134,16 +135,6 @@ final class DirectoryTransport: ContentTransport {
         }
         defer { Sys.close(src) }
         let size = Int64(try Sys.fstat(src, path).st_size)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
-        defer { buffer.deallocate() }
-        var off: Int64 = 0
-        while off < size {
-            try cancel.check()
-            let n = try Sys.pread(src, buffer.baseAddress!, Int(min(Int64(buffer.count), size - off)), off, path)
-            if n == 0 { break }
-            try Sys.pwriteAll(fd, buffer.baseAddress!, n, off, tempPath)
-            off += Int64(n)
-            onBytes(Int64(n))
-        }
+        try copy(from: src, path: path, size: size, to: fd, target: tempPath, cancel: cancel, onBytes: onBytes)
     }
 }
