@@ -71,3 +71,7 @@ uint64_t cshim_random_u64(void) {
     }
     return v;
 }
+
+int cshim_start_writeback(int fd) {
+    return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}

@@ -104,7 +104,7 @@ struct DragonflyTransportTests {
         try await BlockingPool.shared.run {
             let fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0o600)
             defer { close(fd) }
-            try t.download(digest, into: fd, tempPath: tmp, cancel: flag) { n in total.withLock { $0 += n } }
+            try t.download(digest, into: fd, tempPath: tmp, cancel: flag, tap: nil) { n in total.withLock { $0 += n } }
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: tmp)) == bytes)
         #expect(total.withLock { $0 } == Int64(bytes.count))
@@ -118,7 +118,7 @@ struct DragonflyTransportTests {
             await #expect { try await BlockingPool.shared.run {
                 let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
                 defer { close(fd) }
-                try t.download(missing, into: fd, tempPath: path, cancel: flag) { _ in }
+                try t.download(missing, into: fd, tempPath: path, cancel: flag, tap: nil) { _ in }
             } } throws: { e in (e as? SnapshotterError)?.code == .notFound }
         }
     }

@@ -12,6 +12,9 @@ int cshim_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, cons
 /* ioctl(FICLONE): reflink the whole of src into dst. */
 int cshim_ficlone(int dst_fd, int src_fd);
 ssize_t cshim_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len);
+/* sync_file_range(SYNC_FILE_RANGE_WRITE) of the whole file: starts
+ * writeback without waiting for it (a later fsync has less to do). */
+int cshim_start_writeback(int fd);
 int cshim_o_tmpfile(void);
 int cshim_o_cloexec(void);
 int cshim_o_nofollow(void);

@@ -3,50 +3,243 @@ import Glibc
 #endif
 
 extension Snapshotter {
-    /// The snapshot's record: local, or pulled from the registry and
-    /// recorded (with its references) once its content is in the store.
-    func localOrRemoteSnapshot(_ key: SnapshotKey, registry: (any MetadataRegistry)?, transport: (any ContentTransport)?,
-                               reporter: ProgressReporter, cancel: CancellationFlag) async throws -> SnapshotRecord {
+    /// Restores a snapshot only the registry has. The config is fetched and
+    /// every target checked before anything is written. Then, under a lease
+    /// on its digests, each missing digest is downloaded and verified in the
+    /// same pass that writes its first read-write output (or its read-only
+    /// link), and its files are exported at once, while other downloads go
+    /// on; content already in the store is exported meanwhile. The snapshot
+    /// is recorded, with its references, once every file is in place.
+    func restoreFromRemote(_ key: SnapshotKey, request: RestoreRequest, registry: any MetadataRegistry,
+                           transport: (any ContentTransport)?, reporter: ProgressReporter,
+                           cancel: CancellationFlag) async throws -> RestoreReport {
+        reporter.setPhase(.fetching)
+        let config = try await pool.run { try registry.fetch(name: key.name, version: key.version, cancel: cancel) }
+        let files: [SnapshotFile]
+        do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {
+            throw SnapshotterError(.registry, "restore \(key): the registry's config is unusable: \(e.message)")
+        }
+        let created = Locked<[String]>([])
+        let targets = try await pool.run {
+            var made: [String] = []
+            defer { created.withLock { $0 = made } }
+            return try self.prepareRestore(key, files: files, outputDir: request.outputDir, overwrite: request.overwrite,
+                                           requireContent: false, created: &made)
+        }
+        var order: [Digest] = []
+        var uses: [Digest: [Int]] = [:]
+        for (i, f) in files.enumerated() {
+            if uses[f.digest] == nil { order.append(f.digest) }
+            uses[f.digest, default: []].append(i)
+        }
+        let digests = order
+        let plan = ExportPlan(key: key, files: files, targets: targets, uses: uses, overwrite: request.overwrite,
+                              reporter: reporter, cancel: cancel)
         do {
-            return try await pool.run { try self.loadSnapshot(key) }
-        } catch let e as SnapshotterError where e.code == .notFound {
-            guard let registry else { throw e }
-            reporter.setPhase(.fetching)
-            let config = try await pool.run { try registry.fetch(name: key.name, version: key.version, cancel: cancel) }
-            // Every path is checked before anything is written.
-            let files: [SnapshotFile]
-            do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {
-                throw SnapshotterError(.registry, "restore \(key): the registry's config is unusable: \(e.message)")
+            return try await withLease(snapshots: [], digests: digests) {
+                // Checked under the lease: content here now stays until the end.
+                let missing = try await pool.run {
+                    try digests.filter { try Sys.lstatIfExists(self.store.contentPath($0)) == nil }
+                }
+                if let first = missing.first, transport == nil {
+                    let f = files[uses[first]![0]]
+                    throw SnapshotterError(.notFound, "restore \(key): content \(first) of \(f.relativePath) (and \(missing.count - 1) more) is not in the local store and no content transport is configured")
+                }
+                let isMissing = Set(missing)
+                let present = digests.filter { !isMissing.contains($0) }
+                let downloadBytes = missing.reduce(Int64(0)) { $0 + files[uses[$1]![0]].size }
+                reporter.begin(missing.isEmpty ? .exporting : .fetching, filesTotal: Int64(missing.count + files.count),
+                               bytesTotal: downloadBytes + files.reduce(0) { $0 + $1.size })
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    if plan.pipelined {
+                        group.addTask { try await self.exportAll(present, plan: plan) }
+                    }
+                    if let transport, !missing.isEmpty {
+                        group.addTask {
+                            try await self.fetchAndExport(missing, from: transport, plan: plan)
+                            reporter.setPhase(.exporting)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                // Overwriting replaces files only once all content is here.
+                if !plan.pipelined { try await exportAll(digests, plan: plan) }
+                try cancel.check()
+                try await pool.run { try self.store.syncDirectories() }
+                _ = try await pool.run { try self.recordFetched(key, files: files, config: config, cancel: cancel) }
+                reporter.finish()
+                return plan.counts.withLock { $0 }
             }
-            try await ensureContent(key, files: files, transport: transport, reporter: reporter, cancel: cancel)
-            return try await pool.run {
-                try self.recordFetched(key, files: files, config: config, cancel: cancel)
+        } catch {
+            // Files are exported as their content arrives; a restore that
+            // fails takes back what it put in the output (without
+            // overwrite, nothing of it was there before), so it can simply
+            // be run again.
+            if !request.overwrite {
+                let placed = plan.placed.withLock { $0 }
+                let dirs = created.withLock { $0 }
+                _ = try? await pool.run {
+                    for t in placed { try? Sys.unlinkIfExists(t) }
+                    for d in dirs.reversed() { _ = rmdir(d) }
+                }
+            }
+            throw error
+        }
+    }
+
+    /// Downloads the missing digests, at most `downloadConcurrency`
+    /// transfers at once (one download per digest in this process), each
+    /// followed by the export of its files. A transfer's slot is free once
+    /// its bytes are in: the fsync and the exports overlap the next one.
+    private func fetchAndExport(_ missing: [Digest], from transport: any ContentTransport, plan: ExportPlan) async throws {
+        let width = max(1, options.content?.downloadConcurrency ?? 4)
+        let transfers = AsyncSemaphore(width)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func add() {
+                let d = missing[next]
+                next += 1
+                group.addTask {
+                    // The download's own export, when this task is the one
+                    // that downloads (a concurrent restore's task may be).
+                    let exported = Locked<Int?>(nil)
+                    try await self.downloads.run(d) {
+                        await transfers.acquire()
+                        let pending: PendingFetch
+                        do {
+                            pending = try await self.pool.run { try self.transfer(d, from: transport, plan: plan) }
+                        } catch {
+                            transfers.release()
+                            throw error
+                        }
+                        transfers.release()
+                        let placed = try await self.pool.run { try self.complete(pending, from: transport, plan: plan) }
+                        exported.withLock { $0 = placed }
+                    }
+                    plan.reporter.fileDone()
+                    guard plan.pipelined else { return }
+                    let skip = exported.withLock { $0 }
+                    try await self.pool.run {
+                        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+                        defer { buffer.deallocate() }
+                        try self.export(d, plan: plan, skipping: skip, buffer: buffer)
+                    }
+                }
+            }
+            while next < min(2 * width, missing.count) { add() }
+            while try await group.next() != nil {
+                try plan.cancel.check()
+                if next < missing.count { add() }
             }
         }
     }
 
-    /// Makes sure every file's content (and read-only link) is in the local
-    /// store: what is missing is downloaded, verified and put in place.
-    func ensureContent(_ key: SnapshotKey, files: [SnapshotFile], transport: (any ContentTransport)?,
-                       reporter: ProgressReporter, cancel: CancellationFlag) async throws {
-        var missing: [SnapshotFile] = []
-        var seen = Set<Digest>()
-        for f in files where seen.insert(f.digest).inserted {
-            if try Sys.lstatIfExists(store.contentPath(f.digest)) == nil { missing.append(f) }
+    /// Downloads `d` into a temporary file in the store. The bytes are
+    /// checked as they arrive when the transport shows them, and decoded in
+    /// the same pass into the read-only link (when a read-only file uses
+    /// the digest) or else the first read-write file's output.
+    private func transfer(_ d: Digest, from transport: any ContentTransport, plan: ExportPlan) throws -> PendingFetch {
+        let uses = plan.uses[d]!
+        var sink: PendingFetch.Sink = .none
+        if let ro = uses.first(where: { plan.files[$0].readOnly }), try Sys.lstatIfExists(store.linkPath(d)) == nil {
+            sink = .link(ro)
+        } else if plan.pipelined, let rw = uses.first(where: { !plan.files[$0].readOnly }) {
+            sink = .output(rw)
         }
-        if let first = missing.first {
-            guard let transport else {
-                throw SnapshotterError(.notFound, "restore \(key): content \(first.digest) of \(first.relativePath) (and \(missing.count - 1) more) is not in the local store and no content transport is configured")
-            }
-            try await download(missing, from: transport, key: key, reporter: reporter, cancel: cancel)
+        let sinkDir: String? = switch sink {
+        case .link: store.linkDir
+        case .output(let i): Paths.dirname(plan.targets[i])
+        case .none: nil
         }
-        var firstUse: [Digest: SnapshotFile] = [:]
-        for f in files where f.readOnly && firstUse[f.digest] == nil { firstUse[f.digest] = f }
-        let links = Array(firstUse.values)
-        try await forEachConcurrently(links, limit: options.restoreConcurrency, pool: pool, cancel: cancel) { f, buffer in
-            if try Sys.lstatIfExists(self.store.linkPath(f.digest)) == nil {
-                try self.store.materializeLink(f.digest, like: f, buffer: buffer)
+        let pending = try PendingFetch(d, contentDir: store.contentDir, sink: sink, sinkDir: sinkDir)
+        do {
+            try transport.download(d, into: pending.fd, tempPath: pending.tmp, cancel: plan.cancel, tap: pending.tap) {
+                plan.reporter.addBytes($0)
             }
+            try plan.cancel.check()
+        } catch {
+            pending.discard()
+            if let e = error as? SnapshotterError, e.code != .canceled {
+                throw e.context("restore \(plan.key): \(plan.files[uses[0]].relativePath)")
+            }
+            throw error
+        }
+        return pending
+    }
+
+    /// Verifies a transferred digest (reading the file back when its bytes
+    /// were not seen on the way), makes it durable and renames it into
+    /// place, then puts its link or output in place. Returns the file
+    /// exported on the way, if any. On any failure nothing is left under a
+    /// final name.
+    private func complete(_ pending: PendingFetch, from transport: any ContentTransport, plan: ExportPlan) throws -> Int? {
+        defer { pending.discard() }
+        let d = pending.digest
+        let key = plan.key
+        let st = try Sys.fstat(pending.fd, pending.tmp)
+        let r: SPF1.DecodeResult
+        do {
+            if let streamed = try pending.tap.result(fileSize: Int64(st.st_size)) {
+                r = streamed
+            } else {
+                // The bytes go to disk while they are checked.
+                Sys.startWriteback(pending.fd)
+                if let out = pending.sinkFD { try Sys.ftruncate(out, 0, pending.sinkTmp) }
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+                defer { buffer.deallocate() }
+                let verify = try Sys.open(pending.tmp, O_RDONLY)
+                defer { Sys.close(verify) }
+                r = try SPF1.decode(from: verify, streamLength: Int64(st.st_size), to: pending.sinkFD, name: pending.tmp,
+                                    buffer: buffer) { _ in try plan.cancel.check() }
+            }
+        } catch let e as SnapshotterError where e.code == .corrupt {
+            throw SnapshotterError.corrupt("restore \(key): content \(d) from \(transport.remoteID) is corrupt: \(e.message)")
+        }
+        guard r.digest == d else {
+            throw SnapshotterError.corrupt("restore \(key): content \(d) from \(transport.remoteID) is corrupt (it hashes to \(r.digest))")
+        }
+        try plan.cancel.check()
+        try Sys.fsync(pending.fd, pending.tmp)
+        if try Sys.renameNoReplace(pending.tmp, store.contentPath(d)) { pending.tmp = "" }
+        switch pending.sink {
+        case .none:
+            return nil
+        case .link(let i):
+            try ContentStore.applyMetadata(of: plan.files[i], to: pending.sinkFD!, path: pending.sinkTmp)
+            try Sys.fsync(pending.sinkFD!, pending.sinkTmp)
+            if try Sys.renameNoReplace(pending.sinkTmp, store.linkPath(d)) { pending.sinkTmp = "" }
+            return nil
+        case .output(let i):
+            let f = plan.files[i]
+            guard r.logicalSize == f.size else {
+                throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) has size \(r.logicalSize), expected \(f.size)")
+            }
+            try ContentStore.applyMetadata(of: f, to: pending.sinkFD!, path: pending.sinkTmp)
+            try place(pending.sinkTmp, at: plan.targets[i], overwrite: plan.overwrite, linked: false, key: key)
+            pending.sinkTmp = ""
+            plan.exported(i, how: .decoded)
+            return i
+        }
+    }
+
+    /// Exports every file of `d` but `skipping` (exported already),
+    /// rebuilding the read-only link first when it is missing.
+    private func export(_ d: Digest, plan: ExportPlan, skipping: Int?, buffer: UnsafeMutableRawBufferPointer) throws {
+        let uses = plan.uses[d]!
+        if let ro = uses.first(where: { plan.files[$0].readOnly }), try Sys.lstatIfExists(store.linkPath(d)) == nil {
+            try store.materializeLink(d, like: plan.files[ro], buffer: buffer)
+        }
+        for i in uses where i != skipping {
+            let how = try exportFile(plan.files[i], to: plan.targets[i], overwrite: plan.overwrite, key: plan.key,
+                                     buffer: buffer, reporter: plan.reporter, cancel: plan.cancel)
+            plan.exported(i, how: how, countBytes: false)
+        }
+    }
+
+    /// Exports every file of these digests, whose content is in the store.
+    private func exportAll(_ digests: [Digest], plan: ExportPlan) async throws {
+        try await forEachConcurrently(digests, limit: options.restoreConcurrency, pool: pool, cancel: plan.cancel) { d, buffer in
+            try self.export(d, plan: plan, skipping: nil, buffer: buffer)
         }
     }
 
@@ -92,5 +285,120 @@ extension Snapshotter {
             }
             return SnapshotInfo(name: name, version: version, createdNanos: 0, lastAccessedNanos: 0, files: files, config: config)
         }
+    }
+}
+
+/// What a restore from remote exports, and its running counts.
+final class ExportPlan: Sendable {
+    let key: SnapshotKey
+    let files: [SnapshotFile]
+    let targets: [String]
+    let uses: [Digest: [Int]]
+    let overwrite: Bool
+    let reporter: ProgressReporter
+    let cancel: CancellationFlag
+    let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
+    /// Targets put in place so far.
+    let placed = Locked<[String]>([])
+    /// Files are exported as their content arrives (not when overwriting:
+    /// existing files are then replaced only once everything is here).
+    var pipelined: Bool { !overwrite }
+
+    init(key: SnapshotKey, files: [SnapshotFile], targets: [String], uses: [Digest: [Int]], overwrite: Bool,
+         reporter: ProgressReporter, cancel: CancellationFlag) {
+        self.key = key
+        self.files = files
+        self.targets = targets
+        self.uses = uses
+        self.overwrite = overwrite
+        self.reporter = reporter
+        self.cancel = cancel
+    }
+
+    /// Counts an exported file (its bytes in the progress too, unless the
+    /// export reported them as it went).
+    func exported(_ i: Int, how: Snapshotter.ExportMethod, countBytes: Bool = true) {
+        let f = files[i]
+        placed.withLock { $0.append(targets[i]) }
+        counts.withLock {
+            switch how {
+            case .linked: $0.filesLinked += 1
+            case .copied: $0.filesCopied += 1; $0.bytesWritten += f.size
+            case .decoded: $0.filesDecoded += 1; $0.bytesWritten += f.size
+            }
+        }
+        if countBytes { reporter.addBytes(f.size) }
+        reporter.fileDone(copied: how == .copied)
+    }
+}
+
+/// A digest whose bytes are in a temporary file of the store (and maybe
+/// decoded into a temporary link or output), not yet checked or placed.
+final class PendingFetch: @unchecked Sendable {
+    enum Sink { case none, link(Int), output(Int) }
+
+    let digest: Digest
+    let fd: Int32
+    /// Emptied once renamed into place.
+    var tmp: String
+    let sink: Sink
+    let sinkFD: Int32?
+    var sinkTmp: String
+    let tap: DownloadTap
+
+    init(_ digest: Digest, contentDir: String, sink: Sink, sinkDir: String?) throws {
+        self.digest = digest
+        self.sink = sink
+        tmp = ContentStore.tempPath(in: contentDir)
+        fd = try Sys.open(tmp, O_RDWR | O_CREAT | O_EXCL, 0o444)
+        if let sinkDir {
+            sinkTmp = ContentStore.tempPath(in: sinkDir)
+            do {
+                sinkFD = try Sys.open(sinkTmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            } catch {
+                Sys.close(fd)
+                try? Sys.unlinkIfExists(tmp)
+                throw error
+            }
+        } else {
+            sinkTmp = ""
+            sinkFD = nil
+        }
+        tap = DownloadTap(SPF1.Decoder(name: tmp, to: sinkFD), file: fd)
+    }
+
+    /// Closes both files and removes what was not placed.
+    func discard() {
+        Sys.close(fd)
+        if !tmp.isEmpty { try? Sys.unlinkIfExists(tmp) }
+        if let sinkFD { Sys.close(sinkFD) }
+        if !sinkTmp.isEmpty { try? Sys.unlinkIfExists(sinkTmp) }
+    }
+}
+
+/// Counts permits for async tasks: `acquire` waits (without holding a
+/// thread) until one is free.
+final class AsyncSemaphore: Sendable {
+    private let state: Locked<(free: Int, waiters: [CheckedContinuation<Void, Never>])>
+
+    init(_ permits: Int) { state = Locked((permits, [])) }
+
+    func acquire() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let go = state.withLock { s -> Bool in
+                if s.free > 0 { s.free -= 1; return true }
+                s.waiters.append(c)
+                return false
+            }
+            if go { c.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty { s.free += 1; return nil }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
     }
 }

@@ -455,9 +455,10 @@ public final class Snapshotter: Sendable {
             }
             do {
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
-            } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) && registry != nil {
-                _ = try await self.localOrRemoteSnapshot(key, registry: registry, transport: transport, reporter: reporter, cancel: flag)
-                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
+            } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) {
+                guard let registry else { throw e }
+                return try await self.restoreFromRemote(key, request: request, registry: registry, transport: transport,
+                                                        reporter: reporter, cancel: flag)
             }
         }
     }
@@ -466,7 +467,7 @@ public final class Snapshotter: Sendable {
     private func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
                         reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
         let targets = try await pool.run {
-            try self.prepareRestore(key, record: record, outputDir: request.outputDir, overwrite: request.overwrite)
+            try self.prepareRestore(key, files: record.files, outputDir: request.outputDir, overwrite: request.overwrite)
         }
         reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
@@ -497,15 +498,25 @@ public final class Snapshotter: Sendable {
 
     /// Checks every target before anything is written: paths stay inside
     /// the output directory, existing files are refused unless overwriting,
-    /// and all content is present. Then creates the directories.
-    private func prepareRestore(_ key: SnapshotKey, record: SnapshotRecord, outputDir: String, overwrite: Bool) throws -> [String] {
-        try Sys.mkdirs(outputDir)
+    /// and (unless it is still to be fetched) all content is present. Then
+    /// creates the directories.
+    /// `created` gets the directories it made, parents first.
+    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], outputDir: String, overwrite: Bool,
+                        requireContent: Bool = true) throws -> [String] {
+        var created: [String] = []
+        return try prepareRestore(key, files: files, outputDir: outputDir, overwrite: overwrite,
+                                  requireContent: requireContent, created: &created)
+    }
+
+    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], outputDir: String, overwrite: Bool,
+                        requireContent: Bool, created: inout [String]) throws -> [String] {
+        try makeDirectories(outputDir, created: &created)
         let out = try Sys.realpath(outputDir)
         var dirs = Set<String>()
         var targets: [String] = []
-        targets.reserveCapacity(record.files.count)
+        targets.reserveCapacity(files.count)
         var knownDirectories = Set<String>()
-        for f in record.files {
+        for f in files {
             let rel = try PathGuard.normalize(f.relativePath)
             try PathGuard.checkInside(base: out, relative: rel, followFinal: false, knownDirectories: &knownDirectories)
             let target = out + "/" + rel
@@ -517,24 +528,36 @@ public final class Snapshotter: Sendable {
                     throw SnapshotterError(.alreadyExists, "restore \(key): \(target) already exists (ask to overwrite to replace it)")
                 }
             }
-            guard try Sys.lstatIfExists(store.contentPath(f.digest)) != nil
+            guard try !requireContent || Sys.lstatIfExists(store.contentPath(f.digest)) != nil
                     || (f.readOnly && Sys.lstatIfExists(store.linkPath(f.digest)) != nil) else {
                 throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
             }
             dirs.insert(Paths.dirname(target))
             targets.append(target)
         }
-        for d in dirs.sorted() { try Sys.mkdirs(d) }
+        for d in dirs.sorted() { try makeDirectories(d, created: &created) }
         return targets
+    }
+
+    /// `mkdir -p`, telling which directories it made.
+    private func makeDirectories(_ path: String, created: inout [String]) throws {
+        var missing: [String] = []
+        var p = path
+        while !p.isEmpty, p != "/", try Sys.lstatIfExists(p) == nil {
+            missing.append(p)
+            p = Paths.dirname(p)
+        }
+        try Sys.mkdirs(path)
+        created += missing.reversed()
     }
 
     enum ExportMethod: Sendable { case linked, copied, decoded }
 
     /// Writes one file under a temporary name next to its target, applies
     /// its metadata, then renames it into place.
-    private func exportFile(_ f: SnapshotFile, to target: String, overwrite: Bool, key: SnapshotKey,
-                            buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
-                            cancel: CancellationFlag) throws -> ExportMethod {
+    func exportFile(_ f: SnapshotFile, to target: String, overwrite: Bool, key: SnapshotKey,
+                    buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
+                    cancel: CancellationFlag) throws -> ExportMethod {
         // A hard link is never half-written: without overwrite it goes
         // straight to its final name (one directory operation, like cp -al).
         if f.readOnly && !overwrite, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
@@ -548,38 +571,55 @@ public final class Snapshotter: Sendable {
                 // Fall through to a copy.
             }
         }
+        return try placeExport(to: target, overwrite: overwrite, key: key, cancel: cancel) { tmp in
+            var method = ExportMethod.decoded
+            // A link shares the store's inode (and, for files snapshotted
+            // from this filesystem, the original source's): it is used only
+            // when that inode already carries this file's metadata, so
+            // restoring never changes the mode or times of any other file.
+            if f.readOnly, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
+                do {
+                    if try Sys.link(store.linkPath(f.digest), tmp) {
+                        method = .linked
+                    }
+                } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                    method = e.code == .crossDevice ? .copied : .decoded
+                }
+            }
+            if method == .linked {
+                reporter.addBytes(f.size)
+            } else {
+                try decodeContent(f, into: tmp, key: key, buffer: buffer, reporter: reporter, cancel: cancel)
+            }
+            return method
+        }
+    }
+
+    /// Has `write` produce a file at a temporary name next to `target`, then
+    /// renames it into place (replacing what is there only when
+    /// overwriting); the temporary file is removed on any failure.
+    func placeExport(to target: String, overwrite: Bool, key: SnapshotKey, cancel: CancellationFlag,
+                     _ write: (_ tmp: String) throws -> ExportMethod) throws -> ExportMethod {
         let tmp = ContentStore.tempPath(in: Paths.dirname(target))
         var placed = false
         defer { if !placed { try? Sys.unlinkIfExists(tmp) } }
-        var method = ExportMethod.decoded
-        // A link shares the store's inode (and, for files snapshotted from
-        // this filesystem, the original source's): it is used only when
-        // that inode already carries this file's metadata, so restoring
-        // never changes the mode or times of any other file.
-        if f.readOnly, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
-            do {
-                if try Sys.link(store.linkPath(f.digest), tmp) {
-                    method = .linked
-                }
-            } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
-                method = e.code == .crossDevice ? .copied : .decoded
-            }
-        }
-        if method == .linked {
-            reporter.addBytes(f.size)
-        } else {
-            try decodeContent(f, into: tmp, key: key, buffer: buffer, reporter: reporter, cancel: cancel)
-        }
+        let method = try write(tmp)
         try cancel.check()
+        try place(tmp, at: target, overwrite: overwrite, linked: method == .linked, key: key)
+        placed = true
+        return method
+    }
+
+    /// Renames a finished temporary file to its target, replacing what is
+    /// there only when overwriting.
+    func place(_ tmp: String, at target: String, overwrite: Bool, linked: Bool, key: SnapshotKey) throws {
         if overwrite {
             try Sys.rename(tmp, target)
             // rename(2) between two links of one inode does nothing.
-            if method == .linked { try? Sys.unlinkIfExists(tmp) }
+            if linked { try? Sys.unlinkIfExists(tmp) }
         } else if try !Sys.renameNoReplace(tmp, target) {
             throw SnapshotterError(.alreadyExists, "restore \(key): \(target) appeared while restoring")
         }
-        placed = true
-        return method
     }
 
     private func metadataMatches(_ st: FileStat, _ f: SnapshotFile) -> Bool {
@@ -616,9 +656,7 @@ public final class Snapshotter: Sendable {
         guard r.logicalSize == f.size else {
             throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) has size \(r.logicalSize), expected \(f.size)")
         }
-        try Sys.fchmod(outFD, mode_t(f.mode), path)
-        if Sys.isRoot { try Sys.fchown(outFD, f.uid, f.gid, path) }
-        try Sys.futimens(outFD, mtimeNanos: f.mtimeNanos, path)
+        try ContentStore.applyMetadata(of: f, to: outFD, path: path)
     }
 
     // MARK: list, info, delete

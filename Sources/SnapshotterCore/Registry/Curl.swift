@@ -19,6 +19,9 @@ struct HTTPRequest: @unchecked Sendable {
     /// Told of every body byte moved (up or down); false aborts the
     /// transfer (cancellation).
     var onBytes: ((Int64) -> Bool)? = nil
+    /// Sees each body byte as it is written to `downloadFile`, with the
+    /// file offset it went to (called from the transfer's thread).
+    var onData: ((UnsafeRawBufferPointer, Int64) -> Void)? = nil
     /// Asked about once a second, and on every transfer event, even while
     /// nothing moves: true aborts (a canceled operation does not wait for
     /// a stalled server's timeout).
@@ -44,6 +47,9 @@ struct HTTPTransportError: Error {
     var aborted = false
     /// Body bytes written to the download file before the failure.
     var bytesWritten: Int64 = 0
+    /// The server answered a download that starts past 0 (a resumed one)
+    /// with the whole body instead of the range; nothing was written.
+    var rangeIgnored = false
 }
 
 /// TLS and timeout settings shared by the requests of one client.
@@ -102,6 +108,8 @@ final class CurlEasy: @unchecked Sendable {
         var sink: (fd: Int32, offset: Int64)?
         var written: Int64 = 0
         var onBytes: ((Int64) -> Bool)?
+        var onData: ((UnsafeRawBufferPointer, Int64) -> Void)?
+        var rangeIgnored = false
         var shouldAbort: (@Sendable () -> Bool)?
         /// HEAD responses announce a length but carry no body.
         var noBody = false
@@ -118,6 +126,7 @@ final class CurlEasy: @unchecked Sendable {
         exchange.source = request.uploadFile
         exchange.sink = request.downloadFile
         exchange.onBytes = request.onBytes
+        exchange.onData = request.onData
         exchange.shouldAbort = request.shouldAbort
         exchange.noBody = request.method == "HEAD"
         let context = Unmanaged.passRetained(exchange)
@@ -151,6 +160,7 @@ final class CurlEasy: @unchecked Sendable {
                             let ex = Unmanaged<Exchange>.fromOpaque(user!).takeUnretainedValue()
                             let n = size * count
                             if let sink = ex.sink, (200..<300).contains(ex.status), let ptr {
+                                if sink.offset > 0 && ex.status != 206 { ex.rangeIgnored = true; return 0 }
                                 var done = 0
                                 while done < n {
                                     let w = pwrite(sink.fd, ptr + done, n - done, off_t(sink.offset + ex.written + Int64(done)))
@@ -158,6 +168,7 @@ final class CurlEasy: @unchecked Sendable {
                                     if w <= 0 { ex.writeFailed = true; return 0 }
                                     done += w
                                 }
+                                ex.onData?(UnsafeRawBufferPointer(start: ptr, count: n), sink.offset + ex.written)
                                 ex.written += Int64(n)
                                 if let cb = ex.onBytes, !cb(Int64(n)) { ex.aborted = true; return 0 }
                                 return n
@@ -251,6 +262,10 @@ final class CurlEasy: @unchecked Sendable {
         if exchange.aborted {
             throw HTTPTransportError(message: "transfer canceled", retryable: false, tooLarge: false, aborted: true,
                                      bytesWritten: exchange.written)
+        }
+        if exchange.rangeIgnored {
+            throw HTTPTransportError(message: "the server ignored the range of a resumed download", retryable: true,
+                                     tooLarge: false, rangeIgnored: true)
         }
         if exchange.writeFailed {
             throw HTTPTransportError(message: "writing the download failed: \(String(cString: strerror(errno)))", retryable: false,

@@ -125,18 +125,30 @@ final class ContentStore: Sendable {
         let inFD = try Sys.open(src, O_RDONLY)
         defer { Sys.close(inFD) }
         let st = try Sys.fstat(inFD, src)
-        _ = try Self.writeNew(in: linkDir) { out, tmp in
+        try writeLink(d, like: file) { out, _ in
             let r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: out, name: src, buffer: buffer) { _ in }
             guard r.digest == d else {
                 throw SnapshotterError.corrupt("content \(d) is corrupt (hashes to \(r.digest))")
             }
-            if let file {
-                try Sys.fchmod(out, mode_t(file.mode), tmp)
-                if Sys.isRoot { try Sys.fchown(out, file.uid, file.gid, tmp) }
-                try Sys.futimens(out, mtimeNanos: file.mtimeNanos, tmp)
-            }
+        }
+    }
+
+    /// Writes `snapshot/xxh3/<hex>` through `body` (given the open file and
+    /// its temporary name), gives it `file`'s metadata, makes it durable and
+    /// puts it in place; a link already there is kept.
+    func writeLink(_ d: Digest, like file: SnapshotFile?, _ body: (_ fd: Int32, _ tmp: String) throws -> Void) throws {
+        _ = try Self.writeNew(in: linkDir) { out, tmp in
+            try body(out, tmp)
+            if let file { try Self.applyMetadata(of: file, to: out, path: tmp) }
             return linkPath(d)
         }
+    }
+
+    /// Gives an open file a snapshot file's mode, times and (as root) owner.
+    static func applyMetadata(of file: SnapshotFile, to fd: Int32, path: String) throws {
+        try Sys.fchmod(fd, mode_t(file.mode), path)
+        if Sys.isRoot { try Sys.fchown(fd, file.uid, file.gid, path) }
+        try Sys.futimens(fd, mtimeNanos: file.mtimeNanos, path)
     }
 
     /// Checks and hashes a content file without writing anything.

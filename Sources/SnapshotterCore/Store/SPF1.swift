@@ -108,138 +108,155 @@ enum SPF1 {
     static func decode(from src: Int32, streamLength: Int64, to dst: Int32?, name: String,
                        buffer: UnsafeMutableRawBufferPointer,
                        onBytes: (Int64) throws -> Void) throws -> DecodeResult {
-        var reader = StreamReader(fd: src, length: streamLength, buffer: buffer, name: name)
-        let hasher = XXH3Hasher()
         guard streamLength >= Int64(headerSize) else {
             throw SnapshotterError.corrupt("\(name): truncated SPF1 header (\(streamLength) bytes)")
         }
-        let head = try reader.take(4, hasher)
-        if !(head[0] == magic[0] && head[1] == magic[1] && head[2] == magic[2] && head[3] == magic[3]) {
-            throw SnapshotterError.corrupt("\(name): bad SPF1 magic")
+        var decoder = Decoder(name: name, to: dst, streamLength: streamLength)
+        var left = streamLength
+        while left > 0 {
+            let r = try Sys.read(src, buffer.baseAddress!, Int(min(Int64(buffer.count), left)), name)
+            if r == 0 { throw SnapshotterError.corrupt("\(name): SPF1 stream truncated") }
+            try decoder.feed(UnsafeRawBufferPointer(start: buffer.baseAddress!, count: r), onBytes: onBytes)
+            left -= Int64(r)
         }
-        let rawSize = try reader.u64(hasher)
-        let rawCount = try reader.u64(hasher)
-        guard rawSize <= UInt64(Int64.max) else {
-            throw SnapshotterError.corrupt("\(name): SPF1 size \(rawSize) is out of range")
-        }
-        let size = Int64(rawSize)
-        let maxCount = UInt64(max(0, streamLength - Int64(headerSize))) / UInt64(extentHeaderSize)
-        guard rawCount <= maxCount else {
-            throw SnapshotterError.corrupt("\(name): SPF1 extent count \(rawCount) cannot fit in \(streamLength) bytes")
-        }
-        if let dst {
-            do { try Sys.ftruncate(dst, size, name) } catch let e as SnapshotterError where e.code == .invalidArgument || e.code == .io {
-                throw SnapshotterError.corrupt("\(name): SPF1 size \(size) cannot be a file here (\(e.message))")
-            }
-        }
-        var previousEnd: Int64 = 0
-        for i in 0..<rawCount {
-            let rawOffset = try reader.u64(hasher)
-            let rawLength = try reader.u64(hasher)
-            guard rawOffset <= UInt64(size), rawLength <= UInt64(size) - rawOffset else {
-                throw SnapshotterError.corrupt("\(name): SPF1 extent \(i) (offset \(rawOffset), length \(rawLength)) ends past the file size \(size)")
-            }
-            guard rawLength > 0 else {
-                throw SnapshotterError.corrupt("\(name): SPF1 extent \(i) is empty")
-            }
-            let offset = Int64(rawOffset), length = Int64(rawLength)
-            guard offset >= previousEnd else {
-                throw SnapshotterError.corrupt("\(name): SPF1 extent \(i) at offset \(offset) overlaps or precedes the previous one ending at \(previousEnd)")
-            }
-            guard length <= reader.remaining else {
-                throw SnapshotterError.corrupt("\(name): SPF1 stream truncated in extent \(i)")
-            }
-            var pos = offset
-            try reader.stream(length, hasher) { ptr, n in
-                if let dst { try Sys.pwriteAll(dst, ptr, n, pos, name) }
-                pos += Int64(n)
-                try onBytes(Int64(n))
-            }
-            previousEnd = offset + length
-        }
-        guard reader.remaining == 0 else {
-            throw SnapshotterError.corrupt("\(name): \(reader.remaining) bytes of trailing data after the last SPF1 extent")
-        }
-        return DecodeResult(digest: hasher.digest, logicalSize: size)
+        return try decoder.finish()
     }
 
-    /// Sequential reader over a file of known length that hashes exactly the
-    /// bytes it hands out.
-    struct StreamReader {
-        let fd: Int32
-        let length: Int64
-        let buffer: UnsafeMutableRawBufferPointer
+    /// An SPF1 decoder fed the stream's bytes as they come, in pieces of any
+    /// size (from a file, or from a download as it arrives). It hashes
+    /// exactly the bytes of the stream and writes each extent's data into
+    /// `dst` at its offset. With `streamLength` known, counts and extents
+    /// are checked against it before any of their bytes arrive; either way
+    /// nothing is allocated from a count.
+    struct Decoder {
+        private enum State { case header, extentHeader, data, done }
+
         let name: String
-        var consumed: Int64 = 0
-        var start = 0
-        var end = 0
+        let dst: Int32?
+        let streamLength: Int64?
+        private let hasher = XXH3Hasher()
+        private var state = State.header
+        /// The header or extent header being gathered.
+        private var head: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        private var headBytes = 0
+        private var size: Int64 = 0
+        private var count: UInt64 = 0
+        private var index: UInt64 = 0
+        private var pos: Int64 = 0
+        private var extentEnd: Int64 = 0
+        private var previousEnd: Int64 = 0
+        /// Stream bytes taken so far.
+        private(set) var consumed: Int64 = 0
 
-        init(fd: Int32, length: Int64, buffer: UnsafeMutableRawBufferPointer, name: String) {
-            self.fd = fd
-            self.length = length
-            self.buffer = buffer
+        init(name: String, to dst: Int32?, streamLength: Int64? = nil) {
             self.name = name
+            self.dst = dst
+            self.streamLength = streamLength
         }
 
-        var remaining: Int64 { length - consumed }
-
-        private mutating func fill(atLeast n: Int) throws {
-            if end - start >= n { return }
-            let base = buffer.baseAddress!
-            if start > 0 {
-                (base).copyMemory(from: base + start, byteCount: end - start)
-                end -= start
-                start = 0
-            }
-            while end - start < n {
-                let r = try Sys.read(fd, base + end, buffer.count - end, name)
-                if r == 0 { throw SnapshotterError.corrupt("\(name): SPF1 stream truncated") }
-                end += r
-            }
+        private func corrupt(_ what: String) -> SnapshotterError {
+            SnapshotterError.corrupt("\(name): \(what)")
         }
 
-        mutating func take(_ n: Int, _ hasher: XXH3Hasher) throws -> [UInt8] {
-            guard Int64(n) <= remaining else { throw SnapshotterError.corrupt("\(name): SPF1 stream truncated") }
-            try fill(atLeast: n)
-            let p = buffer.baseAddress! + start
-            hasher.update(p, n)
-            start += n
-            consumed += Int64(n)
-            return Array(UnsafeRawBufferPointer(start: p, count: n))
-        }
-
-        mutating func u64(_ hasher: XXH3Hasher) throws -> UInt64 {
-            guard 8 <= remaining else { throw SnapshotterError.corrupt("\(name): SPF1 stream truncated") }
-            try fill(atLeast: 8)
-            let p = buffer.baseAddress! + start
-            hasher.update(p, 8)
-            var v: UInt64 = 0
-            withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: p, byteCount: 8) }
-            start += 8
-            consumed += 8
-            return UInt64(bigEndian: v)
-        }
-
-        /// Hands out `count` bytes in buffer-sized pieces.
-        mutating func stream(_ count: Int64, _ hasher: XXH3Hasher,
-                             _ body: (UnsafeRawPointer, Int) throws -> Void) throws {
-            var left = count
-            while left > 0 {
-                if start == end {
-                    start = 0
-                    end = 0
-                    let r = try Sys.read(fd, buffer.baseAddress!, buffer.count, name)
-                    if r == 0 { throw SnapshotterError.corrupt("\(name): SPF1 stream truncated") }
-                    end = r
+        /// Takes the next bytes of the stream; `onBytes` is told of extent
+        /// data written and may throw to stop.
+        mutating func feed(_ bytes: UnsafeRawBufferPointer, onBytes: (Int64) throws -> Void = { _ in }) throws {
+            guard var p = bytes.baseAddress else { return }
+            var n = bytes.count
+            while n > 0 {
+                switch state {
+                case .header, .extentHeader:
+                    let want = state == .header ? headerSize : extentHeaderSize
+                    let k = min(want - headBytes, n)
+                    withUnsafeMutableBytes(of: &head) { $0.baseAddress!.advanced(by: headBytes).copyMemory(from: p, byteCount: k) }
+                    hasher.update(p, k)
+                    headBytes += k
+                    consumed += Int64(k)
+                    p += k
+                    n -= k
+                    if headBytes == want {
+                        headBytes = 0
+                        if state == .header { try parseHeader() } else { try parseExtent() }
+                    }
+                case .data:
+                    let k = Int(min(Int64(n), extentEnd - pos))
+                    hasher.update(p, k)
+                    if let dst { try Sys.pwriteAll(dst, p, k, pos, name) }
+                    pos += Int64(k)
+                    consumed += Int64(k)
+                    p += k
+                    n -= k
+                    try onBytes(Int64(k))
+                    if pos == extentEnd {
+                        previousEnd = extentEnd
+                        index += 1
+                        state = index == count ? .done : .extentHeader
+                    }
+                case .done:
+                    let extra = streamLength.map { $0 - consumed } ?? Int64(n)
+                    throw corrupt("\(extra) bytes of trailing data after the last SPF1 extent")
                 }
-                let n = Int(min(Int64(end - start), left))
-                let p = UnsafeRawPointer(buffer.baseAddress! + start)
-                hasher.update(p, n)
-                try body(p, n)
-                start += n
-                consumed += Int64(n)
-                left -= Int64(n)
             }
+        }
+
+        /// The digest and size, once the whole stream has been fed.
+        func finish() throws -> DecodeResult {
+            switch state {
+            case .header: throw corrupt("truncated SPF1 header (\(consumed) bytes)")
+            case .extentHeader: throw corrupt("SPF1 stream truncated")
+            case .data: throw corrupt("SPF1 stream truncated in extent \(index)")
+            case .done: return DecodeResult(digest: hasher.digest, logicalSize: size)
+            }
+        }
+
+        /// The header as stored: "SPF1" then size and count, big-endian.
+        private var headWords: (magic: UInt32, a: UInt64, b: UInt64) {
+            withUnsafeBytes(of: head) { raw in
+                func u64(_ at: Int) -> UInt64 { UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+                return (raw.loadUnaligned(as: UInt32.self), u64(state == .header ? 4 : 0), u64(state == .header ? 12 : 8))
+            }
+        }
+
+        private mutating func parseHeader() throws {
+            let words = headWords
+            var expected: UInt32 = 0
+            withUnsafeMutableBytes(of: &expected) { $0.copyBytes(from: magic) }
+            guard words.magic == expected else { throw corrupt("bad SPF1 magic") }
+            let (rawSize, rawCount) = (words.a, words.b)
+            guard rawSize <= UInt64(Int64.max) else { throw corrupt("SPF1 size \(rawSize) is out of range") }
+            if let streamLength {
+                let maxCount = UInt64(max(0, streamLength - Int64(headerSize))) / UInt64(extentHeaderSize)
+                guard rawCount <= maxCount else {
+                    throw corrupt("SPF1 extent count \(rawCount) cannot fit in \(streamLength) bytes")
+                }
+            }
+            size = Int64(rawSize)
+            count = rawCount
+            if let dst {
+                do { try Sys.ftruncate(dst, size, name) } catch let e as SnapshotterError where e.code == .invalidArgument || e.code == .io {
+                    throw corrupt("SPF1 size \(size) cannot be a file here (\(e.message))")
+                }
+            }
+            state = count == 0 ? .done : .extentHeader
+        }
+
+        private mutating func parseExtent() throws {
+            let words = headWords
+            let (rawOffset, rawLength) = (words.a, words.b)
+            guard rawOffset <= UInt64(size), rawLength <= UInt64(size) - rawOffset else {
+                throw corrupt("SPF1 extent \(index) (offset \(rawOffset), length \(rawLength)) ends past the file size \(size)")
+            }
+            guard rawLength > 0 else { throw corrupt("SPF1 extent \(index) is empty") }
+            let offset = Int64(rawOffset), length = Int64(rawLength)
+            guard offset >= previousEnd else {
+                throw corrupt("SPF1 extent \(index) at offset \(offset) overlaps or precedes the previous one ending at \(previousEnd)")
+            }
+            if let streamLength, length > streamLength - consumed {
+                throw corrupt("SPF1 stream truncated in extent \(index)")
+            }
+            pos = offset
+            extentEnd = offset + length
+            state = .data
         }
     }
 }

@@ -72,6 +72,12 @@ enum Sys {
         _ = try call("fsync \(what)") { Glibc.fsync(fd) }
     }
 
+    /// Starts writing a file's dirty pages back without waiting; only a
+    /// hint (the fsync that follows is what makes it durable).
+    static func startWriteback(_ fd: Int32) {
+        _ = cshim_start_writeback(fd)
+    }
+
     static func fsyncDirectory(_ path: String) throws {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }

@@ -14,9 +14,56 @@ protocol ContentTransport: Sendable {
     /// already there is success.
     func upload(_ digest: Digest, path: String, cancel: CancellationFlag) throws
     /// Downloads the digest into the (new, empty) file `fd` at `tempPath`,
-    /// telling `onBytes` of progress. Not-found is `.notFound`.
+    /// showing `tap` the bytes it writes there (when they pass through this
+    /// process) and telling `onBytes` of progress. Not-found is `.notFound`.
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
-                  onBytes: @escaping (Int64) -> Void) throws
+                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws
+}
+
+/// Checks a download's bytes as they are written into its file, so they
+/// need not be read back: an SPF1 decoder (hashing, and writing a decoded
+/// copy when asked) fed in file order. Bytes that arrive out of order (a
+/// download that started again) or a file written by someone else (the
+/// Dragonfly daemon) leave it without a result, and the file is then
+/// checked by reading it. It also starts the file's writeback as it grows,
+/// so the fsync at the end has little left to do. Used by one transfer at a
+/// time.
+final class DownloadTap: @unchecked Sendable {
+    private var decoder: SPF1.Decoder
+    private let fd: Int32
+    private var next: Int64 = 0
+    private var outOfOrder = false
+    private var failure: SnapshotterError?
+    private var unsynced: Int64 = 0
+    static let writebackBytes: Int64 = 8 << 20
+
+    init(_ decoder: SPF1.Decoder, file fd: Int32) {
+        self.decoder = decoder
+        self.fd = fd
+    }
+
+    func received(_ bytes: UnsafeRawBufferPointer, at offset: Int64) {
+        guard !outOfOrder else { return }
+        guard offset == next else { outOfOrder = true; return }
+        next += Int64(bytes.count)
+        if failure == nil {
+            do { try decoder.feed(bytes) } catch { failure = error.asSnapshotterError }
+        }
+        unsynced += Int64(bytes.count)
+        if unsynced >= Self.writebackBytes {
+            Sys.startWriteback(fd)
+            unsynced = 0
+        }
+    }
+
+    /// The decoded result when every byte of the `fileSize`-byte file went
+    /// through in order (its failure, when the stream is bad); nil when the
+    /// file must be read back instead.
+    func result(fileSize: Int64) throws -> SPF1.DecodeResult? {
+        guard !outOfOrder, next == fileSize else { return nil }
+        if let failure { throw failure }
+        return try decoder.finish()
+    }
 }
 
 /// Content transport settings. `url` picks the transport: `s3://bucket`
@@ -103,16 +150,16 @@ final class DirectoryTransport: ContentTransport {
         defer { Sys.close(src) }
         let size = Int64(try Sys.fstat(src, path).st_size)
         let placed = try ContentStore.writeNew(in: dir) { out, tmp in
-            try copy(from: src, path: path, size: size, to: out, target: tmp, cancel: cancel) { _ in }
+            try copy(from: src, path: path, size: size, to: out, target: tmp, cancel: cancel) { _, _ in }
             return final
         }
         if placed { try Sys.fsyncDirectory(dir) }
     }
 
     /// Copies `size` bytes between open files, checking for cancellation
-    /// between chunks.
+    /// between chunks and showing `onData` each chunk and its offset.
     private func copy(from src: Int32, path: String, size: Int64, to out: Int32, target: String,
-                      cancel: CancellationFlag, onBytes: (Int64) -> Void) throws {
+                      cancel: CancellationFlag, onData: (UnsafeRawBufferPointer, Int64) -> Void) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
         defer { buffer.deallocate() }
         var off: Int64 = 0
@@ -121,13 +168,13 @@ final class DirectoryTransport: ContentTransport {
             let n = try Sys.pread(src, buffer.baseAddress!, Int(min(Int64(buffer.count), size - off)), off, path)
             if n == 0 { break }
             try Sys.pwriteAll(out, buffer.baseAddress!, n, off, target)
+            onData(UnsafeRawBufferPointer(start: buffer.baseAddress!, count: n), off)
             off += Int64(n)
-            onBytes(Int64(n))
         }
     }
 
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
-                  onBytes: @escaping (Int64) -> Void) throws {
+                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws {
         let path = dir + "/" + digest.hex
         let src: Int32
         do { src = try Sys.open(path, O_RDONLY) } catch let e as SnapshotterError where e.code == .notFound {
@@ -135,6 +182,9 @@ final class DirectoryTransport: ContentTransport {
         }
         defer { Sys.close(src) }
         let size = Int64(try Sys.fstat(src, path).st_size)
-        try copy(from: src, path: path, size: size, to: fd, target: tempPath, cancel: cancel, onBytes: onBytes)
+        try copy(from: src, path: path, size: size, to: fd, target: tempPath, cancel: cancel) { bytes, offset in
+            tap?.received(bytes, at: offset)
+            onBytes(Int64(bytes.count))
+        }
     }
 }

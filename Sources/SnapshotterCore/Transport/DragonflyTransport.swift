@@ -123,10 +123,10 @@ final class DragonflyTransport: ContentTransport {
     }
 
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
-                  onBytes: @escaping (Int64) -> Void) throws {
+                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws {
         let what = "download \(digest) through Dragonfly (\(endpoint))"
         if let s3 = try fallbackIfUnreachable(what) {
-            return try s3.download(digest, into: fd, tempPath: tempPath, cancel: cancel, onBytes: onBytes)
+            return try s3.download(digest, into: fd, tempPath: tempPath, cancel: cancel, tap: tap, onBytes: onBytes)
         }
         // The daemon creates the output itself (a hard link to its task
         // file, so on the same file system, and it must not exist yet);
@@ -165,7 +165,7 @@ final class DragonflyTransport: ContentTransport {
                 Log.info("\(what): the daemon cannot be reached (\(failure.message)); downloading from \(s3.remoteID) directly")
                 try cancel.check()
                 guard ftruncate(fd, 0) == 0 else { throw SnapshotterError(.io, "truncate \(tempPath): \(String(cString: strerror(errno)))") }
-                return try s3.download(digest, into: fd, tempPath: tempPath, cancel: cancel, onBytes: onBytes)
+                return try s3.download(digest, into: fd, tempPath: tempPath, cancel: cancel, tap: tap, onBytes: onBytes)
             }
             let got = messages.withLock { $0 }
             if failure.code == .transport && got > 0 {

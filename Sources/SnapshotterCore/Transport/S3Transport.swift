@@ -101,7 +101,7 @@ final class S3Transport: ContentTransport {
     }
 
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
-                  onBytes: @escaping (Int64) -> Void) throws {
+                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws {
         let what = "download \(digest) from \(remoteID)"
         var have: Int64 = 0
         var attempt = 0
@@ -109,6 +109,7 @@ final class S3Transport: ContentTransport {
             try cancel.check()
             var req = try signedRequest("GET", key: key(digest), query: [], extra: have > 0 ? ["Range: bytes=\(have)-"] : [])
             req.downloadFile = (fd, have)
+            if let tap { req.onData = { tap.received($0, at: $1) } }
             req.maxResponseBytes = 64 << 10
             req.onBytes = { n in
                 onBytes(n)
@@ -127,6 +128,13 @@ final class S3Transport: ContentTransport {
                 return
             } catch let e as HTTPTransportError {
                 if e.aborted { throw SnapshotterError.canceled }
+                if e.rangeIgnored && attempt < settings.retries {
+                    // Start again from the first byte.
+                    attempt += 1
+                    have = 0
+                    try Sys.ftruncate(fd, 0, tempPath)
+                    continue
+                }
                 have += e.bytesWritten
                 if e.retryable && attempt < settings.retries {
                     attempt += 1
