@@ -76,6 +76,19 @@ struct ContentTransportTests {
         let contentDir = m.fx.dir + "/b/storage/content/xxh3"
         #expect(!FileManager.default.fileExists(atPath: contentDir + "/" + mem.hex))
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).isEmpty)
+        // Overwriting: the files already there are replaced only once every
+        // digest is in, so a failed restore leaves them as they were.
+        let existing = m.fx.dir + "/existing"
+        for f in ["ckpt/mem", "ckpt/state", "meta.json"] {
+            try FileManager.default.createDirectory(atPath: existing + "/ckpt", withIntermediateDirectories: true)
+            try Data("old \(f)".utf8).write(to: URL(fileURLWithPath: existing + "/" + f))
+        }
+        await #expect(throws: SnapshotterError.self) {
+            _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: existing, overwrite: true))
+        }
+        for f in ["ckpt/mem", "ckpt/state", "meta.json"] {
+            #expect(try String(contentsOfFile: existing + "/" + f, encoding: .utf8) == "old \(f)")
+        }
         try good.write(to: URL(fileURLWithPath: remote))
         _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
         #expect(m.same(out))

@@ -126,6 +126,58 @@ struct SPF1DecoderTests {
         }
     }
 
+    /// Feeds `bytes` to the push decoder in pieces of `piece` bytes (the
+    /// way a download delivers them), with or without the stream length.
+    static func feed(_ bytes: [UInt8], piece: Int, knownLength: Bool, into dst: Int32?) throws -> SPF1.DecodeResult {
+        var decoder = SPF1.Decoder(name: "stream", to: dst, streamLength: knownLength ? Int64(bytes.count) : nil)
+        try bytes.withUnsafeBytes { raw in
+            var at = 0
+            while at < raw.count {
+                let n = min(piece, raw.count - at)
+                try decoder.feed(UnsafeRawBufferPointer(rebasing: raw[at..<at + n]))
+                at += n
+            }
+        }
+        return try decoder.finish()
+    }
+
+    @Test("the push decoder gives the file decoder's digest and bytes whatever the pieces")
+    func pushDecoderMatchesFileDecoder() async throws {
+        try await withTempDir { dir in
+            let streams = [
+                SPF1Stream(size: 100, count: 2).with { $0.extent(0, 10); $0.extent(50, 10) },
+                SPF1Stream(size: 0, count: 0),
+                SPF1Stream(size: 1 << 20, count: 0),
+                SPF1Stream(size: 300_000, count: 3).with { $0.extent(0, 70_000); $0.extent(70_000, 1); $0.extent(100_000, 200_000) },
+            ]
+            for stream in streams {
+                let expected = try decodeStream(stream.bytes, in: dir, toFile: true)
+                let reference = try readFile(dir + "/decoded")
+                for piece in [1, 3, 7, 16, 20, 4096, 65_536, stream.bytes.count + 1] {
+                    for known in [true, false] {
+                        let path = dir + "/pushed"
+                        let fd = try posix("open") { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+                        let r = try Self.feed(stream.bytes, piece: piece, knownLength: known, into: fd)
+                        close(fd)
+                        #expect(r.digest == expected.digest && r.logicalSize == expected.logicalSize, "pieces of \(piece)")
+                        #expect(try readFile(path) == reference, "pieces of \(piece)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("the push decoder refuses hostile streams in any pieces, with or without the length", arguments: HostileCase.all)
+    func pushDecoderRefuses(_ c: HostileCase) async throws {
+        for piece in [1, 5, 16, 1 << 20] {
+            for known in [true, false] {
+                await expectError(.corrupt, "pieces of \(piece), length known: \(known)") {
+                    try Self.feed(c.bytes, piece: piece, knownLength: known, into: nil)
+                }
+            }
+        }
+    }
+
     @Test("a restore of hostile content fails with .corrupt and writes nothing", arguments: HostileCase.all)
     func restoreOfHostileContentLeavesNothing(_ c: HostileCase) async throws {
         try await withFixture { fx in
