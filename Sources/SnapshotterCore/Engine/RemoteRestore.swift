@@ -65,7 +65,6 @@ extension Snapshotter {
                 // Overwriting replaces files only once all content is here.
                 if !plan.pipelined { try await exportAll(digests, plan: plan) }
                 try cancel.check()
-                try await pool.run { try self.store.syncDirectories() }
                 _ = try await pool.run { try self.recordFetched(key, files: files, config: config, cancel: cancel) }
                 reporter.finish()
                 return plan.counts.withLock { $0 }

@@ -174,7 +174,7 @@ final class DragonflyTransport: ContentTransport {
             throw failure
         }
         try cancel.check()
-        try copy(from: output, into: fd, tempPath: tempPath)
+        try copy(from: output, into: fd, tempPath: tempPath, tap: tap)
     }
 
     // MARK: reaching the daemon
@@ -262,24 +262,29 @@ final class DragonflyTransport: ContentTransport {
     // MARK: helpers
 
     /// Copies the daemon's finished output into the engine's file.
-    private func copy(from output: String, into fd: Int32, tempPath: String) throws {
+    private func copy(from output: String, into fd: Int32, tempPath: String, tap: DownloadTap?) throws {
         let src = try Sys.open(output, O_RDONLY)
         defer { Sys.close(src) }
         let size = Int64(try Sys.fstat(src, output).st_size)
         var inOff: Int64 = 0
         var outOff: Int64 = 0
-        while inOff < size {
+        // Without a tap the kernel copies; with one the bytes are read here
+        // and checked on the way (the engine then need not read them back).
+        copying: while inOff < size && tap == nil {
             let n = cshim_copy_file_range(src, &inOff, fd, &outOff, Int(min(size - inOff, 1 << 30)))
             if n > 0 { continue }
             if n == 0 { break }
             if errno == EINTR { continue }
-            // Not supported here: plain reads and writes for the rest.
+            break copying  // not supported here: plain reads and writes
+        }
+        if inOff < size {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
             defer { buffer.deallocate() }
             while inOff < size {
                 let r = try Sys.pread(src, buffer.baseAddress!, Int(min(Int64(buffer.count), size - inOff)), inOff, output)
                 if r == 0 { break }
                 try Sys.pwriteAll(fd, buffer.baseAddress!, r, outOff, tempPath)
+                tap?.received(UnsafeRawBufferPointer(start: buffer.baseAddress!, count: r), at: outOff)
                 inOff += Int64(r)
                 outOff += Int64(r)
             }
