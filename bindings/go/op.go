@@ -24,6 +24,9 @@ import (
 type opState struct {
 	done     chan C.int // the final status, from the done callback
 	progress func(Progress)
+	// The caller's context: canceled by the progress function (or while
+	// it ran), the operation stops at that event, not some time later.
+	ctx context.Context
 	// A panic in the progress function, recovered on the library thread
 	// (it cannot unwind through C) and raised again by the caller.
 	panicked bool
@@ -47,6 +50,9 @@ func snapshotterGoProgress(h C.uintptr_t, p *C.snapshotter_progress_t) (rc C.int
 		}
 	}()
 	st.progress(progressFromC(p))
+	if st.ctx.Err() != nil {
+		return 1
+	}
 	return 0
 }
 
@@ -71,13 +77,13 @@ type pendingOp struct {
 }
 
 // begin starts an operation. The caller must wait for it.
-func (s *Store) begin(what string, progress func(Progress), start startFunc) (*pendingOp, error) {
+func (s *Store) begin(ctx context.Context, what string, progress func(Progress), start startFunc) (*pendingOp, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.ptr == nil {
 		return nil, closedError(what)
 	}
-	st := &opState{done: make(chan C.int, 1), progress: progress}
+	st := &opState{done: make(chan C.int, 1), progress: progress, ctx: ctx}
 	h := cgo.NewHandle(st)
 	liveHandles.Add(1)
 	withProgress := C.int(0)

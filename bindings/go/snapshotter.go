@@ -171,8 +171,9 @@ func WithContent(content dragonfly.ContentProvider) Option {
 // one operation; it must return quickly and must not call List, Files,
 // Stats or Close (they fail with ErrBusy there), nor Snapshot or Restore
 // with other registry settings (those wait for running operations, this
-// one included). To stop the operation, cancel its context; a panic in fn
-// cancels it and is raised again in the goroutine that called.
+// one included). To stop the operation, cancel its context (canceled
+// from fn, it stops at that event); a panic in fn cancels it and is raised
+// again in the goroutine that called.
 func WithProgress(fn func(Progress)) Option {
 	return func(c *Config) {
 		c.progress = fn

@@ -137,7 +137,7 @@ func (s *Store) startRemoteOp(ctx context.Context, what string, opts []Option, s
 		return nil, nil, err
 	}
 	defer s.cfgMu.Unlock()
-	p, err := s.begin(what, cfg.progress, start(&cfg))
+	p, err := s.begin(ctx, what, cfg.progress, start(&cfg))
 	if err != nil {
 		s.leaveRemoteLocked()
 		return nil, nil, err
@@ -148,14 +148,14 @@ func (s *Store) startRemoteOp(ctx context.Context, what string, opts []Option, s
 
 // startOp starts an operation that does not involve the registry: only
 // the per-call options of this binding (progress, report) apply.
-func (s *Store) startOp(what string, opts []Option, start func(cfg *Config) startFunc) (*pendingOp, *Config, error) {
+func (s *Store) startOp(ctx context.Context, what string, opts []Option, start func(cfg *Config) startFunc) (*pendingOp, *Config, error) {
 	s.cfgMu.Lock()
 	cfg := s.cfg
 	s.cfgMu.Unlock()
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	p, err := s.begin(what, cfg.progress, start(&cfg))
+	p, err := s.begin(ctx, what, cfg.progress, start(&cfg))
 	return p, &cfg, err
 }
 
@@ -273,7 +273,7 @@ func (s *Store) Delete(ctx context.Context, name, version string) (Report, error
 	var cs cstrings
 	defer cs.free()
 	cn, cv := cs.add(name), cs.add(version)
-	p, err := s.begin("delete", nil, func(st *C.snapshotter_t, payload C.uintptr_t, _ C.int, out **C.snapshotter_op_t) C.int {
+	p, err := s.begin(ctx, "delete", nil, func(st *C.snapshotter_t, payload C.uintptr_t, _ C.int, out **C.snapshotter_op_t) C.int {
 		return C.sgo_delete_async(st, cn, cv, payload, out)
 	})
 	if err != nil {
@@ -292,7 +292,7 @@ func (s *Store) GC(ctx context.Context, opts ...Option) (Report, error) {
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
-	p, _, err := s.startOp("gc", opts, func(*Config) startFunc {
+	p, _, err := s.startOp(ctx, "gc", opts, func(*Config) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
 			return C.sgo_gc_async(st, wp, payload, out)
 		}
@@ -312,7 +312,7 @@ func (s *Store) Verify(ctx context.Context, opts ...Option) (*VerifyReport, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p, _, err := s.startOp("verify", opts, func(*Config) startFunc {
+	p, _, err := s.startOp(ctx, "verify", opts, func(*Config) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
 			return C.sgo_verify_async(st, wp, payload, out)
 		}
