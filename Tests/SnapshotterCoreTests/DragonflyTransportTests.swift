@@ -167,6 +167,33 @@ struct DragonflyTransportTests {
         #expect(m.same(out))
     }
 
+    @Test("A daemon that keeps the stream open but sends nothing fails after the stall timeout; nothing recorded")
+    func stalledDaemon() async throws {
+        var m = try machines()
+        defer { m.fx.cleanup() }
+        let a = try m.open("a")
+        _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
+        try clearCache()
+        m.content.stallTimeoutSeconds = 1
+        try fault(#"{"mode":"delay","delay_ms":2500}"#)
+        defer { try? fault(#"{"mode":"none"}"#) }
+        let b = try m.open("b")
+        let out = m.fx.dir + "/out"
+        let endpoint = try RegistryServices.value("DRAGONFLY_ENDPOINT")
+        await #expect { _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
+            guard let e = e as? SnapshotterError else { return false }
+            return e.code == .transport && e.message.contains(endpoint) && e.message.contains("sent nothing for 1")
+        }
+        try await nothingRecorded(b, m)
+        // The stand-in's handlers are still asleep for a while: the retry,
+        // with the default timeout, waits for them.
+        try fault(#"{"mode":"none"}"#)
+        m.content.stallTimeoutSeconds = 30
+        let again = try m.open("b")
+        _ = try await again.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
+        #expect(m.same(out))
+    }
+
     @Test("A dead daemon socket is an error naming the endpoint; with the fallback the restore goes to S3")
     func deadSocket() async throws {
         try fault(#"{"mode":"none"}"#)

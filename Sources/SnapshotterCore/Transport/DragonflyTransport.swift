@@ -6,6 +6,7 @@ import DragonflyAPI
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import SwiftProtobuf
+import Synchronization
 
 /// Content through the Dragonfly peer daemon (dfdaemon), a gRPC client of
 /// `dfdaemon.v2.DfdaemonDownload` on a Unix socket (DRAGONFLY.md). Objects
@@ -146,10 +147,15 @@ final class DragonflyTransport: ContentTransport {
         let client = self.client
         let progress = ProgressBox(onBytes)
         let messages = Locked(0)
+        // A daemon that keeps the stream open but sends nothing for the
+        // stall timeout fails the download (it would otherwise hang until
+        // canceled).
+        let stall = Stall(seconds: settings.stallTimeoutSeconds)
         do {
-            _ = try blocking(cancel: cancel) {
+            _ = try blocking(cancel: cancel, stall: stall) {
                 try await Dfdaemon_V2_DfdaemonDownload.Client(wrapping: client).downloadPersistentTask(request) { response in
                     for try await message in response.messages {
+                        stall.touch()
                         messages.withLock { $0 += 1 }
                         if case .downloadPieceFinishedResponse(let p)? = message.response {
                             progress.add(Int64(p.piece.length))
@@ -159,6 +165,8 @@ final class DragonflyTransport: ContentTransport {
                     return true
                 }
             }
+        } catch is StalledError {
+            throw SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) sent nothing for \(settings.stallTimeoutSeconds) s (after \(messages.withLock { $0 }) messages); the download is incomplete")
         } catch {
             let failure = classify(error, what: what, digest: digest, download: true)
             if fallback, let s3, failure.code == .transport, !isReachable() {
@@ -305,7 +313,8 @@ private final class ProgressBox: @unchecked Sendable {
 /// Runs `body` in a detached task and waits for it on this (blocking pool)
 /// thread with a condition variable; the cancel flag, polled while
 /// waiting, cancels the task.
-func blocking<T: Sendable>(cancel: CancellationFlag?, _ body: @escaping @Sendable () async throws -> T) throws -> T {
+func blocking<T: Sendable>(cancel: CancellationFlag?, stall: Stall? = nil,
+                            _ body: @escaping @Sendable () async throws -> T) throws -> T {
     let waiter = Waiter<T>()
     let task = Task.detached {
         let r: Result<T, Error>
@@ -313,14 +322,39 @@ func blocking<T: Sendable>(cancel: CancellationFlag?, _ body: @escaping @Sendabl
         waiter.finish(r)
     }
     var canceled = false
+    var stalled = false
     while true {
-        if let r = waiter.wait(milliseconds: 100) { return try r.get() }
+        if let r = waiter.wait(milliseconds: 100) {
+            if stalled, case .failure = r { throw StalledError() }
+            return try r.get()
+        }
         if !canceled, cancel?.isCanceled == true {
             canceled = true
             task.cancel()
         }
+        if !canceled, let stall, stall.expired {
+            canceled = true
+            stalled = true
+            task.cancel()
+        }
     }
 }
+
+/// When a call last showed signs of life; `expired` once it has been quiet
+/// for longer than its limit.
+final class Stall: Sendable {
+    private let limitNanos: UInt64
+    private let last = Atomic<UInt64>(Sys.monotonicNanos())
+
+    init(seconds: Double) { limitNanos = UInt64(max(0.1, seconds) * 1e9) }
+
+    func touch() { last.store(Sys.monotonicNanos(), ordering: .relaxed) }
+
+    var expired: Bool { Sys.monotonicNanos() &- last.load(ordering: .relaxed) > limitNanos }
+}
+
+/// A call `blocking` ended because it stalled.
+struct StalledError: Error {}
 
 private final class Waiter<T: Sendable>: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
