@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	snapshotter "github.com/libsnapshotter/snapshotter-go"
 	"github.com/libsnapshotter/snapshotter-go/pkg/dragonfly"
@@ -250,3 +251,54 @@ func TestCorruptContentIsFound(t *testing.T) {
 }
 
 func intp(v int) *int { return &v }
+
+// The Dragonfly settings beyond the endpoint reach the library: with
+// Fallback, a daemon that cannot be reached sends content straight to and
+// from S3; without it the same restore fails naming the endpoint. Bad
+// values are refused naming the field.
+func TestDragonflyFallbackReplicasAndTTLReachTheLibrary(t *testing.T) {
+	env := services(t)
+	if env["S3_ENDPOINT"] == "" {
+		t.Skip("no S3 service in SERVICES_ENV")
+	}
+	dir := t.TempDir()
+	remote := snapshotter.WithMetadata(snapshotter.Metadata{Registry: oci.Registry{Endpoint: "file://" + filepath.Join(dir, "registry")}})
+	content := dragonfly.ContentProvider{Provider: "s3", Bucket: env["S3_BUCKET"], Region: env["S3_REGION"], Endpoint: env["S3_ENDPOINT"],
+		AccessKeyID: env["S3_ACCESS_KEY_ID"], AccessKeySecret: env["S3_SECRET_ACCESS_KEY"]}
+	gone := "unix://" + filepath.Join(dir, "no-daemon.sock")
+	open := func(name string, d dragonfly.Dragonfly) snapshotter.Snapshotter {
+		s, err := snapshotter.New(snapshotter.Config{RootDir: filepath.Join(dir, name), Content: content, Dragonfly: d}, remote)
+		if err != nil {
+			t.Fatalf("New %s: %v", name, err)
+		}
+		t.Cleanup(func() { s.(*snapshotter.Store).Close() })
+		return s
+	}
+	withFallback := dragonfly.Dragonfly{Endpoint: gone, Fallback: true, Replicas: 2, TTL: 90 * time.Minute}
+	a := open("a", withFallback)
+	c := makeCheckpoint(t, 7, smallSizes)
+	name := "fallback-" + uniqueNamespace(t)
+	if err := a.Snapshot(context.Background(), c.request(name, "v1")); err != nil {
+		t.Fatalf("Snapshot with the daemon gone and Fallback: %v", err)
+	}
+	b := open("b", dragonfly.Dragonfly{Endpoint: gone})
+	err := b.Restore(context.Background(), &snapshotter.RestoreRequest{Name: name, Version: "v1", OutputDir: filepath.Join(dir, "out-b")})
+	if !errIs(err, snapshotter.ErrTransport) || !strings.Contains(err.Error(), gone) {
+		t.Fatalf("Restore with the daemon gone, no Fallback = %v, want ErrTransport naming %s", err, gone)
+	}
+	d := open("d", withFallback)
+	out := filepath.Join(dir, "out-d")
+	if err := d.Restore(context.Background(), &snapshotter.RestoreRequest{Name: name, Version: "v1", OutputDir: out}); err != nil {
+		t.Fatalf("Restore with the daemon gone and Fallback: %v", err)
+	}
+	c.sameTree(t, out)
+	for field, bad := range map[string]dragonfly.Dragonfly{
+		"Dragonfly.TTL":      {Endpoint: gone, TTL: -time.Second},
+		"Dragonfly.Replicas": {Endpoint: gone, Replicas: 1 << 63},
+	} {
+		_, err := snapshotter.New(snapshotter.Config{RootDir: filepath.Join(dir, "bad"), Content: content, Dragonfly: bad})
+		if !errIs(err, snapshotter.ErrInvalid) || !strings.Contains(err.Error(), field) {
+			t.Errorf("New with a bad %s = %v, want ErrInvalid naming it", field, err)
+		}
+	}
+}

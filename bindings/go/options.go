@@ -162,7 +162,27 @@ func (o *cOptions) setContent(p dragonfly.ContentProvider, d dragonfly.Dragonfly
 	if p.AccessKeySecret != "" {
 		o.setString("Content.AccessKeySecret", C.SNAPSHOTTER_OPT_CONTENT_SECRET_ACCESS_KEY, p.AccessKeySecret)
 	}
+	if p.SessionToken != "" {
+		o.setString("Content.SessionToken", C.SNAPSHOTTER_OPT_CONTENT_SESSION_TOKEN, p.SessionToken)
+	}
 	if d.Endpoint != "" {
 		o.setString("Dragonfly.Endpoint", C.SNAPSHOTTER_OPT_DRAGONFLY_ENDPOINT, d.Endpoint)
+	}
+	if d.Fallback {
+		o.setInt("Dragonfly.Fallback", C.SNAPSHOTTER_OPT_DRAGONFLY_FALLBACK, 1)
+	}
+	if d.Replicas != 0 {
+		if d.Replicas > math.MaxInt64 {
+			o.err = &Error{Code: CodeInvalid, Op: "options", Message: fmt.Sprintf("Dragonfly.Replicas %d is out of range", d.Replicas)}
+			return
+		}
+		o.setInt("Dragonfly.Replicas", C.SNAPSHOTTER_OPT_DRAGONFLY_REPLICAS, int64(d.Replicas))
+	}
+	if d.TTL < 0 {
+		o.err = &Error{Code: CodeInvalid, Op: "options", Message: fmt.Sprintf("Dragonfly.TTL %v is negative", d.TTL)}
+		return
+	}
+	if d.TTL != 0 {
+		o.setInt("Dragonfly.TTL", C.SNAPSHOTTER_OPT_DRAGONFLY_TTL_SECONDS, seconds(d.TTL))
 	}
 }

@@ -8,11 +8,29 @@
 // snapshotter.ErrInvalid instead of being ignored.
 package dragonfly
 
+import "time"
+
 // Dragonfly defines the Dragonfly configuration for the snapshotter.
 type Dragonfly struct {
 	// Endpoint is the endpoint of the Dragonfly peer daemon, such as
 	// unix:///var/run/dragonfly/dfdaemon.sock.
 	Endpoint string
+
+	// The fields below are libsnapshotter's additions; their zero values
+	// keep the library's defaults.
+
+	// Fallback, when true, sends content straight to and from the object
+	// storage (Provider "s3" with credentials) while the daemon cannot be
+	// reached, instead of failing.
+	Fallback bool
+
+	// Replicas is how many persistent replicas the daemon is asked to keep
+	// of each upload; 0 means the library's default (3).
+	Replicas uint64
+
+	// TTL is how long the daemon keeps uploaded tasks, in whole seconds
+	// (rounded up); 0 means the daemon's default.
+	TTL time.Duration
 }
 
 // ContentProvider defines the object storage that backs the content.
@@ -34,4 +52,8 @@ type ContentProvider struct {
 
 	// AccessKeySecret is the access key secret for the object storage.
 	AccessKeySecret string
+
+	// SessionToken is the session token of temporary credentials
+	// (libsnapshotter's addition; empty for long-term keys).
+	SessionToken string
 }
