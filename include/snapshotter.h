@@ -170,6 +170,8 @@ typedef enum snapshotter_option {
      * when the daemon cannot be reached; 208 is the number of persistent
      * replicas asked for on upload (default 3, 1-1000); 209 the TTL of
      * uploaded tasks in seconds (default 0: the daemon's default).
+     * A library built without the Dragonfly transport (make lib
+     * DRAGONFLY=0) refuses a non-empty 206 with SNAPSHOTTER_EUNSUPPORTED.
      * Secrets are never logged or put in an error message. */
     SNAPSHOTTER_OPT_CONTENT_URL = 200,
     SNAPSHOTTER_OPT_CONTENT_ENDPOINT = 201,

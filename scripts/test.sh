@@ -83,18 +83,31 @@ export SNAPSHOTTER_TEST_SERVICES="$SERVICES_DIR/services.env"
 # ------------------------------------------------------------- Swift tests --
 # swift test, then one plain "swift: N passed, N failed" line from Swift
 # Testing's own summary (XCTest, with no tests, prints "Executed 0 tests").
-swift_tests() {
-    local log="$TEST_TMP/swift-test.log" rc total failed
-    swift test 2>&1 | tee "$log"
+swift_tests() {  # LABEL [swift test arguments...]
+    local label="$1" log="$TEST_TMP/swift-test-$RANDOM.log" rc total failed
+    shift
+    swift test "$@" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     total=$(grep -aoE 'Test run with [0-9]+ tests?' "$log" | tail -n 1 | grep -oE '[0-9]+' || true)
     if [ -n "$total" ]; then
         failed=$(grep -aE 'Test .* failed after' "$log" | grep -avc 'Test run with' || true)
-        echo "swift: $((total - failed)) passed, $failed failed"
+        echo "$label: $((total - failed)) passed, $failed failed"
     fi
     return "$rc"
 }
-run_suite "swift test" swift_tests
+run_suite "swift test" swift_tests swift
+
+# The build without the Dragonfly transport (SNAPSHOTTER_DRAGONFLY=0, what
+# `make lib DRAGONFLY=0` ships): no gRPC stack, its own scratch path, every
+# suite but the Dragonfly one.
+slim_tests() {
+    (
+        export SNAPSHOTTER_DRAGONFLY=0
+        swift build --build-tests --scratch-path .build/slim &&
+            swift_tests "swift (without Dragonfly)" --skip-build --scratch-path .build/slim
+    )
+}
+run_suite "swift test without Dragonfly" slim_tests
 
 # ------------------------------------------------------------------ C tests --
 # Release libsnapshotter.so (Swift runtime linked in), installed into a

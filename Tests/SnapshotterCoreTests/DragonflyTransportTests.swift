@@ -1,3 +1,4 @@
+#if SNAPSHOTTER_DRAGONFLY
 import Foundation
 import Testing
 @testable import SnapshotterCore
@@ -292,3 +293,4 @@ struct DragonflyTransportTests {
         #expect(try makeTransport(c) is DragonflyTransport)
     }
 }
+#endif

@@ -102,6 +102,17 @@ public struct ContentSettings: Sendable, Equatable {
 
     public init(url: String) { self.url = url }
 
+    /// Whether this build has the Dragonfly transport (see Package.swift).
+#if SNAPSHOTTER_DRAGONFLY
+    public static let dragonflyBuilt = true
+#else
+    public static let dragonflyBuilt = false
+#endif
+
+    public static func notBuilt(_ endpoint: String) -> String {
+        "Dragonfly endpoint \(endpoint.debugDescription): this libsnapshotter was built without the Dragonfly transport (SNAPSHOTTER_DRAGONFLY=0)"
+    }
+
     var scheme: String { url.split(separator: ":").first.map(String.init) ?? "" }
 
     /// The bucket of an object-storage URL (`s3://bucket[/prefix]`).
@@ -113,7 +124,11 @@ public struct ContentSettings: Sendable, Equatable {
 
 func makeTransport(_ settings: ContentSettings) throws -> any ContentTransport {
     if !settings.dragonflyEndpoint.isEmpty {
+#if SNAPSHOTTER_DRAGONFLY
         return try DragonflyTransport(settings)
+#else
+        throw SnapshotterError(.unsupported, ContentSettings.notBuilt(settings.dragonflyEndpoint))
+#endif
     }
     switch settings.scheme {
     case "file":

@@ -1,3 +1,4 @@
+#if SNAPSHOTTER_DRAGONFLY
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -401,3 +402,4 @@ private final class Waiter<T: Sendable>: @unchecked Sendable {
         return result
     }
 }
+#endif
