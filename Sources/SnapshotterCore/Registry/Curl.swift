@@ -113,10 +113,50 @@ final class CurlEasy: @unchecked Sendable {
         var shouldAbort: (@Sendable () -> Bool)?
         /// HEAD responses announce a length but carry no body.
         var noBody = false
+        /// A download's bytes gathered before they are written: curl hands
+        /// them over 16 KiB at a time, the file gets them a MiB at a time.
+        var stage: UnsafeMutableRawBufferPointer?
+        var staged = 0
 
         init(limit: Int, upload: [UInt8]) {
             self.limit = limit
             self.upload = upload
+        }
+
+        deinit { stage?.deallocate() }
+
+        /// Takes a chunk of a download's body, writing full stages.
+        func take(_ ptr: UnsafeRawPointer, _ n: Int) -> Bool {
+            if stage == nil { stage = .allocate(byteCount: 1 << 20, alignment: 4096) }
+            let stage = stage!
+            var p = ptr, left = n
+            while left > 0 {
+                let k = min(left, stage.count - staged)
+                (stage.baseAddress! + staged).copyMemory(from: p, byteCount: k)
+                staged += k
+                p += k
+                left -= k
+                if staged == stage.count && !flush() { return false }
+            }
+            return true
+        }
+
+        /// Writes what is staged to the download file (and shows it to
+        /// `onData`); false when writing failed.
+        func flush() -> Bool {
+            guard let sink, let stage, staged > 0 else { return true }
+            let at = sink.offset + written
+            var done = 0
+            while done < staged {
+                let w = pwrite(sink.fd, stage.baseAddress! + done, staged - done, off_t(at + Int64(done)))
+                if w < 0 && errno == EINTR { continue }
+                if w <= 0 { writeFailed = true; return false }
+                done += w
+            }
+            onData?(UnsafeRawBufferPointer(start: stage.baseAddress!, count: staged), at)
+            written += Int64(staged)
+            staged = 0
+            return true
         }
     }
 
@@ -150,6 +190,11 @@ final class CurlEasy: @unchecked Sendable {
                         _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
                         _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, settings.stallTimeoutSeconds)
                         _ = cshim_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, headerList)
+                        if request.downloadFile != nil {
+                            // Large reads: fewer system calls, and whole
+                            // pages written to the file.
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_BUFFERSIZE, 1 << 20)
+                        }
                         if settings.insecure {
                             _ = cshim_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
                             _ = cshim_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
@@ -161,15 +206,7 @@ final class CurlEasy: @unchecked Sendable {
                             let n = size * count
                             if let sink = ex.sink, (200..<300).contains(ex.status), let ptr {
                                 if sink.offset > 0 && ex.status != 206 { ex.rangeIgnored = true; return 0 }
-                                var done = 0
-                                while done < n {
-                                    let w = pwrite(sink.fd, ptr + done, n - done, off_t(sink.offset + ex.written + Int64(done)))
-                                    if w < 0 && errno == EINTR { continue }
-                                    if w <= 0 { ex.writeFailed = true; return 0 }
-                                    done += w
-                                }
-                                ex.onData?(UnsafeRawBufferPointer(start: ptr, count: n), sink.offset + ex.written)
-                                ex.written += Int64(n)
+                                if !ex.take(ptr, n) { return 0 }
                                 if let cb = ex.onBytes, !cb(Int64(n)) { ex.aborted = true; return 0 }
                                 return n
                             }
@@ -256,6 +293,9 @@ final class CurlEasy: @unchecked Sendable {
                 }
             }
         }
+        // What was received is in the file, whatever happened next (a
+        // resumed download goes on from there).
+        _ = exchange.flush()
         if exchange.tooLarge {
             throw HTTPTransportError(message: "response is larger than \(request.maxResponseBytes) bytes", retryable: false, tooLarge: true)
         }
