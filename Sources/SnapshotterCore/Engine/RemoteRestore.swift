@@ -198,15 +198,13 @@ extension Snapshotter {
             throw SnapshotterError.corrupt("restore \(key): content \(d) from \(transport.remoteID) is corrupt (it hashes to \(r.digest))")
         }
         try plan.cancel.check()
-        try Sys.fsync(pending.fd, pending.tmp)
-        if try Sys.renameNoReplace(pending.tmp, store.contentPath(d)) { pending.tmp = "" }
+        if try ContentStore.publish(pending.fd, pending.tmp, as: store.contentPath(d)) { pending.tmp = "" }
         switch pending.sink {
         case .none:
             return nil
         case .link(let i):
             try ContentStore.applyMetadata(of: plan.files[i], to: pending.sinkFD!, path: pending.sinkTmp)
-            try Sys.fsync(pending.sinkFD!, pending.sinkTmp)
-            if try Sys.renameNoReplace(pending.sinkTmp, store.linkPath(d)) { pending.sinkTmp = "" }
+            if try ContentStore.publish(pending.sinkFD!, pending.sinkTmp, as: store.linkPath(d)) { pending.sinkTmp = "" }
             return nil
         case .output(let i):
             let f = plan.files[i]
@@ -319,13 +317,7 @@ final class ExportPlan: Sendable {
     func exported(_ i: Int, how: Snapshotter.ExportMethod, countBytes: Bool = true) {
         let f = files[i]
         placed.withLock { $0.append(targets[i]) }
-        counts.withLock {
-            switch how {
-            case .linked: $0.filesLinked += 1
-            case .copied: $0.filesCopied += 1; $0.bytesWritten += f.size
-            case .decoded: $0.filesDecoded += 1; $0.bytesWritten += f.size
-            }
-        }
+        counts.withLock { $0.count(how, size: f.size) }
         if countBytes { reporter.addBytes(f.size) }
         reporter.fileDone(copied: how == .copied)
     }

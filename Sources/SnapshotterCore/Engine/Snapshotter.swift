@@ -474,14 +474,7 @@ public final class Snapshotter: Sendable {
         try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
             let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
                                           buffer: buffer, reporter: reporter, cancel: flag)
-            counts.withLock {
-                switch how {
-                case .linked: $0.filesLinked += 1
-                case .copied: $0.filesCopied += 1
-                case .decoded: $0.filesDecoded += 1; $0.bytesWritten += record.files[i].size
-                }
-                if how == .copied { $0.bytesWritten += record.files[i].size }
-            }
+            counts.withLock { $0.count(how, size: record.files[i].size) }
             reporter.fileDone(copied: how == .copied)
         }
         try flag.check()
@@ -808,5 +801,16 @@ public final class Snapshotter: Sendable {
             return out
         }
         _ = try removeTrashed(pending)
+    }
+}
+
+extension RestoreReport {
+    /// Counts one exported file of `size` bytes (a link writes none).
+    mutating func count(_ how: Snapshotter.ExportMethod, size: Int64) {
+        switch how {
+        case .linked: filesLinked += 1
+        case .copied: filesCopied += 1; bytesWritten += size
+        case .decoded: filesDecoded += 1; bytesWritten += size
+        }
     }
 }

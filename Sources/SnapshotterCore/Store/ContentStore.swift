@@ -75,9 +75,16 @@ final class ContentStore: Sendable {
             if !keep { try? Sys.unlinkIfExists(tmp) }
         }
         guard let final = try body(fd, tmp) else { return false }
-        try Sys.fsync(fd, tmp)
-        keep = try Sys.renameNoReplace(tmp, final)
+        keep = try publish(fd, tmp, as: final)
         return keep
+    }
+
+    /// Makes the open temporary file `tmp` durable and renames it to
+    /// `final` unless something is there already; returns whether it was
+    /// placed (if not, `tmp` is still there for the caller to remove).
+    static func publish(_ fd: Int32, _ tmp: String, as final: String) throws -> Bool {
+        try Sys.fsync(fd, tmp)
+        return try Sys.renameNoReplace(tmp, final)
     }
 
     /// Makes `snapshot/xxh3/<hex>` exist for a read-only file: a hard link to
