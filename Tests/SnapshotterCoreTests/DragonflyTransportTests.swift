@@ -124,75 +124,62 @@ struct DragonflyTransportTests {
         }
     }
 
-    @Test("Corrupted bytes from the daemon: a corrupt error, nothing recorded, a retry after the fault clears succeeds")
-    func corrupt() async throws {
-        let m = try machines()
+    /// Root A snapshots; with the stand-in's `fault` set (and its cache
+    /// cleared) an empty root B's restore fails as `refused` accepts and
+    /// records nothing; with the fault cleared a retry restores every byte
+    /// and B verifies. `stallTimeoutSeconds` applies to the failing
+    /// restore only (the retry opens B again with the default).
+    func faultedRestoreThenRetry(_ fault: String, memBytes: Int = 0, stallTimeoutSeconds: Double? = nil,
+                                 refused: @escaping (SnapshotterError) -> Bool) async throws {
+        var m = try machines(memBytes: memBytes)
         defer { m.fx.cleanup() }
         let a = try m.open("a")
         _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
         try clearCache()
-        try fault(#"{"mode":"corrupt"}"#)
-        defer { try? fault(#"{"mode":"none"}"#) }
-        let b = try m.open("b")
+        let defaults = m.content
+        if let stallTimeoutSeconds { m.content.stallTimeoutSeconds = stallTimeoutSeconds }
+        try self.fault(fault)
+        defer { try? self.fault(#"{"mode":"none"}"#) }
+        var b = try m.open("b")
         let out = m.fx.dir + "/out"
         await #expect { _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
             guard let e = e as? SnapshotterError else { return false }
-            return e.code == .corrupt && e.message.contains("corrupt")
+            return refused(e)
         }
         try await nothingRecorded(b, m)
-        try fault(#"{"mode":"none"}"#)
+        try self.fault(#"{"mode":"none"}"#)
+        if stallTimeoutSeconds != nil {
+            m.content = defaults
+            b = try m.open("b")
+        }
         _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
         #expect(m.same(out))
         #expect(try await b.verify().isConsistent)
     }
 
+    @Test("Corrupted bytes from the daemon: a corrupt error, nothing recorded, a retry after the fault clears succeeds")
+    func corrupt() async throws {
+        try await faultedRestoreThenRetry(#"{"mode":"corrupt"}"#) { e in
+            e.code == .corrupt && e.message.contains("corrupt")
+        }
+    }
+
     @Test("A stream cut after some pieces is a clear transport error; nothing recorded; a retry succeeds")
     func streamCut() async throws {
-        let m = try machines(memBytes: 10 << 20)
-        defer { m.fx.cleanup() }
-        let a = try m.open("a")
-        _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
-        try clearCache()
-        try fault(#"{"mode":"cut_after_pieces","pieces":1}"#)
-        defer { try? fault(#"{"mode":"none"}"#) }
-        let b = try m.open("b")
-        let out = m.fx.dir + "/out"
         let endpoint = try RegistryServices.value("DRAGONFLY_ENDPOINT")
-        await #expect { _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
-            guard let e = e as? SnapshotterError else { return false }
-            return e.code == .transport && e.message.contains(endpoint) && e.message.contains("incomplete")
+        try await faultedRestoreThenRetry(#"{"mode":"cut_after_pieces","pieces":1}"#, memBytes: 10 << 20) { e in
+            e.code == .transport && e.message.contains(endpoint) && e.message.contains("incomplete")
         }
-        try await nothingRecorded(b, m)
-        try fault(#"{"mode":"none"}"#)
-        _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
-        #expect(m.same(out))
     }
 
     @Test("A daemon that keeps the stream open but sends nothing fails after the stall timeout; nothing recorded")
     func stalledDaemon() async throws {
-        var m = try machines()
-        defer { m.fx.cleanup() }
-        let a = try m.open("a")
-        _ = try await a.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: m.fx.src, files: m.fx.files))
-        try clearCache()
-        m.content.stallTimeoutSeconds = 1
-        try fault(#"{"mode":"delay","delay_ms":2500}"#)
-        defer { try? fault(#"{"mode":"none"}"#) }
-        let b = try m.open("b")
-        let out = m.fx.dir + "/out"
+        // The stand-in's handlers stay asleep for a while after the failure:
+        // the retry, with the default timeout, waits for them.
         let endpoint = try RegistryServices.value("DRAGONFLY_ENDPOINT")
-        await #expect { _ = try await b.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out)) } throws: { e in
-            guard let e = e as? SnapshotterError else { return false }
-            return e.code == .transport && e.message.contains(endpoint) && e.message.contains("sent nothing for 1")
+        try await faultedRestoreThenRetry(#"{"mode":"delay","delay_ms":2500}"#, stallTimeoutSeconds: 1) { e in
+            e.code == .transport && e.message.contains(endpoint) && e.message.contains("sent nothing for 1")
         }
-        try await nothingRecorded(b, m)
-        // The stand-in's handlers are still asleep for a while: the retry,
-        // with the default timeout, waits for them.
-        try fault(#"{"mode":"none"}"#)
-        m.content.stallTimeoutSeconds = 30
-        let again = try m.open("b")
-        _ = try await again.restore(RestoreRequest(name: "sb", version: "v1", outputDir: out))
-        #expect(m.same(out))
     }
 
     @Test("A dead daemon socket is an error naming the endpoint; with the fallback the restore goes to S3")
