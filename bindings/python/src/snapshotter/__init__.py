@@ -16,7 +16,7 @@ The C library is found through ``$SNAPSHOTTER_LIBRARY``, then pkg-config
 
 from __future__ import annotations
 
-from . import _ffi
+from . import _ffi, errors, models
 from .errors import (
     AlreadyExistsError,
     BusyError,
@@ -58,38 +58,12 @@ def library_path() -> str:
 
 __all__ = [
     "Snapshotter",
-    "File",
     "Registry",
     "ContentProvider",
     "Dragonfly",
     "GCOptions",
-    "Phase",
-    "Progress",
-    "Report",
-    "SnapshotInfo",
-    "FileInfo",
-    "Stats",
-    "Problem",
-    "VerifyReport",
-    "SnapshotterError",
-    "InvalidArgumentError",
-    "NotFoundError",
-    "AlreadyExistsError",
-    "FileSystemError",
-    "CorruptContentError",
-    "RegistryError",
-    "TransportError",
-    "CanceledError",
-    "BusyError",
-    "ClosedError",
-    "NoSpaceError",
-    "PermissionDeniedError",
-    "UnsupportedError",
-    "InternalError",
-    "TimedOutError",
-    "InProgressError",
-    "OutOfMemoryError",
-    "LibraryError",
+    *models.__all__,
+    *errors.__all__,
     "enable_logging",
     "disable_logging",
     "library_version",

@@ -20,10 +20,11 @@ thread. Cancelling the awaiting task cancels the operation and waits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from ctypes import byref, c_void_p
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
 
 from . import _ffi
 from ._text import decode
@@ -146,6 +147,34 @@ def _unregister(op: _Op) -> None:
         _table.pop(op.id, None)
 
 
+@contextlib.contextmanager
+def _started(lib: Any, op: _Op, start: Starter, done: Any) -> Iterator[int]:
+    """Registers ``op``, starts it (``done`` is the done callback or
+    NO_DONE) and gives its handle; on the way out the op is freed and
+    unregistered, however the body ends.
+    """
+    _register(op)
+    out = c_void_p()
+    try:
+        try:
+            rc = start(PROGRESS_TRAMPOLINE if op.progress is not None else _ffi.NO_PROGRESS, done, op.id, byref(out))
+            if rc != _ffi.OK:
+                raise make_error(rc)
+            op.handle = int(out.value or 0)
+            yield op.handle
+        finally:
+            # `out` is read here, not a local copy: a KeyboardInterrupt can
+            # land between the C call's return and the next line. Freeing a
+            # running op cancels it and waits until it has stopped, so
+            # nothing outlives the call, however it ends. (The awaited form
+            # has finished by now, unless its coroutine was closed without
+            # being awaited to the end: then this blocks the loop that long.)
+            if out.value:
+                lib.snapshotter_op_free(out.value)
+    finally:
+        _unregister(op)
+
+
 def _finish(lib: Any, handle: int, status: int, op: _Op, collect: "Collector[T]") -> T:
     op.finished = True
     if op.error is not None:
@@ -179,25 +208,9 @@ def run(start: Starter, progress: Optional[ProgressFn], collect: "Collector[T]")
             "(it runs on a library thread); use the store from another thread",
         )
     op = _Op(progress, None)
-    _register(op)
-    out = c_void_p()
-    try:
-        try:
-            rc = start(PROGRESS_TRAMPOLINE if progress is not None else _ffi.NO_PROGRESS, _ffi.NO_DONE, op.id, byref(out))
-            if rc != _ffi.OK:
-                raise make_error(rc)
-            handle = op.handle = int(out.value or 0)
-            status = _wait(lib, handle)
-            return _finish(lib, handle, status, op, collect)
-        finally:
-            # `out` is read here, not a local copy: a KeyboardInterrupt can
-            # land between the C call's return and the next line. Freeing a
-            # running op cancels it and waits until it has stopped, so
-            # nothing outlives this call, however it ends.
-            if out.value:
-                lib.snapshotter_op_free(out.value)
-    finally:
-        _unregister(op)
+    with _started(lib, op, start, _ffi.NO_DONE) as handle:
+        status = _wait(lib, handle)
+        return _finish(lib, handle, status, op, collect)
 
 
 async def _until_done(fut: "asyncio.Future[int]") -> None:
@@ -214,33 +227,16 @@ async def run_async(start: Starter, progress: Optional[ProgressFn], collect: "Co
     lib = _ffi.load()
     op = _Op(progress, asyncio.get_running_loop())
     assert op.done is not None
-    _register(op)
-    out = c_void_p()
-    try:
+    with _started(lib, op, start, DONE_TRAMPOLINE) as handle:
         try:
-            rc = start(
-                PROGRESS_TRAMPOLINE if progress is not None else _ffi.NO_PROGRESS, DONE_TRAMPOLINE, op.id, byref(out)
-            )
-            if rc != _ffi.OK:
-                raise make_error(rc)
-            handle = op.handle = int(out.value or 0)
-            try:
-                await asyncio.shield(op.done)
-            except asyncio.CancelledError:
-                lib.snapshotter_op_cancel(handle)
-                await _until_done(op.done)
-                op.finished = True
-                raise
-            # The done callback hands us the status before it returns, and
-            # the library marks the op finished (its report readable) only
-            # after: this wait lasts no longer than that return.
-            status = int(lib.snapshotter_op_wait(handle, -1))
-            return _finish(lib, handle, status, op, collect)
-        finally:
-            # Finished by now, unless the coroutine was closed without being
-            # awaited to the end (or interrupted): then op_free cancels and
-            # waits, blocking the loop for that long.
-            if out.value:
-                lib.snapshotter_op_free(out.value)
-    finally:
-        _unregister(op)
+            await asyncio.shield(op.done)
+        except asyncio.CancelledError:
+            lib.snapshotter_op_cancel(handle)
+            await _until_done(op.done)
+            op.finished = True
+            raise
+        # The done callback hands us the status before it returns, and the
+        # library marks the op finished (its report readable) only after:
+        # this wait lasts no longer than that return.
+        status = int(lib.snapshotter_op_wait(handle, -1))
+        return _finish(lib, handle, status, op, collect)
