@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 
 int cshim_seek_data(void) { return SEEK_DATA; }
 int cshim_seek_hole(void) { return SEEK_HOLE; }
@@ -74,4 +76,19 @@ uint64_t cshim_random_u64(void) {
 
 int cshim_start_writeback(int fd) {
     return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+int cshim_openat2_beneath(int dirfd, const char *path, int flags, unsigned int mode, int no_xdev) {
+#ifdef SYS_openat2
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(unsigned int)flags;
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | (no_xdev ? RESOLVE_NO_XDEV : 0);
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+#else
+    (void)dirfd; (void)path; (void)flags; (void)mode; (void)no_xdev;
+    errno = ENOSYS;
+    return -1;
+#endif
 }

@@ -26,6 +26,11 @@ int cshim_at_symlink_nofollow(void);
 uint64_t cshim_process_start_ticks(int pid);
 /* Nanosecond mtime of a stat result. */
 int64_t cshim_stat_mtime_ns(const void *st);
+/* openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (| RESOLVE_NO_XDEV
+ * when no_xdev): opens path relative to dirfd without leaving it and
+ * without following any symlink on the way. Returns -1 with errno set;
+ * ENOSYS (or EPERM under some seccomp filters) where the kernel lacks it. */
+int cshim_openat2_beneath(int dirfd, const char *path, int flags, unsigned int mode, int no_xdev);
 /* 64 random bits from getrandom(2). */
 uint64_t cshim_random_u64(void);
 #endif
