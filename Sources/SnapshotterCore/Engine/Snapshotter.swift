@@ -635,7 +635,7 @@ public final class Snapshotter: Sendable {
         var dataBytes: Int64 = 0
         defer { reporter?.addBytes(max(0, f.size - dataBytes)) }
         do {
-            r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: outFD, name: src, buffer: buffer) { n in
+            r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: outFD, name: src, output: path, buffer: buffer) { n in
                 dataBytes += n
                 reporter?.addBytes(n)
                 try cancel.check()

@@ -82,7 +82,11 @@ final class LMDBEnvironment: @unchecked Sendable {
             mdb_txn_abort(t)
             throw error
         }
-        try LMDBEnvironment.check(mdb_txn_commit(t), "commit metadata")
+        if Sys.injected(.metadataCommit, path) {
+            mdb_txn_abort(t)
+            try LMDBEnvironment.check(Glibc.errno, "commit metadata at \(path)")
+        }
+        try LMDBEnvironment.check(mdb_txn_commit(t), "commit metadata at \(path)")
         return result
     }
 

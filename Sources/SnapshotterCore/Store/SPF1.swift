@@ -105,13 +105,13 @@ enum SPF1 {
     /// `dst` (nil only checks and hashes), hashing the stream in the same
     /// pass. Every count and bound is checked against the bytes that follow,
     /// so hostile input fails with a clear error and allocates nothing.
-    static func decode(from src: Int32, streamLength: Int64, to dst: Int32?, name: String,
+    static func decode(from src: Int32, streamLength: Int64, to dst: Int32?, name: String, output: String? = nil,
                        buffer: UnsafeMutableRawBufferPointer,
                        onBytes: (Int64) throws -> Void) throws -> DecodeResult {
         guard streamLength >= Int64(headerSize) else {
             throw SnapshotterError.corrupt("\(name): truncated SPF1 header (\(streamLength) bytes)")
         }
-        var decoder = Decoder(name: name, to: dst, streamLength: streamLength)
+        var decoder = Decoder(name: name, to: dst, streamLength: streamLength, output: output)
         var left = streamLength
         while left > 0 {
             let r = try Sys.read(src, buffer.baseAddress!, Int(min(Int64(buffer.count), left)), name)
@@ -134,6 +134,8 @@ enum SPF1 {
         let name: String
         let dst: Int32?
         let streamLength: Int64?
+        /// What write errors name: the file written, not the stream read.
+        let output: String
         private let hasher = XXH3Hasher()
         private var state = State.header
         /// The header or extent header being gathered.
@@ -148,10 +150,11 @@ enum SPF1 {
         /// Stream bytes taken so far.
         private(set) var consumed: Int64 = 0
 
-        init(name: String, to dst: Int32?, streamLength: Int64? = nil) {
+        init(name: String, to dst: Int32?, streamLength: Int64? = nil, output: String? = nil) {
             self.name = name
             self.dst = dst
             self.streamLength = streamLength
+            self.output = output ?? name
         }
 
         private func corrupt(_ what: String) -> SnapshotterError {
@@ -181,7 +184,7 @@ enum SPF1 {
                 case .data:
                     let k = Int(min(Int64(n), extentEnd - pos))
                     hasher.update(p, k)
-                    if let dst { try Sys.pwriteAll(dst, p, k, pos, name) }
+                    if let dst { try Sys.pwriteAll(dst, p, k, pos, output) }
                     pos += Int64(k)
                     consumed += Int64(k)
                     p += k
@@ -233,7 +236,9 @@ enum SPF1 {
             size = Int64(rawSize)
             count = rawCount
             if let dst {
-                do { try Sys.ftruncate(dst, size, name) } catch let e as SnapshotterError where e.code == .invalidArgument || e.code == .io {
+                // EINVAL or EFBIG: no such file can exist here. Anything
+                // else (EIO, ENOSPC) is the output's fault, not the stream's.
+                do { try Sys.ftruncate(dst, size, output) } catch let e as SnapshotterError where e.code == .invalidArgument {
                     throw corrupt("SPF1 size \(size) cannot be a file here (\(e.message))")
                 }
             }

@@ -24,7 +24,7 @@ extension Sys {
         let all = flags | O_CLOEXEC | O_NOFOLLOW
         if hasOpenat2.load(ordering: .relaxed) {
             while true {
-                let fd = cshim_openat2_beneath(dirfd, relative, all, UInt32(mode), 0)
+                let fd = injected(.openat, what()) ? -1 : cshim_openat2_beneath(dirfd, relative, all, UInt32(mode), 0)
                 if fd >= 0 { return fd }
                 let e = Glibc.errno
                 if e == EINTR || e == EAGAIN { continue }
@@ -42,14 +42,14 @@ extension Sys {
     /// further *at calls; `relative` may be empty for `dirfd` itself.
     static func openDirectoryBeneath(_ dirfd: Int32, _ relative: String, what: @autoclosure () -> String) throws -> Int32 {
         if relative.isEmpty {
-            return try call("open \(what())") { Glibc.openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+            return try call(.openat, "open \(what())") { Glibc.openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         }
         return try openBeneath(dirfd, relative, O_RDONLY | O_DIRECTORY, what: what())
     }
 
     /// The fallback: one O_NOFOLLOW | O_DIRECTORY open per directory
     /// component, then the last one with the caller's flags.
-    private static func walkBeneath(_ dirfd: Int32, _ relative: String, _ flags: Int32, _ mode: mode_t,
+    static func walkBeneath(_ dirfd: Int32, _ relative: String, _ flags: Int32, _ mode: mode_t,
                                     what: @autoclosure () -> String) throws -> Int32 {
         let parts = relative.split(separator: "/", omittingEmptySubsequences: true)
         guard let last = parts.last, !parts.contains(where: { $0 == ".." || $0 == "." }) else {
@@ -58,17 +58,18 @@ extension Sys {
         var current = dirfd
         defer { if current != dirfd { Glibc.close(current) } }
         for part in parts.dropLast() {
-            let next = Glibc.openat(current, String(part), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if next < 0 {
-                let e = Glibc.errno
-                if e == EINTR { continue }
-                throw beneathError(e, what())
-            }
+            var next: Int32
+            // EINTR retries this component (a `continue` of the for loop
+            // would skip it and open the rest one level too high).
+            repeat {
+                next = injected(.openat, what()) ? -1 : Glibc.openat(current, String(part), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            } while next < 0 && Glibc.errno == EINTR
+            if next < 0 { throw beneathError(Glibc.errno, what()) }
             if current != dirfd { Glibc.close(current) }
             current = next
         }
         while true {
-            let fd = Glibc.openat(current, String(last), flags, mode)
+            let fd = injected(.openat, what()) ? -1 : Glibc.openat(current, String(last), flags, mode)
             if fd >= 0 { return fd }
             let e = Glibc.errno
             if e == EINTR { continue }

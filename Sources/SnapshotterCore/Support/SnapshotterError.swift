@@ -50,7 +50,7 @@ public struct SnapshotterError: Error, Sendable, CustomStringConvertible, Equata
         case EACCES, EPERM, EROFS: code = .permission
         case EXDEV: code = .crossDevice
         case EOPNOTSUPP, ENOSYS: code = .unsupported
-        case EINVAL, ENAMETOOLONG, ENOTDIR, ELOOP: code = .invalidArgument
+        case EINVAL, ENAMETOOLONG, ENOTDIR, ELOOP, EFBIG: code = .invalidArgument
         default: code = .io
         }
         return SnapshotterError(code, "\(what): \(reason)")

@@ -26,12 +26,25 @@ enum Sys {
         }
     }
 
+    /// `call` for the system call `op`, which a test can make fail
+    /// (SysFaults.swift): an injected errno takes the place of the call's.
+    @inline(__always)
+    static func call<T: BinaryInteger>(_ op: SysOp, _ what: @autoclosure () -> String, _ body: () -> T) throws -> T {
+        while true {
+            let r = injected(op, what()) ? -1 : body()
+            if r != -1 { return r }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            throw SnapshotterError.errno(e, what())
+        }
+    }
+
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) throws -> Int32 {
-        try call("open \(path)") { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        try call(.open, "open \(path)") { Glibc.open(path, flags | O_CLOEXEC, mode) }
     }
 
     static func openat(_ dirfd: Int32, _ path: String, _ flags: Int32, _ mode: mode_t = 0) throws -> Int32 {
-        try call("open \(path)") { Glibc.openat(dirfd, path, flags | O_CLOEXEC, mode) }
+        try call(.openat, "open \(path)") { Glibc.openat(dirfd, path, flags | O_CLOEXEC, mode) }
     }
 
     static func close(_ fd: Int32) {
@@ -40,19 +53,19 @@ enum Sys {
 
     static func fstat(_ fd: Int32, _ what: String) throws -> FileStat {
         var st = FileStat()
-        _ = try call("stat \(what)") { Glibc.fstat(fd, &st) }
+        _ = try call(.fstat, "stat \(what)") { Glibc.fstat(fd, &st) }
         return st
     }
 
     static func stat(_ path: String) throws -> FileStat {
         var st = FileStat()
-        _ = try call("stat \(path)") { statFunction(path, &st) }
+        _ = try call(.stat, "stat \(path)") { statFunction(path, &st) }
         return st
     }
 
     static func lstat(_ path: String) throws -> FileStat {
         var st = FileStat()
-        _ = try call("stat \(path)") { Glibc.lstat(path, &st) }
+        _ = try call(.lstat, "stat \(path)") { Glibc.lstat(path, &st) }
         return st
     }
 
@@ -60,7 +73,7 @@ enum Sys {
     static func lstatIfExists(_ path: String) throws -> FileStat? {
         var st = FileStat()
         while true {
-            if Glibc.lstat(path, &st) == 0 { return st }
+            if (injected(.lstat, path) ? -1 : Glibc.lstat(path, &st)) == 0 { return st }
             let e = Glibc.errno
             if e == EINTR { continue }
             if e == ENOENT { return nil }
@@ -69,7 +82,7 @@ enum Sys {
     }
 
     static func fsync(_ fd: Int32, _ what: String) throws {
-        _ = try call("fsync \(what)") { Glibc.fsync(fd) }
+        _ = try call(.fsync, "fsync \(what)") { Glibc.fsync(fd) }
     }
 
     /// Starts writing a file's dirty pages back without waiting; only a
@@ -85,20 +98,21 @@ enum Sys {
     }
 
     static func rename(_ from: String, _ to: String) throws {
-        _ = try call("rename \(from) to \(to)") { Glibc.rename(from, to) }
+        _ = try call(.rename, "rename \(from) to \(to)") { Glibc.rename(from, to) }
     }
 
     /// Renames unless `to` exists; returns false when it does.
     static func renameNoReplace(_ from: String, _ to: String) throws -> Bool {
         while true {
-            if cshim_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0 { return true }
+            let r = injected(.rename, "rename \(from) to \(to)") ? -1 : cshim_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to)
+            if r == 0 { return true }
             let e = Glibc.errno
             if e == EINTR { continue }
             if e == EEXIST { return false }
             if e == EINVAL || e == ENOSYS {
                 // Filesystems without RENAME_NOREPLACE: link + unlink gives
                 // the same no-clobber guarantee.
-                if Glibc.link(from, to) == 0 { _ = Glibc.unlink(from); return true }
+                if (injected(.link, "link \(from) to \(to)") ? -1 : Glibc.link(from, to)) == 0 { _ = Glibc.unlink(from); return true }
                 let le = Glibc.errno
                 if le == EEXIST { return false }
                 throw SnapshotterError.errno(le, "link \(from) to \(to)")
@@ -110,7 +124,7 @@ enum Sys {
     /// Hard link; returns false when `to` already exists.
     static func link(_ from: String, _ to: String) throws -> Bool {
         while true {
-            if Glibc.link(from, to) == 0 { return true }
+            if (injected(.link, "link \(from) to \(to)") ? -1 : Glibc.link(from, to)) == 0 { return true }
             let e = Glibc.errno
             if e == EINTR { continue }
             if e == EEXIST { return false }
@@ -119,12 +133,12 @@ enum Sys {
     }
 
     static func unlink(_ path: String) throws {
-        _ = try call("unlink \(path)") { Glibc.unlink(path) }
+        _ = try call(.unlink, "unlink \(path)") { Glibc.unlink(path) }
     }
 
     /// Unlink that ignores a missing file.
     static func unlinkIfExists(_ path: String) throws {
-        while Glibc.unlink(path) != 0 {
+        while (injected(.unlink, path) ? -1 : Glibc.unlink(path)) != 0 {
             let e = Glibc.errno
             if e == EINTR { continue }
             if e == ENOENT { return }
@@ -142,26 +156,27 @@ enum Sys {
         }
         let parent = Paths.dirname(path)
         if parent != path { try mkdirs(parent, mode: mode) }
-        if Glibc.mkdir(path, mode) != 0 {
+        while (injected(.mkdir, path) ? -1 : Glibc.mkdir(path, mode)) != 0 {
             let e = Glibc.errno
+            if e == EINTR { continue }
             if e == EEXIST, statFunction(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return }
             throw SnapshotterError.errno(e, "mkdir \(path)")
         }
     }
 
     static func pread(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64, _ what: String) throws -> Int {
-        try call("read \(what)") { Glibc.pread(fd, buf, count, off_t(offset)) }
+        try call(.pread, "read \(what)") { Glibc.pread(fd, buf, count, off_t(offset)) }
     }
 
     static func read(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, _ what: String) throws -> Int {
-        try call("read \(what)") { Glibc.read(fd, buf, count) }
+        try call(.read, "read \(what)") { Glibc.read(fd, buf, count) }
     }
 
     /// Writes all of `count` bytes at `offset`.
     static func pwriteAll(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, _ offset: Int64, _ what: String) throws {
         var done = 0
         while done < count {
-            let n = try call("write \(what)") { Glibc.pwrite(fd, buf + done, count - done, off_t(offset) + off_t(done)) }
+            let n = try call(.pwrite, "write \(what)") { Glibc.pwrite(fd, buf + done, count - done, off_t(offset) + off_t(done)) }
             if n == 0 { throw SnapshotterError(.io, "write \(what): no progress") }
             done += n
         }
@@ -171,7 +186,7 @@ enum Sys {
     static func writeAll(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, _ what: String) throws {
         var done = 0
         while done < count {
-            let n = try call("write \(what)") { Glibc.write(fd, buf + done, count - done) }
+            let n = try call(.write, "write \(what)") { Glibc.write(fd, buf + done, count - done) }
             if n == 0 { throw SnapshotterError(.io, "write \(what): no progress") }
             done += n
         }
@@ -190,13 +205,13 @@ enum Sys {
     }
 
     static func ftruncate(_ fd: Int32, _ size: Int64, _ what: String) throws {
-        _ = try call("truncate \(what)") { Glibc.ftruncate(fd, off_t(size)) }
+        _ = try call(.ftruncate, "truncate \(what)") { Glibc.ftruncate(fd, off_t(size)) }
     }
 
     /// lseek(SEEK_DATA/SEEK_HOLE); returns nil at ENXIO (no more data).
     static func seek(_ fd: Int32, _ offset: Int64, _ whence: Int32, _ what: String) throws -> Int64? {
         while true {
-            let r = Glibc.lseek(fd, off_t(offset), whence)
+            let r = injected(.lseek, what) ? -1 : Glibc.lseek(fd, off_t(offset), whence)
             if r >= 0 { return Int64(r) }
             let e = Glibc.errno
             if e == EINTR { continue }
@@ -206,11 +221,11 @@ enum Sys {
     }
 
     static func fchmod(_ fd: Int32, _ mode: mode_t, _ what: String) throws {
-        _ = try call("chmod \(what)") { Glibc.fchmod(fd, mode) }
+        _ = try call(.fchmod, "chmod \(what)") { Glibc.fchmod(fd, mode) }
     }
 
     static func fchown(_ fd: Int32, _ uid: uid_t, _ gid: gid_t, _ what: String) throws {
-        _ = try call("chown \(what)") { Glibc.fchown(fd, uid, gid) }
+        _ = try call(.fchown, "chown \(what)") { Glibc.fchown(fd, uid, gid) }
     }
 
     /// Sets the modification time (and access time to the same value).
@@ -219,7 +234,7 @@ enum Sys {
         let t = timespec(tv_sec: Int(mtimeNanos / 1_000_000_000), tv_nsec: Int(mtimeNanos % 1_000_000_000))
         ts[0] = t
         ts[1] = t
-        _ = try call("set times of \(what)") { Glibc.futimens(fd, ts) }
+        _ = try call(.futimens, "set times of \(what)") { Glibc.futimens(fd, ts) }
     }
 
     static func utimensat(_ path: String, mtimeNanos: Int64) throws {
@@ -227,7 +242,7 @@ enum Sys {
         let t = timespec(tv_sec: Int(mtimeNanos / 1_000_000_000), tv_nsec: Int(mtimeNanos % 1_000_000_000))
         ts[0] = t
         ts[1] = t
-        _ = try call("set times of \(path)") { Glibc.utimensat(AT_FDCWD, path, ts, 0) }
+        _ = try call(.utimensat, "set times of \(path)") { Glibc.utimensat(AT_FDCWD, path, ts, 0) }
     }
 
     static func realpath(_ path: String) throws -> String {
