@@ -38,7 +38,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         let message = String(cString: mdb_strerror(rc))
         switch rc {
         case MDB_MAP_FULL:
-            throw SnapshotterError(.noSpace, "\(what()): metadata map is full (\(message))")
+            throw SnapshotterError(.noSpace, "\(what()): the metadata map is full (\(message)); \(mapFullAdvice)")
         case MDB_READERS_FULL:
             throw SnapshotterError(.busy, "\(what()): \(message)")
         case MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID, MDB_VERSION_MISMATCH:
@@ -98,6 +98,40 @@ final class LMDBEnvironment: @unchecked Sendable {
         var t: OpaquePointer?
         try LMDBEnvironment.check(mdb_txn_begin(env, nil, 0, &t), "begin metadata write")
         mdb_txn_abort(t)
+    }
+
+    static let mapFullAdvice = "delete snapshots, or open the store with a larger map (StoreOptions.metadataMapSize, SNAPSHOTTER_OPT_METADATA_MAP_SIZE)"
+
+    /// The map's size in pages, and how many of them a write can still
+    /// take: those never used plus those on LMDB's free list (reusable once
+    /// no reader needs them, so this may overstate it a little).
+    func pages() throws -> (total: Int, free: Int, pageSize: Int) {
+        var info = MDB_envinfo()
+        try LMDBEnvironment.check(mdb_env_info(env, &info), "read metadata map size")
+        var st = MDB_stat()
+        try LMDBEnvironment.check(mdb_env_stat(env, &st), "read metadata map size")
+        let pageSize = max(1, Int(st.ms_psize))
+        let total = info.me_mapsize / pageSize
+        let used = Int(clamping: info.me_last_pgno) &+ 1
+        let freed = try read { txn -> Int in
+            // The free list (table 0) maps a transaction id to the pages it
+            // freed: a count, then the page numbers.
+            var c: OpaquePointer?
+            try LMDBEnvironment.check(mdb_cursor_open(txn.txn, 0, &c), "read metadata free list")
+            defer { mdb_cursor_close(c) }
+            var k = MDB_val(), v = MDB_val()
+            var sum = 0
+            var rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)
+            while rc == 0 {
+                if v.mv_size >= MemoryLayout<Int>.size, let p = v.mv_data {
+                    sum = sum.addingReportingOverflow(Int(clamping: p.loadUnaligned(as: UInt.self))).partialValue
+                }
+                rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)
+            }
+            if rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "read metadata free list") }
+            return sum
+        }
+        return (total, max(0, total - used) + min(max(0, freed), total), pageSize)
     }
 
     func sync() throws {

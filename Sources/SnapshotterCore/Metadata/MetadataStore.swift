@@ -93,6 +93,29 @@ final class MetadataStore: Sendable {
         Array(remote.utf8.prefix(400)) + [0] + d.key
     }
 
+    // MARK: headroom
+
+    /// Pages kept free for deletes and the collector: a new snapshot record
+    /// is refused when it would leave fewer, so a full map can always be
+    /// emptied again (docs/store-health.md). A sixteenth of the map, and at
+    /// least 64 pages (a quarter of a very small map).
+    static func reservedPages(of total: Int) -> Int {
+        max(total / 16, min(total / 4, 64))
+    }
+
+    /// Refuses a snapshot record of `recordBytes` naming `digests` digests
+    /// when writing it would eat into the reserve.
+    func requireRoom(recordBytes: Int, digests: Int) throws {
+        let (total, free, pageSize) = try env.pages()
+        // The record's pages, one reference and content record per digest
+        // (about 64 bytes each), and a few branch pages.
+        let need = (recordBytes + digests * 64) / pageSize + 8
+        let reserve = Self.reservedPages(of: total)
+        guard free - need >= reserve else {
+            throw SnapshotterError(.noSpace, "the metadata map at \(env.path) is full: \(total - free) of \(total) pages used, the last \(reserve) are kept for deletes and gc; \(LMDBEnvironment.mapFullAdvice)")
+        }
+    }
+
     // MARK: writes
 
     func setLastAccess(_ txn: LMDBTransaction, _ key: SnapshotKey, _ nanos: Int64) throws {
