@@ -55,6 +55,25 @@ let restoreWriteFaults: [WriteFault] = [
     WriteFault(name: "output directory", rules: { _, out, e in [rule(.mkdir, e, in: out + "/ro")] }, named: { _, out in out + "/ro" }),
 ]
 
+/// Every write step of a restore that downloads its content: the closure
+/// gets the restoring store's fixture and the output directory.
+let remoteRestoreWriteFaults: [WriteFault] = [
+    WriteFault(name: "download temp create", rules: { b, _, e in [rule(.open, e, in: tmp(b.contentDir))] }, named: { b, _ in b.contentDir }),
+    WriteFault(name: "download write", rules: { b, _, e in [rule(.pwrite, e, in: tmp(b.contentDir))] }, named: { b, _ in b.contentDir }),
+    WriteFault(name: "download fsync", rules: { b, _, e in [rule(.fsync, e, in: tmp(b.contentDir))] }, named: { b, _ in b.contentDir }),
+    WriteFault(name: "download rename", rules: { b, _, e in [rule(.rename, e, in: tmp(b.contentDir))] }, named: { b, _ in b.contentDir }),
+    WriteFault(name: "link temp create", rules: { b, _, e in [rule(.open, e, in: tmp(b.linkDir))] }, named: { b, _ in b.linkDir }),
+    WriteFault(name: "link fchmod", rules: { b, _, e in [rule(.fchmod, e, in: tmp(b.linkDir))] }, named: { b, _ in b.linkDir }),
+    WriteFault(name: "link futimens", rules: { b, _, e in [rule(.futimens, e, in: tmp(b.linkDir))] }, named: { b, _ in b.linkDir }),
+    WriteFault(name: "link fsync", rules: { b, _, e in [rule(.fsync, e, in: tmp(b.linkDir))] }, named: { b, _ in b.linkDir }),
+    WriteFault(name: "link rename", rules: { b, _, e in [rule(.rename, e, in: tmp(b.linkDir))] }, named: { b, _ in b.linkDir }),
+    WriteFault(name: "output temp create", rules: { _, out, e in [rule(.open, e, in: tmp(out))] }, named: { _, out in out }),
+    WriteFault(name: "output fchmod", rules: { _, out, e in [rule(.fchmod, e, in: tmp(out))] }, named: { _, out in out }),
+    WriteFault(name: "output rename", rules: { _, out, e in [rule(.rename, e, in: tmp(out))] }, named: { _, out in out }),
+    WriteFault(name: "output link", rules: { _, out, e in [rule(.link, e, in: out)] }, named: { _, out in out }),
+    WriteFault(name: "metadata commit", rules: { b, _, e in [rule(.metadataCommit, e, in: b.root)] }, named: { b, _ in b.root + "/metadata" }),
+]
+
 /// Each write step fails with EIO and with ENOSPC: the operation fails with
 /// the matching status naming the path, leaves no temporary file, the store
 /// stays consistent, and the same call without the fault succeeds. Rules
@@ -142,6 +161,43 @@ struct FaultInjectionTests {
                 _ = try await store.restore(RestoreRequest(name: "faults", version: "1", outputDir: again))
                 try expectRestored(info, in: again, store: fx)
             }
+        }
+    }
+
+    @Test("restore from remote: a failing write step fails the restore cleanly", arguments: remoteRestoreWriteFaults, [EIO, ENOSPC])
+    func remoteRestoreWriteFails(_ fault: WriteFault, _ errno: Int32) async throws {
+        try await withFixture { fx in
+            try Self.writeSources(fx)
+            var o = StoreOptions()
+            o.gc.intervalSeconds = 0
+            o.registry = RegistrySettings(endpoint: "file://\(fx.dir)/registry")
+            o.content = ContentSettings(url: "file://\(fx.dir)/content")
+            var req = Self.request()
+            req.baseDir = fx.base
+            let a = try Snapshotter(root: fx.root, options: o)
+            let info = try await a.snapshot(req).info
+            await a.close()
+            let b = Fixture(dir: fx.dir + "/b")
+            let store = try Snapshotter(root: b.root, options: o)
+            let out = fx.output()
+            let rules = fault.rules(b, out, errno)
+            let error = await withFaults(rules) { armed in
+                let e = await expectError(Self.code(errno), "\(fault.name)") {
+                    try await store.restore(RestoreRequest(name: "faults", version: "1", outputDir: out))
+                }
+                #expect(armed.fired(rules.count - 1) == 1, "the fault was injected")
+                return e
+            }
+            #expect(error?.message.contains(fault.named(b, out)) == true, "\(error?.message ?? "") names \(fault.named(b, out))")
+            #expect(try b.storageTemps() == [])
+            #expect(try allFiles(under: out) == [], "a failed restore takes back what it placed")
+            #expect(try await store.list().isEmpty)
+            #expect(try await Self.problems(store) == [])
+
+            _ = try await store.restore(RestoreRequest(name: "faults", version: "1", outputDir: out))
+            for f in info.files { try expectComplete(f, at: out + "/" + f.relativePath) }
+            #expect(try await store.verify().problems == [])
+            await store.close()
         }
     }
 
