@@ -225,6 +225,21 @@ struct FaultInjectionTests {
         }
     }
 
+    @Test("gc: a failing statvfs fails the collection with an error naming the store; the next one works")
+    func gcStatvfsFails() async throws {
+        try await withFixture { fx in
+            try await withStore(fx) { store in
+                let e = await withFaults([rule(.statvfs, EIO, in: fx.root)]) { armed in
+                    let e = await expectError(.io) { try await store.gc() }
+                    #expect(armed.fired(0) == 1)
+                    return e
+                }
+                #expect(e?.message.contains(fx.root) == true, "\(e?.message ?? "")")
+                _ = try await store.gc()
+            }
+        }
+    }
+
     @Test("EXDEV on link: the snapshot keeps a copy of the read-only file")
     func snapshotCrossDevice() async throws {
         try await withFixture { fx in

@@ -23,7 +23,7 @@ public struct StatvfsDiskUsage: DiskUsageProvider {
     public init() {}
     public func usage(of path: String) throws -> DiskUsage {
         var st = statvfs()
-        _ = try Sys.call("statvfs \(path)") { statvfs(path, &st) }
+        _ = try Sys.call(.statvfs, "statvfs \(path)") { statvfs(path, &st) }
         let total = Int64(st.f_blocks) * Int64(st.f_frsize)
         let free = Int64(st.f_bfree) * Int64(st.f_frsize)
         return DiskUsage(totalBytes: total, usedBytes: total - free)

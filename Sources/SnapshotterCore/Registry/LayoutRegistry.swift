@@ -139,7 +139,7 @@ final class LayoutRegistry: MetadataRegistry {
     private func withIndexLock<T>(_ body: () throws -> T) throws -> T {
         let fd = try Sys.open(root + "/index.json.lock", O_RDWR | O_CREAT, 0o644)
         defer { Sys.close(fd) }
-        _ = try Sys.call("lock \(root)/index.json") { flock(fd, LOCK_EX) }
+        _ = try Sys.call(.flock, "lock \(root)/index.json") { flock(fd, LOCK_EX) }
         defer { _ = flock(fd, LOCK_UN) }
         return try body()
     }

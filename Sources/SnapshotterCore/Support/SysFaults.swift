@@ -8,7 +8,7 @@ enum SysOp: String, Sendable, CaseIterable {
     case open, openat, read, pread, write, pwrite, fsync, fstat, stat, lstat, lseek
     case rename, renameat, link, linkat, unlink, unlinkat, mkdir, mkdirat
     case fchmod, fchown, futimens, utimensat, ftruncate, fallocate
-    case copyFileRange, ficlone, statvfs
+    case copyFileRange, ficlone, statvfs, flock
     /// `mdb_txn_commit`: LMDB returns the errno of its failed write or sync.
     case metadataCommit
 }

@@ -14,7 +14,8 @@ private func statFunction(_ path: String, _ st: inout FileStat) -> Int32 { stat(
 /// EINTR retries and error messages are in one place.
 enum Sys {
     /// Runs `body` until it stops failing with EINTR; a result of -1 throws
-    /// an error that says `what` failed.
+    /// an error that says `what` failed. Tests cannot fail such a call:
+    /// prefer `call(.op, ...)` below.
     @inline(__always)
     static func call<T: BinaryInteger>(_ what: @autoclosure () -> String, _ body: () -> T) throws -> T {
         while true {
