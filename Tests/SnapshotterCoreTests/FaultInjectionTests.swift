@@ -21,7 +21,7 @@ private let everyCall = Int.max
 /// taken when linking fails across filesystems, the metadata commit).
 let snapshotWriteFaults: [WriteFault] = [
     WriteFault(name: "content temp create", rules: { fx, _, e in [rule(.open, e, in: tmp(fx.contentDir))] }, named: { fx, _ in fx.contentDir }),
-    WriteFault(name: "content write", rules: { fx, _, e in [rule(.write, e, in: fx.base)] }, named: { fx, _ in fx.base }),
+    WriteFault(name: "content write", rules: { fx, _, e in [rule(.write, e, in: tmp(fx.contentDir))] }, named: { fx, _ in fx.contentDir }),
     WriteFault(name: "content fsync", rules: { fx, _, e in [rule(.fsync, e, in: tmp(fx.contentDir))] }, named: { fx, _ in fx.contentDir }),
     WriteFault(name: "content rename", rules: { fx, _, e in [rule(.rename, e, in: fx.contentDir)] }, named: { fx, _ in fx.contentDir }),
     WriteFault(name: "read-only link", rules: { fx, _, e in [rule(.link, e, in: fx.linkDir)] }, named: { fx, _ in fx.linkDir }),
@@ -29,9 +29,9 @@ let snapshotWriteFaults: [WriteFault] = [
     WriteFault(name: "copy temp create", rules: { fx, _, e in
         [rule(.link, EXDEV, in: fx.linkDir, times: everyCall), rule(.open, e, in: tmp(fx.linkDir))] }, named: { fx, _ in fx.linkDir }),
     WriteFault(name: "copy truncate", rules: { fx, _, e in
-        [rule(.link, EXDEV, in: fx.linkDir, times: everyCall), rule(.ftruncate, e, in: fx.base)] }, named: { fx, _ in fx.base }),
+        [rule(.link, EXDEV, in: fx.linkDir, times: everyCall), rule(.ftruncate, e, in: tmp(fx.linkDir))] }, named: { fx, _ in fx.linkDir }),
     WriteFault(name: "copy write", rules: { fx, _, e in
-        [rule(.link, EXDEV, in: fx.linkDir, times: everyCall), rule(.pwrite, e, in: fx.base)] }, named: { fx, _ in fx.base }),
+        [rule(.link, EXDEV, in: fx.linkDir, times: everyCall), rule(.pwrite, e, in: tmp(fx.linkDir))] }, named: { fx, _ in fx.linkDir }),
     WriteFault(name: "copy fchmod", rules: { fx, _, e in
         [rule(.link, EXDEV, in: fx.linkDir, times: everyCall), rule(.fchmod, e, in: fx.linkDir)] }, named: { fx, _ in fx.linkDir }),
     WriteFault(name: "copy futimens", rules: { fx, _, e in

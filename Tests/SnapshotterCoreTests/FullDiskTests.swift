@@ -69,7 +69,7 @@ struct FullDiskTests {
                 try await withStore(fx) { store in
                     try fill(mnt, leaving: 1 << 20)
                     let e = await expectError(.noSpace) { try await store.snapshot(req) }
-                    #expect(e?.message.contains("big.bin") == true, "\(e?.message ?? "")")
+                    #expect(e?.message.contains("big.bin") == true && e?.message.contains(fx.contentDir) == true, "\(e?.message ?? "")")
                     #expect(try fx.storageTemps() == [])
                     #expect(try await store.list().isEmpty)
                     #expect(try await problems(store) == [])

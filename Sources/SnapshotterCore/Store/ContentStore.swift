@@ -50,8 +50,8 @@ final class ContentStore: Sendable {
     func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
                 onBytes: (Int64) throws -> Void) throws -> Ingested {
         var result: SPF1.EncodeResult?
-        let placed = try Self.writeNew(in: contentDir) { out, _ in
-            let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, buffer: buffer, onBytes: onBytes)
+        let placed = try Self.writeNew(in: contentDir) { out, tmp in
+            let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, output: tmp, buffer: buffer, onBytes: onBytes)
             result = r
             let final = contentPath(r.digest)
             // Content already stored: drop the new copy (no fsync needed).
@@ -115,7 +115,7 @@ final class ContentStore: Sendable {
     private func copyIntoPlace(fd: Int32, size: Int64, source: String, final: String,
                                buffer: UnsafeMutableRawBufferPointer) throws {
         _ = try Self.writeNew(in: linkDir) { out, tmp in
-            try FileCopy.sparseCopy(from: fd, to: out, size: size, what: source, buffer: buffer)
+            try FileCopy.sparseCopy(from: fd, to: out, size: size, what: source, output: tmp, buffer: buffer)
             // The copy stands in for the source's inode: same mode, owner, times.
             let st = try Sys.fstat(fd, source)
             try Sys.fchmod(out, st.st_mode & 0o7777, tmp)
@@ -213,9 +213,10 @@ enum Directory {
 
 enum FileCopy {
     /// Copies `size` bytes, skipping holes, so a sparse file stays sparse.
-    static func sparseCopy(from src: Int32, to dst: Int32, size: Int64, what: String,
+    /// Write errors name `output` when given.
+    static func sparseCopy(from src: Int32, to dst: Int32, size: Int64, what: String, output: String? = nil,
                            buffer: UnsafeMutableRawBufferPointer) throws {
-        try Sys.ftruncate(dst, size, what)
+        try Sys.ftruncate(dst, size, output ?? what)
         for ext in try SPF1.extents(of: src, size: size, path: what) {
             var pos = ext.offset
             let end = ext.offset + ext.length
@@ -223,7 +224,7 @@ enum FileCopy {
                 let want = Int(min(Int64(buffer.count), end - pos))
                 let n = try Sys.pread(src, buffer.baseAddress!, want, pos, what)
                 if n == 0 { throw SnapshotterError(.io, "\(what) shrank while it was being copied") }
-                try Sys.pwriteAll(dst, buffer.baseAddress!, n, pos, what)
+                try Sys.pwriteAll(dst, buffer.baseAddress!, n, pos, output ?? what)
                 pos += Int64(n)
             }
         }

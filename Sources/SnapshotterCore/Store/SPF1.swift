@@ -46,8 +46,9 @@ enum SPF1 {
 
     /// Encodes the open file `src` into `dst` (at its current offset) in one
     /// pass, hashing the encoding as it is written. `onBytes` is told how many
-    /// source bytes were consumed and may throw to stop.
-    static func encode(from src: Int32, size: Int64, to dst: Int32, path: String,
+    /// source bytes were consumed and may throw to stop. Write errors name
+    /// `output` when given (the file written, not the one read).
+    static func encode(from src: Int32, size: Int64, to dst: Int32, path: String, output: String? = nil,
                        buffer: UnsafeMutableRawBufferPointer,
                        onBytes: (Int64) throws -> Void) throws -> EncodeResult {
         let extents = try extents(of: src, size: size, path: path)
@@ -56,11 +57,12 @@ enum SPF1 {
         let capacity = buffer.count
         var used = 0
         var total: Int64 = 0
+        let written = output ?? "content for \(path)"
 
         func flush() throws {
             guard used > 0 else { return }
             hasher.update(base, used)
-            try Sys.writeAll(dst, base, used, "content for \(path)")
+            try Sys.writeAll(dst, base, used, written)
             total += Int64(used)
             used = 0
         }
