@@ -341,7 +341,7 @@ public final class Snapshotter: Sendable {
         let sortedFiles = files.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
         let now = Sys.nowNanos()
         let record = SnapshotRecord(created: now, files: sortedFiles, config: config)
-        try meta.requireRoom(recordBytes: record.encode().count, digests: Set(files.map(\.digest)).count)
+        try meta.requireRoom("snapshot \(key)", recordBytes: record.encode().count, digests: Set(files.map(\.digest)).count)
         for attempt in 0..<4 {
             do {
                 try meta.env.write { txn in

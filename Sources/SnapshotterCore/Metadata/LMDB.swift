@@ -131,7 +131,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             if rc != MDB_NOTFOUND { try LMDBEnvironment.check(rc, "read metadata free list") }
             return sum
         }
-        return (total, max(0, total - used) + min(max(0, freed), total), pageSize)
+        return (total, min(total, max(0, total - used) + max(0, freed)), pageSize)
     }
 
     func sync() throws {

@@ -104,15 +104,15 @@ final class MetadataStore: Sendable {
     }
 
     /// Refuses a snapshot record of `recordBytes` naming `digests` digests
-    /// when writing it would eat into the reserve.
-    func requireRoom(recordBytes: Int, digests: Int) throws {
+    /// when writing it would eat into the reserve; `what` names it.
+    func requireRoom(_ what: String, recordBytes: Int, digests: Int) throws {
         let (total, free, pageSize) = try env.pages()
         // The record's pages, one reference and content record per digest
         // (about 64 bytes each), and a few branch pages.
         let need = (recordBytes + digests * 64) / pageSize + 8
         let reserve = Self.reservedPages(of: total)
         guard free - need >= reserve else {
-            throw SnapshotterError(.noSpace, "the metadata map at \(env.path) is full: \(total - free) of \(total) pages used, the last \(reserve) are kept for deletes and gc; \(LMDBEnvironment.mapFullAdvice)")
+            throw SnapshotterError(.noSpace, "\(what): the metadata map at \(env.path) is full: \(total - free) of \(total) pages used, the last \(reserve) are kept for deletes and gc; \(LMDBEnvironment.mapFullAdvice)")
         }
     }
 
