@@ -12,7 +12,8 @@ import Synchronization
 /// - `refs` (dup-sorted): digest -> each `name:version` that uses it
 /// - `inodes`: dev+ino of a read-only link -> digest, size, mtime
 /// - `leases`: `pid:start:n` -> the snapshots and digests an operation in
-///   flight uses; the collector and delete leave them alone
+///   flight uses and its holder's lease file (`<root>/leases`); the
+///   collector and delete leave them alone while the file is locked
 /// - `uploaded`: remote id + digest -> nothing: content known to be in a
 ///   remote, so it is not asked about again
 /// - `trash`: digests whose last reference went and whose files are about to
@@ -27,6 +28,8 @@ final class MetadataStore: Sendable {
     let trash: MDB_dbi
     let leases: MDB_dbi
     let uploaded: MDB_dbi
+    /// This instance's lease file, a sibling of the metadata directory.
+    let leaseFile: LeaseFile
 
     /// LMDB must not be opened twice in one process (its POSIX locks are
     /// per process), so stores on the same root share one environment.
@@ -53,6 +56,7 @@ final class MetadataStore: Sendable {
         trash = try env.openDatabase("trash")
         leases = try env.openDatabase("leases")
         uploaded = try env.openDatabase("uploaded")
+        leaseFile = LeaseFile(dir: Paths.dirname(key) + "/leases")
     }
 
     // MARK: reads
