@@ -14,8 +14,9 @@ import Synchronization
 /// - `leases`: `pid:start:n` -> the snapshots and digests an operation in
 ///   flight uses and its holder's lease file (`<root>/leases`); the
 ///   collector and delete leave them alone while the file is locked
-/// - `uploaded`: remote id + digest -> nothing: content known to be in a
-///   remote, so it is not asked about again
+/// - `uploaded`: remote id + digest -> nothing: written by older versions,
+///   no longer read (a remote may lose objects: every publish checks each
+///   digest with the remote itself)
 /// - `trash`: digests whose last reference went and whose files are about to
 ///   be unlinked; a snapshot that needs one takes it back out.
 final class MetadataStore: Sendable {
@@ -91,10 +92,6 @@ final class MetadataStore: Sendable {
     func inode(_ txn: LMDBTransaction, dev: UInt64, ino: UInt64) throws -> InodeRecord? {
         guard let v = try txn.get(inodes, InodeRecord.key(dev: dev, ino: ino)) else { return nil }
         return try v.withUnsafeBytes { try InodeRecord.decode($0) }
-    }
-
-    static func uploadedKey(_ remote: String, _ d: Digest) -> [UInt8] {
-        Array(remote.utf8.prefix(400)) + [0] + d.key
     }
 
     // MARK: writes
