@@ -83,6 +83,12 @@ let package = Package(
             dependencies: ["SnapshotterCore"],
             path: "bench/swift"
         ),
+        // A child process for the tests of leases across PID namespaces.
+        .executableTarget(
+            name: "snapshotter-testchild",
+            dependencies: ["SnapshotterCore"],
+            path: "Tests/TestChild"
+        ),
         .testTarget(
             name: "SnapshotterCoreTests",
             dependencies: ["SnapshotterCore", "CShim"],

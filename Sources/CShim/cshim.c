@@ -92,3 +92,15 @@ int cshim_openat2_beneath(int dirfd, const char *path, int flags, unsigned int m
     return -1;
 #endif
 }
+
+int cshim_ofd_trylock(int fd, int exclusive) {
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = exclusive ? F_WRLCK : F_RDLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 0;
+    fl.l_len = 0;
+    int rc;
+    do { rc = fcntl(fd, F_OFD_SETLK, &fl); } while (rc == -1 && errno == EINTR);
+    return rc;
+}

@@ -201,7 +201,7 @@ struct GCTests {
         #expect(try await store.verify().isConsistent)
     }
 
-    @Test("A lease held by a process that died expires at the next collection")
+    @Test("A lease record of an older version (pid and start time) expires when its process dies")
     func deadProcessLeaseExpires() async throws {
         let fx = try GCFixture()
         defer { fx.cleanup() }

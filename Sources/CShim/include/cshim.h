@@ -33,4 +33,9 @@ int64_t cshim_stat_mtime_ns(const void *st);
 int cshim_openat2_beneath(int dirfd, const char *path, int flags, unsigned int mode, int no_xdev);
 /* 64 random bits from getrandom(2). */
 uint64_t cshim_random_u64(void);
+/* An open-file-description lock (F_OFD_SETLK) on the whole of fd:
+ * exclusive (F_WRLCK) or shared (F_RDLCK); never waits. 0 on success, -1
+ * with errno EAGAIN or EACCES when another open file description holds a
+ * conflicting lock (in any process, this one included). */
+int cshim_ofd_trylock(int fd, int exclusive);
 #endif

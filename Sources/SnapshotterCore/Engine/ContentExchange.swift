@@ -20,45 +20,29 @@ final class SingleFlight: Sendable {
 }
 
 extension Snapshotter {
-    /// Uploads content the remote does not have yet. Digests known to be
-    /// there (from an earlier upload or check) are not asked about again.
+    /// Makes sure the remote has every digest before anything names them:
+    /// each is checked (HEAD), and uploaded when missing, however often it
+    /// was uploaded before (a remote may lose objects; nothing local can
+    /// tell). Checks and uploads run `downloadConcurrency` at a time.
     func upload(_ digests: [Digest], to transport: any ContentTransport, reporter: ProgressReporter,
                 cancel: CancellationFlag) async throws {
-        let remote = transport.remoteID
-        let todo = try await pool.run {
-            try self.meta.env.read { txn in
-                try digests.filter { try !txn.contains(self.meta.uploaded, MetadataStore.uploadedKey(remote, $0)) }
-            }
-        }
-        guard !todo.isEmpty else { return }
-        var bytes: Int64 = 0
-        for d in todo { bytes += Int64((try? Sys.lstatIfExists(store.contentPath(d)))??.st_size ?? 0) }
+        let all = Array(Set(digests))
+        guard !all.isEmpty else { return }
         reporter.begin(.uploading, filesTotal: 0, bytesTotal: 0)
-        let done = Locked<[Digest]>([])
-        let width = options.content?.downloadConcurrency ?? 4
-        do {
-            try await forEachConcurrently(todo, limit: width, pool: pool, cancel: cancel, bufferSize: 4096) { d, _ in
-                do {
-                    try transport.upload(d, path: self.store.contentPath(d), cancel: cancel)
-                } catch let e as SnapshotterError where e.code != .canceled {
-                    throw e.context("snapshot: uploading content")
-                }
-                done.withLock { $0.append(d) }
-            }
-        } catch {
-            try? await rememberUploads(done.withLock { $0 }, remote: remote)
-            throw error
-        }
-        try await rememberUploads(done.withLock { $0 }, remote: remote)
-        Log.info("uploaded \(todo.count) content files (\(bytes) bytes) to \(remote)")
-    }
-
-    private func rememberUploads(_ digests: [Digest], remote: String) async throws {
-        guard !digests.isEmpty else { return }
-        try await pool.run {
-            try self.meta.env.write { txn in
-                for d in digests { try txn.put(self.meta.uploaded, MetadataStore.uploadedKey(remote, d), []) }
+        let sent = Locked<(files: Int, bytes: Int64)>((0, 0))
+        let width = max(1, options.content?.downloadConcurrency ?? 4)
+        try await forEachConcurrently(all, limit: width, pool: pool, cancel: cancel, bufferSize: 4096) { d, _ in
+            do {
+                if try transport.has(d) { return }
+                let path = self.store.contentPath(d)
+                let size = Int64((try? Sys.lstatIfExists(path))??.st_size ?? 0)
+                try transport.upload(d, path: path, cancel: cancel)
+                sent.withLock { $0 = ($0.files + 1, $0.bytes + size) }
+            } catch let e as SnapshotterError where e.code != .canceled {
+                throw e.context("snapshot: uploading content")
             }
         }
+        let (files, bytes) = sent.withLock { $0 }
+        Log.info("\(transport.remoteID) has the \(all.count) content files of the snapshot: \(files) uploaded now (\(bytes) bytes)")
     }
 }

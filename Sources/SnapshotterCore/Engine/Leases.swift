@@ -5,13 +5,16 @@ import CShim
 import Synchronization
 
 /// A lease: what one operation in flight uses, recorded in the metadata so
-/// every process sharing the root sees it. It names its process by pid and
-/// start time, so a lease whose process died (or whose pid was reused)
-/// expires by itself.
+/// every process sharing the root sees it. It names its holder's lease file
+/// (LeaseFile), so it dies with the holder, whatever PID namespace either
+/// side runs in.
 struct Lease: Sendable {
     let key: [UInt8]
     var snapshots: [SnapshotKey]
     var digests: [Digest]
+    /// The holder's lease file; nil in records of older versions, which
+    /// are judged by the pid and start time in their key.
+    var holder: String?
 }
 
 /// The leases in force, as read in one transaction.
@@ -21,12 +24,15 @@ struct LeaseView {
     var expired: [[UInt8]] = []
 }
 
+/// The pid and start time older versions judge a lease by; still written
+/// in the key, so a collector of an older version sharing the root keeps
+/// honouring our leases (as far as it can see our pid).
 enum ProcessIdentity {
     static let pid = getpid()
     static let startTicks = cshim_process_start_ticks(getpid())
-    static let counter = AtomicCounter()
 
     /// Whether the process a lease names still runs (same pid, same start).
+    /// Meaningful only in the PID namespace of the holder.
     static func isAlive(pid: Int32, startTicks: UInt64) -> Bool {
         if pid == Self.pid { return startTicks == Self.startTicks }
         let now = cshim_process_start_ticks(pid)
@@ -35,6 +41,8 @@ enum ProcessIdentity {
 }
 
 extension Lease {
+    /// Version 1 (what older versions read: they ignore what follows),
+    /// then the holder's lease file.
     func encode() -> [UInt8] {
         var w = ByteWriter()
         w.u8(1)
@@ -42,8 +50,14 @@ extension Lease {
         for s in snapshots { w.string(s.description) }
         w.u32(UInt32(digests.count))
         for d in digests { w.u64(d.value) }
+        if let holder {
+            w.u8(Self.holderTag)
+            w.string(holder)
+        }
         return w.bytes
     }
+
+    static let holderTag: UInt8 = 0x46
 
     static func decode(key: [UInt8], _ bytes: UnsafeRawBufferPointer) throws -> Lease {
         var r = ByteReader(bytes, what: "lease")
@@ -60,38 +74,59 @@ extension Lease {
         guard nd <= bytes.count else { throw r.fail() }
         var digests: [Digest] = []
         for _ in 0..<nd { digests.append(Digest(try r.u64())) }
-        return Lease(key: key, snapshots: snaps, digests: digests)
+        var holder: String?
+        if !r.atEnd {
+            guard try r.u8() == holderTag else { throw r.fail() }
+            let name = try r.string()
+            guard LeaseFile.isValidName(name), r.atEnd else { throw r.fail() }
+            holder = name
+        }
+        return Lease(key: key, snapshots: snaps, digests: digests, holder: holder)
     }
 
-    /// `pid start n`, big-endian, so the owner can be read from the key.
+    /// `pid start n`, big-endian, as older versions read it; `n` is random
+    /// (pids and start times repeat across PID namespaces).
     static func newKey() -> [UInt8] {
         var w = ByteWriter()
         w.u32(UInt32(bitPattern: ProcessIdentity.pid))
         w.u64(ProcessIdentity.startTicks)
-        w.u64(UInt64(ProcessIdentity.counter.next()))
+        w.u64(cshim_random_u64())
         return w.bytes
     }
 
-    static func owner(_ key: UnsafeRawBufferPointer) -> (pid: Int32, start: UInt64)? {
+    static func owner(_ key: [UInt8]) -> (pid: Int32, start: UInt64)? {
         guard key.count == 20 else { return nil }
-        var r = ByteReader(key, what: "lease key")
-        guard let pid = try? r.u32(), let start = try? r.u64() else { return nil }
-        return (Int32(bitPattern: pid), start)
+        return key.withUnsafeBytes { b in
+            var r = ByteReader(b, what: "lease key")
+            guard let pid = try? r.u32(), let start = try? r.u64() else { return nil }
+            return (Int32(bitPattern: pid), start)
+        }
+    }
+
+    /// Whether the holder still runs: its lease file is locked, or (records
+    /// of older versions) its pid and start time still match.
+    func isAlive(_ probe: LeaseProbe) -> Bool {
+        if let holder { return probe.isAlive(holder) }
+        guard let owner = Lease.owner(key) else { return false }
+        return ProcessIdentity.isAlive(pid: owner.pid, startTicks: owner.start)
     }
 }
 
 extension MetadataStore {
+    /// Writes a new lease record (under a fresh key).
     func putLease(_ txn: LMDBTransaction, _ lease: Lease) throws {
         try txn.put(leases, lease.key, lease.encode())
     }
 
-    /// Every lease in force; those of dead processes are listed as expired.
+    /// Every lease in force; those of dead holders (and unreadable records)
+    /// are listed as expired.
     func leaseView(_ txn: LMDBTransaction) throws -> LeaseView {
+        let probe = LeaseProbe(dir: leaseFile.dir)
         var view = LeaseView()
         try txn.forEach(leases) { k, v in
-            guard let owner = Lease.owner(k), ProcessIdentity.isAlive(pid: owner.pid, startTicks: owner.start),
-                  let lease = try? Lease.decode(key: Array(k), v) else {
-                view.expired.append(Array(k))
+            let key = Array(k)
+            guard let lease = try? Lease.decode(key: key, v), lease.isAlive(probe) else {
+                view.expired.append(key)
                 return true
             }
             view.snapshots.formUnion(lease.snapshots)
@@ -115,11 +150,14 @@ extension Snapshotter {
                                 check: @escaping @Sendable (LMDBTransaction) throws -> [Digest] = { _ in [] },
                                 onSuccess: (@Sendable (LMDBTransaction) throws -> Void)? = nil,
                                 _ body: () async throws -> T) async throws -> T {
-        let key = Lease.newKey()
         let lease = try await pool.run {
-            try self.meta.env.write { txn -> Lease in
+            // The file is locked before any record names it.
+            let holder = try self.meta.leaseFile.name()
+            return try self.meta.env.write { txn -> Lease in
                 let more = try check(txn)
-                let lease = Lease(key: key, snapshots: snapshots, digests: Array(Set(digests + more)))
+                var key = Lease.newKey()
+                while try txn.contains(self.meta.leases, key) { key = Lease.newKey() }
+                let lease = Lease(key: key, snapshots: snapshots, digests: Array(Set(digests + more)), holder: holder)
                 try self.meta.putLease(txn, lease)
                 return lease
             }
@@ -143,14 +181,18 @@ extension Snapshotter {
         return result
     }
 
-    /// Removes the leases of processes that no longer run.
+    /// Removes the leases of holders that are gone, then their lease files.
     func expireLeases() throws -> Int {
-        try meta.env.write { txn in
+        let expired = try meta.env.write { txn in
             let view = try meta.leaseView(txn)
             for k in view.expired { try txn.delete(meta.leases, k) }
-            if !view.expired.isEmpty { Log.info("gc \(root): expired \(view.expired.count) leases of processes that died") }
             return view.expired.count
         }
+        let files = try meta.leaseFile.removeDead()
+        if expired > 0 || files > 0 {
+            Log.info("gc \(root): expired \(expired) leases and removed \(files) lease files of processes that are gone")
+        }
+        return expired
     }
 
     /// Snapshots and digests leased now (for tests and stats).

@@ -61,7 +61,12 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
+    /// Log messages produced inside a transaction are delivered after it.
     func read<T>(_ body: (LMDBTransaction) throws -> T) throws -> T {
+        try Log.deferring { try readNow(body) }
+    }
+
+    private func readNow<T>(_ body: (LMDBTransaction) throws -> T) throws -> T {
         var t: OpaquePointer?
         try LMDBEnvironment.check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &t), "begin metadata read")
         guard let t else { throw SnapshotterError(.internal, "no read transaction") }
@@ -72,6 +77,10 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// Runs `body` in a write transaction and commits it when `body` returns;
     /// a thrown error aborts it.
     func write<T>(_ body: (LMDBTransaction) throws -> T) throws -> T {
+        try Log.deferring { try writeNow(body) }
+    }
+
+    private func writeNow<T>(_ body: (LMDBTransaction) throws -> T) throws -> T {
         var t: OpaquePointer?
         try LMDBEnvironment.check(mdb_txn_begin(env, nil, 0, &t), "begin metadata write")
         guard let t else { throw SnapshotterError(.internal, "no write transaction") }

@@ -12,9 +12,11 @@ import Synchronization
 /// - `refs` (dup-sorted): digest -> each `name:version` that uses it
 /// - `inodes`: dev+ino of a read-only link -> digest, size, mtime
 /// - `leases`: `pid:start:n` -> the snapshots and digests an operation in
-///   flight uses; the collector and delete leave them alone
-/// - `uploaded`: remote id + digest -> nothing: content known to be in a
-///   remote, so it is not asked about again
+///   flight uses and its holder's lease file (`<root>/leases`); the
+///   collector and delete leave them alone while the file is locked
+/// - `uploaded`: remote id + digest -> nothing: written by older versions,
+///   no longer read (a remote may lose objects: every publish checks each
+///   digest with the remote itself)
 /// - `trash`: digests whose last reference went and whose files are about to
 ///   be unlinked; a snapshot that needs one takes it back out.
 final class MetadataStore: Sendable {
@@ -27,6 +29,8 @@ final class MetadataStore: Sendable {
     let trash: MDB_dbi
     let leases: MDB_dbi
     let uploaded: MDB_dbi
+    /// This instance's lease file, a sibling of the metadata directory.
+    let leaseFile: LeaseFile
 
     /// LMDB must not be opened twice in one process (its POSIX locks are
     /// per process), so stores on the same root share one environment.
@@ -53,6 +57,7 @@ final class MetadataStore: Sendable {
         trash = try env.openDatabase("trash")
         leases = try env.openDatabase("leases")
         uploaded = try env.openDatabase("uploaded")
+        leaseFile = LeaseFile(dir: Paths.dirname(key) + "/leases")
     }
 
     // MARK: reads
@@ -87,10 +92,6 @@ final class MetadataStore: Sendable {
     func inode(_ txn: LMDBTransaction, dev: UInt64, ino: UInt64) throws -> InodeRecord? {
         guard let v = try txn.get(inodes, InodeRecord.key(dev: dev, ino: ino)) else { return nil }
         return try v.withUnsafeBytes { try InodeRecord.decode($0) }
-    }
-
-    static func uploadedKey(_ remote: String, _ d: Digest) -> [UInt8] {
-        Array(remote.utf8.prefix(400)) + [0] + d.key
     }
 
     // MARK: headroom

@@ -6,21 +6,26 @@ import Testing
 
 /// The snapshotctl binary built beside the test bundle (same build
 /// configuration), or under `.build/debug` of the repository.
-func snapshotctlPath() throws -> String {
+func snapshotctlPath() throws -> String { try builtExecutable("snapshotctl") }
+
+/// The lease tests' child (Tests/TestChild), found like snapshotctl.
+func testChildPath() throws -> String { try builtExecutable("snapshotter-testchild") }
+
+func builtExecutable(_ name: String) throws -> String {
     var candidates: [String] = []
     if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // The test bundle may be a directory (…/X.xctest/…) on some setups.
         for _ in 0..<3 {
-            candidates.append(dir.appendingPathComponent("snapshotctl").path)
+            candidates.append(dir.appendingPathComponent(name).path)
             dir.deleteLastPathComponent()
         }
     }
     var repo = URL(fileURLWithPath: #filePath)
     for _ in 0..<4 { repo.deleteLastPathComponent() }
-    candidates.append(repo.appendingPathComponent(".build/debug/snapshotctl").path)
+    candidates.append(repo.appendingPathComponent(".build/debug/" + name).path)
     for c in candidates where access(c, X_OK) == 0 { return c }
-    throw TestError.setup("snapshotctl is not built (looked in \(candidates)); run `swift build` first")
+    throw TestError.setup("\(name) is not built (looked in \(candidates)); run `swift build` first")
 }
 
 /// A child process whose exit can be awaited and which can be killed.
@@ -40,7 +45,12 @@ final class Child: Sendable {
     private let exit: AsyncStream<(Int32, Bool)>
     private let errPath: String
 
-    init(_ executable: String, _ arguments: [String], scratch: String) throws {
+    /// With `talk`, the child's stdin and stdout are pipes to `send` and
+    /// `readLine`.
+    private let input: FileHandle?
+    private let output: FileHandle?
+
+    init(_ executable: String, _ arguments: [String], scratch: String, talk: Bool = false) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -50,8 +60,18 @@ final class Child: Sendable {
             throw TestError.setup("cannot create \(errPath)")
         }
         p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        p.standardInput = FileHandle.nullDevice
+        if talk {
+            let toChild = Pipe(), fromChild = Pipe()
+            p.standardInput = toChild
+            p.standardOutput = fromChild
+            input = toChild.fileHandleForWriting
+            output = fromChild.fileHandleForReading
+        } else {
+            p.standardOutput = FileHandle.nullDevice
+            p.standardInput = FileHandle.nullDevice
+            input = nil
+            output = nil
+        }
         let (stream, continuation) = AsyncStream<(Int32, Bool)>.makeStream()
         exit = stream
         p.terminationHandler = { p in
@@ -65,6 +85,35 @@ final class Child: Sendable {
     }
 
     func kill() { _ = Glibc.kill(pid, SIGKILL) }
+
+    /// Writes a line to the child's stdin.
+    func send(_ line: String) throws {
+        guard let input else { throw TestError.setup("the child was started without pipes") }
+        try input.write(contentsOf: Array((line + "\n").utf8))
+    }
+
+    /// The next line the child writes on stdout, or nil at its end. Read
+    /// on a thread of its own: it blocks.
+    func readLine() async -> String? {
+        guard let output else { return nil }
+        return await withCheckedContinuation { c in
+            Thread.detachNewThread {
+                var line: [UInt8] = []
+                while true {
+                    let chunk = output.readData(ofLength: 1)
+                    guard let b = chunk.first else { c.resume(returning: line.isEmpty ? nil : String(decoding: line, as: UTF8.self)); return }
+                    if b == 0x0A { c.resume(returning: String(decoding: line, as: UTF8.self)); return }
+                    line.append(b)
+                }
+            }
+        }
+    }
+
+    /// The processes this one started (its direct children).
+    var children: [Int32] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0) }
+    }
 
     func wait() async -> Exit {
         for await (status, signaled) in exit {

@@ -1,0 +1,66 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import SnapshotterCore
+
+/// The log handler never runs inside a metadata transaction (the header
+/// promises callbacks never run while the library holds a lock on store
+/// state): messages produced there are delivered after it ends.
+@Suite("Log delivery")
+struct LogDeliveryTests {
+    @Test("A collection that expires leases logs outside its transactions")
+    func expiryLogsOutsideTransactions() async throws {
+        let fx = try GCFixture()
+        defer { fx.cleanup() }
+        let store = try fx.open()
+        try await fx.make(store, 0)
+        // A lease whose holder is gone (its lease file does not exist).
+        try store.meta.env.write { txn in
+            try store.meta.putLease(txn, Lease(key: Lease.newKey(), snapshots: [SnapshotKey(name: "sb", version: "v0")],
+                                               digests: [], holder: String(repeating: "d", count: 32)))
+        }
+        let seen = Mutex<[(String, Bool)]>([])
+        Log.setHandler({ _, message in
+            // Log.isDeferring is true exactly inside a transaction of this
+            // thread (or task); the handler is process-wide, so this holds
+            // for every message of every test running meanwhile.
+            let inside = Log.isDeferring
+            seen.withLock { $0.append((message, inside)) }
+        }, maxLevel: .debug)
+        defer { Log.setHandler(nil) }
+        var p = GCPolicy()
+        p.highWatermarkPercent = 100
+        _ = try await store.gc(policy: p)
+        let messages = seen.withLock { $0 }
+        #expect(messages.contains { $0.0.contains("gc \(store.root): expired 1 leases") })
+        for (m, inside) in messages { #expect(!inside, "delivered inside a transaction: \(m)") }
+        #expect(try store.meta.env.read { try $0.count(store.meta.leases) } == 0)
+    }
+
+    @Test("Messages logged inside a transaction arrive after it, in order; none is lost when it throws")
+    func heldMessagesArriveAfterTheTransaction() throws {
+        let fx = try GCFixture()
+        defer { fx.cleanup() }
+        let store = try fx.open()
+        let seen = Mutex<[String]>([])
+        let tag = UUID().uuidString
+        Log.setHandler({ _, message in
+            if message.hasPrefix(tag) { seen.withLock { $0.append(message + (Log.isDeferring ? " inside" : "")) } }
+        })
+        defer { Log.setHandler(nil) }
+        try store.meta.env.write { _ in
+            Log.info("\(tag) one")
+            try store.meta.env.read { _ in Log.info("\(tag) two") }
+            #expect(seen.withLock { $0 }.isEmpty)
+        }
+        #expect(seen.withLock { $0 } == ["\(tag) one", "\(tag) two"])
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try store.meta.env.write { _ in
+                Log.info("\(tag) three")
+                throw Boom()
+            }
+        }
+        #expect(seen.withLock { $0 } == ["\(tag) one", "\(tag) two", "\(tag) three"])
+    }
+}
