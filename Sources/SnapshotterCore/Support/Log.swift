@@ -23,7 +23,7 @@ public enum Log {
     static func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
         let h = state.withLock { s -> Handler? in level <= s.maxLevel ? s.handler : nil }
         guard let h else { return }
-        h(level, message())
+        h(level, Redact.text(message()))
     }
 
     static func error(_ m: @autoclosure () -> String) { log(.error, m()) }
