@@ -233,12 +233,9 @@ struct Inspect: AsyncParsableCommand {
     func run() async throws {
         try await runReporting {
             guard registry.registry != nil else { throw SnapshotterError(.invalidArgument, "inspect needs --registry") }
-            var options = StoreOptions()
-            options.gc.intervalSeconds = 0
-            options.registry = try registry.settings()
-            let root = (try? common.resolvedRoot()) ?? "/tmp/snapshotctl-inspect-\(getpid())"
-            let store = try Snapshotter(root: root, options: options)
-            let info = try await store.inspectRemote(name: name, version: version)
+            // Only the registry is asked: no store is opened or created.
+            guard let settings = try registry.settings() else { throw SnapshotterError(.invalidArgument, "inspect needs --registry") }
+            let info = try await Snapshotter.inspectRemote(registry: settings, name: name, version: version)
             if json {
                 print(String(decoding: info.config, as: UTF8.self))
             } else {
