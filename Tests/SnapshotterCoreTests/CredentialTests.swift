@@ -35,6 +35,14 @@ struct CredentialRuleTests {
         #expect(throws: HTTPTransportError.self) { _ = try HTTPRedirect.follow(req, to: "file:///etc/passwd", status: 307) }
     }
 
+    @Test("libcurl speaks only http and https: file:// and other schemes are refused, nothing is read")
+    func protocolsLimited() throws {
+        let pool = CurlPool()
+        for url in ["file:///etc/hostname", "dict://127.0.0.1:9/", "gopher://127.0.0.1:9/"] {
+            #expect(throws: HTTPTransportError.self, "\(url)") { _ = try pool.perform(HTTPRequest(url: url), HTTPSettings()) }
+        }
+    }
+
     @Test("Redaction: userinfo and secret query values go; the rest stays")
     func redaction() {
         #expect(Redact.text("fetch a:v from http://bob:hunter2@reg:5000/v2/x failed") == "fetch a:v from http://***@reg:5000/v2/x failed")
