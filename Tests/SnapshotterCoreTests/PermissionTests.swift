@@ -69,6 +69,23 @@ struct PermissionTests {
         #expect(try Sys.lstatIfExists(fx.root).map { $0.st_mode & 0o777 } == 0o755)
     }
 
+    @Test("snapshotctl --store-group takes a group name or number; an unknown name is refused")
+    func cliStoreGroup() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("perm-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/src", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("x\n".utf8).write(to: URL(fileURLWithPath: dir + "/src/f"))
+        let ctl = try snapshotctlPath()
+        let args = ["snapshot", "--quiet", "--name", "a", "--version", "1", "--base-dir", dir + "/src", "--rw", "f"]
+        #expect(try run(ctl, args + ["--root", dir + "/named", "--store-group", "root"]) == 0)
+        #expect(try run(ctl, args + ["--root", dir + "/numbered", "--store-group", "0"]) == 0)
+        for root in [dir + "/named", dir + "/numbered"] {
+            let st = try Sys.lstatIfExists(root + "/storage")
+            #expect(st.map { $0.st_mode & 0o777 } == 0o750 && st?.st_gid == 0, "\(root)")
+        }
+        #expect(try run(ctl, args + ["--root", dir + "/bad", "--store-group", "no-such-group-here"]) != 0)
+    }
+
     @Test("With a store group, a member of it can read; others still cannot")
     func groupMayRead() async throws {
         let suffix = String(UInt32.random(in: 0..<1_000_000))
