@@ -120,7 +120,8 @@ class OptionsHandle:
         # empty user name is not the same as none).
         if not value:
             return
-        check(self._lib.snapshotter_options_set_string(self.handle, option, _text.text(value, what)))
+        # A setting may be a secret (or a URL holding one): never quoted.
+        check(self._lib.snapshotter_options_set_string(self.handle, option, _text.text(value, what, show=False)))
 
     def apply(
         self,
