@@ -98,6 +98,13 @@ struct CredentialServiceTests {
         var method: String
         var path: String
         var authorization: String?
+        var cookie: String?
+        var amzSecurityToken: String?
+
+        enum CodingKeys: String, CodingKey {
+            case method, path, authorization, cookie
+            case amzSecurityToken = "x-amz-security-token"
+        }
     }
 
     static func recorded() throws -> [Recorded] {
@@ -155,6 +162,23 @@ struct CredentialServiceTests {
             #expect(e.message.contains("not an http(s) URL"), "\(e.message)")
             return e.code == .registry
         }
+    }
+
+    @Test("Object storage's redirect to another origin carries neither the signature nor the session token there")
+    func s3RedirectToAnotherOrigin() throws {
+        try Self.resetRecorder()
+        var c = ContentSettings(url: "s3://s3redirect")
+        c.endpoint = try RegistryServices.value("REGISTRY_HOSTILE")
+        c.accessKeyID = "AKIDEXAMPLE"
+        c.secretAccessKey = "secret-key"
+        c.sessionToken = "session-token-secret"
+        c.retries = 0
+        let s3 = try S3Transport(c)
+        _ = try? s3.has(Digest(42))
+        let seen = try Self.recorded()
+        #expect(seen.contains { $0.path.hasPrefix("/s3/s3redirect/") }, "\(seen.map(\.path))")
+        #expect(seen.allSatisfy { $0.authorization == nil && $0.amzSecurityToken == nil },
+                "\(seen.map { "\($0.path) \($0.authorization ?? "-") \($0.amzSecurityToken ?? "-")" })")
     }
 
     @Test("A registry's redirect to another origin carries no Authorization there")

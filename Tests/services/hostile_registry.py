@@ -56,9 +56,14 @@ second listener of this process on its own port (another origin):
                       then serve as good does; blob GETs answer 307 to the
                       recorder, which serves the blob
 
+Outside /v2, any request under /s3redirect/ (object storage with the bucket
+`s3redirect`, path style) answers 307 to the same path under /s3/ on the
+recorder, which answers 404.
+
 The recorder answers GET /token with {"token": "recorder-token"} to anyone,
 GET /blob/<digest> with a blob of good, and records every request as
-{"method", "path", "authorization"} (null when absent): GET /recorded
+{"method", "path", "authorization", "cookie", "x-amz-security-token"} (null
+when absent): GET /recorded
 lists them, POST /recorded/reset clears them.
 
 Anything else answers 404 NAME_UNKNOWN, a push (POST, PUT, PATCH, DELETE)
@@ -246,6 +251,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self):
         path = urllib.parse.urlsplit(self.path).path
+        if path.startswith("/s3redirect/"):
+            self.send(307, b"", headers=[("Location", "http://%s:%d/s3%s" % (
+                self.server.recorder.server_address[:2] + (self.path,)))])
+            return
         if path in ("/v2", "/v2/"):
             self.send(200, b"{}")
             return
@@ -427,6 +436,9 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        if self.path.startswith("/s3redirect/"):
+            self.route()
+            return
         self.send_error_body(405, "UNSUPPORTED", "this registry only serves pulls")
 
     do_PUT = do_PATCH = do_DELETE = unsupported
@@ -474,7 +486,9 @@ class RecorderHandler(BaseHTTPRequestHandler):
             return
         with server.lock:
             server.requests.append({"method": self.command, "path": self.path,
-                                    "authorization": self.headers.get("Authorization")})
+                                    "authorization": self.headers.get("Authorization"),
+                                    "cookie": self.headers.get("Cookie"),
+                                    "x-amz-security-token": self.headers.get("X-Amz-Security-Token")})
         if path == "/token":
             self.reply(200, compact({"token": "recorder-token", "expires_in": 300}))
             return
