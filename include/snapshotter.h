@@ -148,6 +148,11 @@ typedef enum snapshotter_option {
      * (default 2000; 0 reports every step). Phase changes and the final
      * event always go out. */
     SNAPSHOTTER_OPT_PROGRESS_INTERVAL_US = 4,
+    /* int: a group id that may read the store (-1, the default: none, only
+     * the owner may). Without it directories are 0700, content files 0400
+     * and the metadata files 0600; with it 0750, 0440 and 0640, owned by
+     * that group (the process must belong to it). */
+    SNAPSHOTTER_OPT_STORE_GROUP = 5,
 
     /* 100-199: OCI registry settings (string unless noted). The endpoint is
      * http://host[:port], https://host[:port], or file:///dir for an OCI

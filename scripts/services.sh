@@ -50,12 +50,15 @@
 #   REGISTRY_TLS REGISTRY_TLS_CA         https://localhost:PORT, DIR/ca.pem
 #   REGISTRY_TLS_USER REGISTRY_TLS_PASSWORD
 #   REGISTRY_TOKEN                       http://127.0.0.1:PORT
-#   REGISTRY_TOKEN_REALM REGISTRY_TOKEN_SERVICE
+#   REGISTRY_TOKEN_REALM REGISTRY_TOKEN_SERVICE  (realm https://localhost:PORT/token, CA REGISTRY_TLS_CA)
 #   REGISTRY_TOKEN_USER REGISTRY_TOKEN_PASSWORD                 (push + pull)
 #   REGISTRY_TOKEN_READER REGISTRY_TOKEN_READER_PASSWORD        (pull only)
 #   REGISTRY_PROXY REGISTRY_PROXY_CONTROL  proxy to plain; POST /mode there
 #   REGISTRY_HOSTILE                     http://127.0.0.1:PORT
 #   REGISTRY_HOSTILE_GOOD_MANIFEST_DIGEST REGISTRY_HOSTILE_GOOD_CONFIG_DIGEST
+#   REGISTRY_HOSTILE_RECORDER            http://127.0.0.1:PORT (another origin:
+#                                        GET /recorded, POST /recorded/reset)
+#   REGISTRY_HOSTILE_REALM_SECRET        the file the filerealm challenge names
 #   SERVICES_PYTHON                      the venv's python (boto3, grpcio, ...)
 #   S3_ENDPOINT                          http://127.0.0.1:PORT (moto)
 #   S3_REGION S3_BUCKET                  us-east-1, snapshots

@@ -31,4 +31,16 @@ static inline CURLcode cshim_curl_getinfo_ptr(CURL *h, CURLINFO i, char **v) {
 static inline CURLcode cshim_curl_getinfo_long(CURL *h, CURLINFO i, long *v) {
     return curl_easy_getinfo(h, i, v);
 }
+/* Every transfer speaks http or https only, redirects included (never
+ * file://, ftp://, ...). */
+static inline CURLcode cshim_curl_limit_protocols(CURL *h) {
+#if LIBCURL_VERSION_NUM >= 0x075500
+    CURLcode rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (rc == CURLE_OK) rc = curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    CURLcode rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    if (rc == CURLE_OK) rc = curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    return rc;
+}
 #endif

@@ -26,6 +26,17 @@ struct RootOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
 
+    @Option(name: .customLong("store-group"), help: "A group (name or number) that may read the store; default: only the owner.")
+    var storeGroup: String?
+
+    /// The --store-group as a gid.
+    func groupID() throws -> UInt32? {
+        guard let storeGroup else { return nil }
+        if let n = UInt32(storeGroup), n != UInt32.max { return n }
+        guard let g = getgrnam(storeGroup) else { throw ValidationError("--store-group: no group \(storeGroup.debugDescription)") }
+        return g.pointee.gr_gid
+    }
+
     func resolvedRoot() throws -> String {
         if let root, !root.isEmpty { return root }
         if let env = getenv("SNAPSHOTTER_ROOT"), env.pointee != 0 { return String(cString: env) }
@@ -37,6 +48,7 @@ struct RootOptions: ParsableArguments {
         options.gc.intervalSeconds = 0
         options.registry = try registry?.settings()
         options.content = try content?.settings()
+        options.storeGroup = try groupID()
         return try Snapshotter(root: try resolvedRoot(), options: options)
     }
 }
@@ -221,12 +233,9 @@ struct Inspect: AsyncParsableCommand {
     func run() async throws {
         try await runReporting {
             guard registry.registry != nil else { throw SnapshotterError(.invalidArgument, "inspect needs --registry") }
-            var options = StoreOptions()
-            options.gc.intervalSeconds = 0
-            options.registry = try registry.settings()
-            let root = (try? common.resolvedRoot()) ?? "/tmp/snapshotctl-inspect-\(getpid())"
-            let store = try Snapshotter(root: root, options: options)
-            let info = try await store.inspectRemote(name: name, version: version)
+            // Only the registry is asked: no store is opened or created.
+            guard let settings = try registry.settings() else { throw SnapshotterError(.invalidArgument, "inspect needs --registry") }
+            let info = try await Snapshotter.inspectRemote(registry: settings, name: name, version: version)
             if json {
                 print(String(decoding: info.config, as: UTF8.self))
             } else {

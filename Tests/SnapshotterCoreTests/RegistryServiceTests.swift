@@ -149,12 +149,13 @@ struct RegistryServiceTests {
         let fx = try RegistryFixture()
         defer { fx.cleanup() }
         let endpoint = try RegistryServices.value("REGISTRY_TOKEN")
+        let ca = try RegistryServices.value("REGISTRY_TLS_CA")  // the realm is https
         let pusher = RegistrySettings(endpoint: endpoint, namespace: "tok",
                                       username: try RegistryServices.value("REGISTRY_TOKEN_USER"),
-                                      password: try RegistryServices.value("REGISTRY_TOKEN_PASSWORD"))
+                                      password: try RegistryServices.value("REGISTRY_TOKEN_PASSWORD"), caFile: ca)
         let reader = RegistrySettings(endpoint: endpoint, namespace: "tok",
                                       username: try RegistryServices.value("REGISTRY_TOKEN_READER"),
-                                      password: try RegistryServices.value("REGISTRY_TOKEN_READER_PASSWORD"))
+                                      password: try RegistryServices.value("REGISTRY_TOKEN_READER_PASSWORD"), caFile: ca)
         let store = try fx.open("a", registry: pusher)
         _ = try await store.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: fx.src, files: fx.files))
         try store.setRegistry(reader)

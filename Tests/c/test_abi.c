@@ -137,6 +137,9 @@ static int test_options(void) {
     CHECK_RC(snapshotter_options_set_int(o, 9999, 1), SNAPSHOTTER_EINVAL);
     CHECK(strstr(snapshotter_last_error(), "unknown option 9999") != NULL);
     CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_RESTORE_CONCURRENCY, "4"), SNAPSHOTTER_EINVAL);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_STORE_GROUP, -1), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_STORE_GROUP, -2), SNAPSHOTTER_EINVAL);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_STORE_GROUP, 1LL << 32), SNAPSHOTTER_EINVAL);
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, 95), SNAPSHOTTER_OK);
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, 101), SNAPSHOTTER_EINVAL);
     /* Dragonfly settings are checked, and an endpoint without the object

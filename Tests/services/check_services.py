@@ -200,7 +200,7 @@ class Registry:
         if self.username is not None:
             cred = base64.b64encode(("%s:%s" % (self.username, self.password)).encode()).decode()
             headers["Authorization"] = "Basic " + cred
-        r = http_call("GET", challenge["realm"] + "?" + urllib.parse.urlencode(query), headers=headers)
+        r = http_call("GET", challenge["realm"] + "?" + urllib.parse.urlencode(query), headers=headers, cafile=self.cafile)
         self.token_requests += 1
         if r.status != 200:
             raise AssertionError("token server answered %s" % r)
@@ -423,10 +423,11 @@ def main(env_path):
         expect(ip.pull_manifest("check/tls", "v1").status == 200, "by IP")
 
     # ---- token ----------------------------------------------------------------
-    bob = Registry(env["REGISTRY_TOKEN"], username=env["REGISTRY_TOKEN_USER"], password=env["REGISTRY_TOKEN_PASSWORD"])
-    reader = Registry(env["REGISTRY_TOKEN"], username=env["REGISTRY_TOKEN_READER"],
+    ca = env["REGISTRY_TLS_CA"]  # the realm is https
+    bob = Registry(env["REGISTRY_TOKEN"], cafile=ca, username=env["REGISTRY_TOKEN_USER"], password=env["REGISTRY_TOKEN_PASSWORD"])
+    reader = Registry(env["REGISTRY_TOKEN"], cafile=ca, username=env["REGISTRY_TOKEN_READER"],
                       password=env["REGISTRY_TOKEN_READER_PASSWORD"])
-    anon = Registry(env["REGISTRY_TOKEN"])
+    anon = Registry(env["REGISTRY_TOKEN"], cafile=ca)
     repo = "check/token"
 
     @check("token: 401 Bearer challenge names realm, service and scope")
@@ -476,7 +477,7 @@ def main(env_path):
     def _():
         cred = base64.b64encode(b"bob:wrong").decode()
         r = http_call("GET", env["REGISTRY_TOKEN_REALM"] + "?service=" + env["REGISTRY_TOKEN_SERVICE"],
-                 headers={"Authorization": "Basic " + cred})
+                 headers={"Authorization": "Basic " + cred}, cafile=ca)
         expect(r.status == 401, r)
 
     # ---- fault proxy ------------------------------------------------------------

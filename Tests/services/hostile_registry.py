@@ -44,6 +44,28 @@ tag (or the manifest's own digest) names the manifest.
     slowbody          sends the headers and half of the good manifest, then
                       nothing more (transfer / low-speed timeouts)
 
+Repositories that test where credentials go; they talk to the recorder, a
+second listener of this process on its own port (another origin):
+
+    foreignrealm      answers 401 Bearer with realm http://127.0.0.1:<recorder>/token
+                      (plain http, another origin) until a request carries
+                      `Bearer recorder-token`, then serves as good does
+    filerealm         answers 401 Bearer with realm file://<secret file>, a
+                      file of this process holding "hostile-realm-secret-..."
+    redirect          manifests need any Authorization (401 Basic otherwise),
+                      then serve as good does; blob GETs answer 307 to the
+                      recorder, which serves the blob
+
+Outside /v2, any request under /s3redirect/ (object storage with the bucket
+`s3redirect`, path style) answers 307 to the same path under /s3/ on the
+recorder, which answers 404.
+
+The recorder answers GET /token with {"token": "recorder-token"} to anyone,
+GET /blob/<digest> with a blob of good, and records every request as
+{"method", "path", "authorization", "cookie", "x-amz-security-token"} (null
+when absent): GET /recorded
+lists them, POST /recorded/reset clears them.
+
 Anything else answers 404 NAME_UNKNOWN, a push (POST, PUT, PATCH, DELETE)
 answers 405 UNSUPPORTED.
 
@@ -62,6 +84,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -164,6 +187,8 @@ def build_artifacts(good_config: bytes):
     a["flaky"] = good_artifact(good_config)
     a["ratelimited"] = good_artifact(good_config)
     a["slowbody"] = good_artifact(good_config)
+    a["foreignrealm"] = good_artifact(good_config)
+    a["redirect"] = good_artifact(good_config)
     return a
 
 
@@ -174,8 +199,10 @@ def oci_error(code, message):
 class HostileRegistry(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address):
+    def __init__(self, address, secret_file):
         super().__init__(address, Handler)
+        self.recorder = Recorder((address[0], 0), self)
+        self.secret_file = secret_file
         self.lock = threading.Lock()
         self.default_config = config_bytes([DEFAULT_FILE])
         self.artifacts = build_artifacts(self.default_config)  # the huge ones take a moment: once
@@ -224,6 +251,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self):
         path = urllib.parse.urlsplit(self.path).path
+        if path.startswith("/s3redirect/"):
+            self.send(307, b"", headers=[("Location", "http://%s:%d/s3%s" % (
+                self.server.recorder.server_address[:2] + (self.path,)))])
+            return
         if path in ("/v2", "/v2/"):
             self.send(200, b"{}")
             return
@@ -236,9 +267,32 @@ class Handler(BaseHTTPRequestHandler):
                 return
         self.send_error_body(404, "NAME_UNKNOWN", "repository name not known to registry")
 
+    def bearer_challenge(self, realm, name):
+        self.send_error_body(401, "UNAUTHORIZED", "authentication required",
+                             [("WWW-Authenticate", 'Bearer realm="%s",service="hostile",scope="repository:%s:pull"'
+                               % (realm, name))])
+
+    def credential_check(self, repo):
+        """The credential repositories' 401s; True when one was sent."""
+        auth = self.headers.get("Authorization")
+        name = urllib.parse.urlsplit(self.path).path[4:].split("/manifests/")[0].split("/blobs/")[0]
+        if repo == "foreignrealm" and auth != "Bearer recorder-token":
+            self.bearer_challenge("http://%s:%d/token" % self.server.recorder.server_address[:2], name)
+            return True
+        if repo == "filerealm":
+            self.bearer_challenge("file://" + self.server.secret_file, name)
+            return True
+        if repo == "redirect" and not auth:
+            self.send_error_body(401, "UNAUTHORIZED", "authentication required",
+                                 [("WWW-Authenticate", 'Basic realm="hostile"')])
+            return True
+        return False
+
     def manifests(self, repo, ref):
         server = self.server
         n = server.count(repo)
+        if self.credential_check(repo):
+            return
         if repo == "notfound":
             self.send_error_body(404, "MANIFEST_UNKNOWN", "manifest unknown")
             return
@@ -283,6 +337,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, artifact.manifest, artifact.content_type, digest=artifact.header_digest)
 
     def blobs(self, repo, digest):
+        if self.credential_check(repo):
+            return
+        if repo == "redirect":
+            self.send(307, b"", headers=[("Location", "http://%s:%d/blob/%s" % (
+                self.server.recorder.server_address[:2] + (digest,)))])
+            return
         artifact = self.server.artifacts.get(repo)
         blob = artifact.blobs.get(digest) if artifact else None
         if blob is None:
@@ -376,9 +436,70 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        if self.path.startswith("/s3redirect/"):
+            self.route()
+            return
         self.send_error_body(405, "UNSUPPORTED", "this registry only serves pulls")
 
     do_PUT = do_PATCH = do_DELETE = unsupported
+
+
+class Recorder(ThreadingHTTPServer):
+    """Another origin: records who sent what Authorization header."""
+    daemon_threads = True
+
+    def __init__(self, address, registry):
+        super().__init__(address, RecorderHandler)
+        self.registry = registry
+        self.lock = threading.Lock()
+        self.requests = []
+
+
+class RecorderHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        print("%s recorder %s" % (time.strftime("%H:%M:%S"), fmt % args), flush=True)
+
+    def reply(self, status, body, content_type="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        path = urllib.parse.urlsplit(self.path).path
+        server = self.server
+        if path == "/recorded" and self.command == "GET":
+            with server.lock:
+                self.reply(200, compact(server.requests))
+            return
+        if path == "/recorded/reset" and self.command == "POST":
+            with server.lock:
+                server.requests = []
+            self.reply(200, b'{"ok":true}')
+            return
+        with server.lock:
+            server.requests.append({"method": self.command, "path": self.path,
+                                    "authorization": self.headers.get("Authorization"),
+                                    "cookie": self.headers.get("Cookie"),
+                                    "x-amz-security-token": self.headers.get("X-Amz-Security-Token")})
+        if path == "/token":
+            self.reply(200, compact({"token": "recorder-token", "expires_in": 300}))
+            return
+        if path.startswith("/blob/"):
+            blob = server.registry.artifacts["redirect"].blobs.get(path[len("/blob/"):])
+            if blob is not None:
+                self.reply(200, blob, "application/octet-stream")
+                return
+        self.reply(404, oci_error("NOT_FOUND", "nothing here"))
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
 
 def main():
@@ -387,14 +508,20 @@ def main():
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", help="write the port here once listening")
     args = parser.parse_args()
-    server = HostileRegistry((args.host, args.port))
+    base = os.path.dirname(os.path.abspath(args.port_file)) if args.port_file else "/tmp"
+    secret_file = os.path.join(base, "realm-secret")
+    with open(secret_file, "w") as f:
+        f.write("hostile-realm-secret-%s\n" % secrets.token_hex(8))
+    server = HostileRegistry((args.host, args.port), secret_file)
     port = server.server_address[1]
+    recorder_port = server.recorder.server_address[1]
+    threading.Thread(target=server.recorder.serve_forever, daemon=True).start()
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:
-            f.write("%d\n" % port)
+            f.write("%d\n%d\n" % (port, recorder_port))
         os.replace(tmp, args.port_file)
-    print("listening on %s:%d" % (args.host, port), flush=True)
+    print("listening on %s:%d, recorder on %d" % (args.host, port, recorder_port), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

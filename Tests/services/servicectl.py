@@ -331,7 +331,8 @@ def start_registry_services(d, python):
     token_proc = spawn(d, "token-server", [
         python, os.path.join(HERE, "token_server.py"), "--port-file", port_files["token"],
         "--key", certs["signer_key"], "--cert", certs["signer_cert"], "--users", users,
-        "--issuer", TOKEN_ISSUER, "--service", TOKEN_SERVICE])
+        "--issuer", TOKEN_ISSUER, "--service", TOKEN_SERVICE,
+        "--tls-cert", certs["server_cert"], "--tls-key", certs["server_key"]])
     hostile_proc = spawn(d, "hostile", [
         python, os.path.join(HERE, "hostile_registry.py"), "--port-file", port_files["hostile"]])
 
@@ -351,8 +352,9 @@ def start_registry_services(d, python):
         lambda port: "https://localhost:%d" % port, {401}, cafile=certs["ca"])
 
     token_port = wait_port_file(d, "token-server", token_proc, port_files["token"])[0]
-    wait_for(d, "token-server", token_proc, "http://%s:%d/healthz" % (HOST, token_port), {200})
-    realm = "http://%s:%d/token" % (HOST, token_port)
+    wait_for(d, "token-server", token_proc, "https://localhost:%d/healthz" % token_port, {200}, cafile=certs["ca"])
+    # https: clients send credentials over plain http only to the registry's own origin.
+    realm = "https://localhost:%d/token" % token_port
     reg_token_port = start_registry(
         d, "token",
         lambda port: registry_config(
@@ -363,7 +365,7 @@ def start_registry_services(d, python):
 
     proxy_port, control_port = wait_port_file(d, "proxy", proxy_proc, port_files["proxy"], 2)
     wait_for(d, "proxy", proxy_proc, "http://%s:%d/v2/" % (HOST, proxy_port), {200})
-    hostile_port = wait_port_file(d, "hostile", hostile_proc, port_files["hostile"])[0]
+    hostile_port, recorder_port = wait_port_file(d, "hostile", hostile_proc, port_files["hostile"], 2)
     wait_for(d, "hostile", hostile_proc, "http://%s:%d/v2/" % (HOST, hostile_port), {200})
     with urllib.request.urlopen("http://%s:%d/good" % (HOST, hostile_port), timeout=5) as r:
         good = json.load(r)
@@ -388,6 +390,8 @@ def start_registry_services(d, python):
         ("REGISTRY_HOSTILE", "http://%s:%d" % (HOST, hostile_port)),
         ("REGISTRY_HOSTILE_GOOD_MANIFEST_DIGEST", good["manifestDigest"]),
         ("REGISTRY_HOSTILE_GOOD_CONFIG_DIGEST", good["configDigest"]),
+        ("REGISTRY_HOSTILE_RECORDER", "http://%s:%d" % (HOST, recorder_port)),
+        ("REGISTRY_HOSTILE_REALM_SECRET", os.path.join(d, "hostile", "realm-secret")),
     ]
 
 

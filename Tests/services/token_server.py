@@ -3,7 +3,7 @@
 
 The registry answers an unauthenticated request with
 
-    401  WWW-Authenticate: Bearer realm="http://127.0.0.1:P/token",
+    401  WWW-Authenticate: Bearer realm="https://localhost:P/token",
                            service="...",scope="repository:NAME:pull,push"
 
 and the client then asks this server for a token:
@@ -26,7 +26,9 @@ may only pull, and an anonymous request gets a token with no access at all
 
 POST /token with an OAuth2 password grant (grant_type=password, username,
 password, service, scope as a form) is accepted too, as Docker's own client
-sends it. GET /healthz answers 200. Every request is logged on stdout, never
+sends it. GET /healthz answers 200. With --tls-cert/--tls-key it serves
+HTTPS (servicectl.py does: a client sends the user's credentials to a realm
+on another origin than the registry only over https). Every request is logged on stdout, never
 with a password.
 """
 
@@ -36,6 +38,7 @@ import datetime
 import json
 import os
 import secrets
+import ssl
 import sys
 import threading
 import time
@@ -228,11 +231,17 @@ def main():
                         help='JSON file: {"bob": {"password": "...", "actions": ["pull", "push"]}, ...}')
     parser.add_argument("--issuer", required=True)
     parser.add_argument("--service", required=True)
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
+    parser.add_argument("--tls-key", help="and this PEM key")
     args = parser.parse_args()
 
     with open(args.users) as f:
         users = json.load(f)
     server = TokenServer((args.host, args.port), Signer(args.key, args.cert), users, args.issuer, args.service)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"

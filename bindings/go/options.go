@@ -94,6 +94,9 @@ func (o *cOptions) setStore(c *Config) {
 	if c.RestoreConcurrency != nil {
 		o.setInt("RestoreConcurrency", C.SNAPSHOTTER_OPT_RESTORE_CONCURRENCY, int64(*c.RestoreConcurrency))
 	}
+	if c.storeGroup != nil {
+		o.setInt("WithStoreGroup", C.SNAPSHOTTER_OPT_STORE_GROUP, int64(*c.storeGroup))
+	}
 	g := c.GC
 	if g.Interval != nil {
 		o.setInt("GC.Interval", C.SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, seconds(*g.Interval))

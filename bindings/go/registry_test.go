@@ -288,13 +288,14 @@ func TestTLSBasicRegistryRefusals(t *testing.T) {
 func TestTokenRegistryPushNeedsPushRights(t *testing.T) {
 	env := services(t)
 	ns := uniqueNamespace(t)
-	registryRoundTrip(t, oci.Registry{Endpoint: env["REGISTRY_TOKEN"], Namespace: ns,
+	// The realm is https with the test CA.
+	registryRoundTrip(t, oci.Registry{Endpoint: env["REGISTRY_TOKEN"], Namespace: ns, CAFile: env["REGISTRY_TLS_CA"],
 		Username: env["REGISTRY_TOKEN_USER"], Password: env["REGISTRY_TOKEN_PASSWORD"]})
 
 	s := openStore(t)
 	c := makeCheckpoint(t, 10, smallSizes)
 	err := s.Snapshot(context.Background(), c.request("app", "v1"), snapshotter.WithMetadata(snapshotter.Metadata{
-		Registry: oci.Registry{Endpoint: env["REGISTRY_TOKEN"], Namespace: ns,
+		Registry: oci.Registry{Endpoint: env["REGISTRY_TOKEN"], Namespace: ns, CAFile: env["REGISTRY_TLS_CA"],
 			Username: env["REGISTRY_TOKEN_READER"], Password: env["REGISTRY_TOKEN_READER_PASSWORD"]}}))
 	if !errIs(err, snapshotter.ErrRegistry) {
 		t.Fatalf("push with a pull-only token: %v, want ErrRegistry", err)

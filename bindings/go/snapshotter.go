@@ -105,9 +105,10 @@ type Config struct {
 
 	// Per-call settings of this binding, set by options only. Not stored
 	// across calls.
-	progress  func(Progress)
-	report    *Report
-	overwrite bool
+	progress   func(Progress)
+	report     *Report
+	overwrite  bool
+	storeGroup *int
 }
 
 // Metadata defines the metadata configuration for the snapshotter.
@@ -193,6 +194,16 @@ func WithReport(r *Report) Option {
 func WithOverwrite() Option {
 	return func(c *Config) {
 		c.overwrite = true
+	}
+}
+
+// WithStoreGroup, given to New, lets the group gid read the store: its
+// directories 0750, content 0440 and metadata files 0640, owned by that
+// group (the process must belong to it). Without it only the owner may read
+// (0700, 0400, 0600). Not in d7y.io/snapshotter.
+func WithStoreGroup(gid int) Option {
+	return func(c *Config) {
+		c.storeGroup = &gid
 	}
 }
 

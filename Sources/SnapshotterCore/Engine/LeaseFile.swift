@@ -64,12 +64,14 @@ final class LeaseFile: Sendable {
     /// fails, or succeeds on a file already unlinked; either way we take
     /// another name.
     private static func create(in dir: String) throws -> Held {
-        try Sys.mkdirs(dir)
+        // Only the store's owner opens the store (LMDB's lock file needs
+        // write access), so lease files are the owner's alone.
+        try Sys.mkdirs(dir, mode: 0o700)
         let dirfd = try Sys.open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
         defer { Sys.close(dirfd) }
         for _ in 0..<16 {
             let name = hex16(cshim_random_u64()) + hex16(cshim_random_u64())
-            let fd = Glibc.openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            let fd = Glibc.openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if fd < 0 {
                 let e = Glibc.errno
                 if e == EEXIST || e == EINTR { continue }

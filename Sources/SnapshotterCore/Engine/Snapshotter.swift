@@ -50,14 +50,19 @@ public final class Snapshotter: Sendable {
         guard options.snapshotConcurrency > 0, options.restoreConcurrency > 0 else {
             throw SnapshotterError.invalid("concurrency must be at least 1")
         }
-        try Sys.mkdirs(root)
+        let permissions = StorePermissions(group: options.storeGroup.map { gid_t($0) })
+        // A root we create gets the store's mode; an existing one (given by
+        // the user) is left as it is: the layout inside is ours.
+        let created = try Sys.lstatIfExists(root) == nil
+        try Sys.mkdirs(root, mode: permissions.directoryMode)
+        if created { try permissions.ownDirectory(root) }
         self.root = try Sys.realpath(root)
         self.options = options
         self.registrySlot = Mutex(try options.registry.map(makeRegistry))
         self.transportSlot = Mutex(try options.content.map(makeTransport))
         self.pool = BlockingPool.shared
-        self.store = try ContentStore(root: self.root)
-        self.meta = try MetadataStore(directory: self.root + "/metadata", mapSize: options.metadataMapSize)
+        self.store = try ContentStore(root: self.root, permissions: permissions)
+        self.meta = try MetadataStore(directory: self.root + "/metadata", mapSize: options.metadataMapSize, permissions: permissions)
         try emptyTrash()
         startCollector()
     }

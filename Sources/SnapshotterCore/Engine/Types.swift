@@ -17,6 +17,9 @@ public struct StoreOptions: Sendable {
     public var content: ContentSettings?
     /// Garbage-collection policy for `gc()` and the background collector.
     public var gc = GCPolicy()
+    /// A group that may read the store (its directories, content and
+    /// metadata); nil: only the owner may (docs/store-health.md).
+    public var storeGroup: UInt32?
     /// How disk usage is measured (a seam for tests).
     public var diskUsage: any DiskUsageProvider = StatvfsDiskUsage()
 

@@ -10,7 +10,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     private let env: OpaquePointer
     let path: String
 
-    init(directory: String, mapSize: Int, maxDatabases: UInt32) throws {
+    init(directory: String, mapSize: Int, maxDatabases: UInt32, mode: mode_t = 0o600) throws {
         var e: OpaquePointer?
         try LMDBEnvironment.check(mdb_env_create(&e), "create metadata environment")
         guard let e else { throw SnapshotterError(.internal, "mdb_env_create returned no environment") }
@@ -22,7 +22,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             try LMDBEnvironment.check(mdb_env_set_maxreaders(env, 1024), "configure metadata")
             // NOTLS: read transactions are not tied to a thread's TLS slot,
             // so many pool threads and processes can read at once.
-            try LMDBEnvironment.check(mdb_env_open(env, directory, UInt32(MDB_NOTLS), 0o644), "open metadata at \(directory)")
+            try LMDBEnvironment.check(mdb_env_open(env, directory, UInt32(MDB_NOTLS), mode), "open metadata at \(directory)")
             var dead: Int32 = 0
             _ = mdb_reader_check(env, &dead)
         } catch {

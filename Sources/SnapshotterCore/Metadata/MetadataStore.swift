@@ -40,12 +40,19 @@ final class MetadataStore: Sendable {
         weak var env: LMDBEnvironment?
     }
 
-    init(directory: String, mapSize: Int) throws {
-        try Sys.mkdirs(directory)
+    init(directory: String, mapSize: Int, permissions: StorePermissions = StorePermissions()) throws {
+        try permissions.ownDirectory(directory)
         let key = try Sys.realpath(directory)
         env = try Self.open.withLock { table in
             if let existing = table[key]?.env { return existing }
-            let e = try LMDBEnvironment(directory: key, mapSize: mapSize, maxDatabases: 16)
+            let e = try LMDBEnvironment(directory: key, mapSize: mapSize, maxDatabases: 16, mode: permissions.databaseMode)
+            // An older store's 0644 files are brought to the mode too.
+            for name in ["data.mdb", "lock.mdb"] {
+                let path = key + "/" + name
+                let fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                defer { Sys.close(fd) }
+                try permissions.apply(fd, mode: permissions.databaseMode, path)
+            }
             table[key] = WeakEnvironment(env: e)
             return e
         }

@@ -160,8 +160,28 @@ final class CurlEasy: @unchecked Sendable {
         }
     }
 
+    /// Performs the request, following up to 5 redirects itself (libcurl's
+    /// own following is off): each hop must be http(s), and credential
+    /// headers never go to another origin (HTTPRedirect).
     func perform(_ request: HTTPRequest, _ settings: HTTPSettings) throws -> HTTPResponse {
+        var req = request
+        var hops = 0
+        while true {
+            let (response, next) = try performOnce(req, settings)
+            guard HTTPRedirect.statuses.contains(response.status), let next else { return response }
+            guard hops < HTTPRedirect.maxHops else {
+                throw HTTPTransportError(message: "more than \(HTTPRedirect.maxHops) redirects", retryable: false, tooLarge: false)
+            }
+            hops += 1
+            req = try HTTPRedirect.follow(req, to: next, status: response.status)
+        }
+    }
+
+    private func performOnce(_ request: HTTPRequest, _ settings: HTTPSettings) throws -> (HTTPResponse, String?) {
         curl_easy_reset(handle)
+        guard cshim_curl_limit_protocols(handle) == CURLE_OK else {
+            throw HTTPTransportError(message: "libcurl cannot limit transfers to http and https", retryable: false, tooLarge: false)
+        }
         let exchange = Exchange(limit: request.maxResponseBytes, upload: request.body ?? [])
         exchange.source = request.uploadFile
         exchange.sink = request.downloadFile
@@ -183,8 +203,6 @@ final class CurlEasy: @unchecked Sendable {
                         _ = cshim_curl_setopt_ptr(handle, CURLOPT_URL, url)
                         _ = cshim_curl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errBuf.baseAddress)
                         _ = cshim_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-                        _ = cshim_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1)
-                        _ = cshim_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
                         _ = cshim_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, settings.connectTimeoutMs)
                         _ = cshim_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, settings.totalTimeoutMs)
                         _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
@@ -320,10 +338,10 @@ final class CurlEasy: @unchecked Sendable {
         }
         var status = 0
         _ = cshim_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        var effective: UnsafeMutablePointer<CChar>?
-        _ = cshim_curl_getinfo_ptr(handle, CURLINFO_EFFECTIVE_URL, &effective)
-        return HTTPResponse(status: status, headers: exchange.headers, body: exchange.body,
-                            effectiveURL: effective.map { String(cString: $0) } ?? request.url)
+        var redirect: UnsafeMutablePointer<CChar>?
+        _ = cshim_curl_getinfo_ptr(handle, CURLINFO_REDIRECT_URL, &redirect)
+        return (HTTPResponse(status: status, headers: exchange.headers, body: exchange.body, effectiveURL: request.url),
+                redirect.map { String(cString: $0) })
     }
 }
 

@@ -10,6 +10,8 @@ final class DistributionRegistry: MetadataRegistry {
     let settings: RegistrySettings
     private let base: String
     private let origin: String
+    /// Where the registry's credentials may go (URLOrigin).
+    private let registryOrigin: URLOrigin
     private let http: HTTPSettings
     private let pool = CurlPool()
     private let auth = Mutex(AuthState())
@@ -23,7 +25,7 @@ final class DistributionRegistry: MetadataRegistry {
         var scopeForRepository: [String: String] = [:]
     }
 
-    var endpointDescription: String { base }
+    var endpointDescription: String { Redact.text(base) }
 
     init(_ settings: RegistrySettings) throws {
         self.settings = settings
@@ -34,7 +36,10 @@ final class DistributionRegistry: MetadataRegistry {
         let schemeEnd = b.index(b.startIndex, offsetBy: min(scheme.count, b.count))
         let hostEnd = b[schemeEnd...].firstIndex(of: "/") ?? b.endIndex
         origin = String(b[..<hostEnd])
-        guard schemeEnd < hostEnd else { throw SnapshotterError.invalid("registry endpoint \(settings.endpoint.debugDescription) has no host") }
+        guard schemeEnd < hostEnd, let ro = URLOrigin(b) else {
+            throw SnapshotterError.invalid("registry endpoint \(settings.endpoint.debugDescription) has no host")
+        }
+        registryOrigin = ro
         var h = HTTPSettings()
         h.insecure = settings.insecure
         h.caFile = settings.caFile
@@ -115,7 +120,8 @@ final class DistributionRegistry: MetadataRegistry {
         while true {
             try cancel?.check()
             var req = request
-            if let h = authorizationHeader(repo: repo) { req.headers.append(h) }
+            // An upload Location on another origin gets no credentials.
+            if URLOrigin(req.url) == registryOrigin, let h = authorizationHeader(repo: repo) { req.headers.append(h) }
             if let cancel { req.shouldAbort = { cancel.isCanceled } }
             let response: HTTPResponse
             do {
@@ -200,13 +206,14 @@ final class DistributionRegistry: MetadataRegistry {
     }
 
     private func fetchToken(realm: String, service: String?, scope: String, what: String) throws -> (token: String, expires: UInt64) {
+        let withheld = try realmMayNotHaveCredentials(realm, what: what)
         var url = realm + (realm.contains("?") ? "&" : "?")
         var query: [String] = []
         if let service { query.append("service=" + percentEncode(service)) }
         for s in scope.split(separator: " ") { query.append("scope=" + percentEncode(String(s))) }
         url += query.joined(separator: "&")
         var req = HTTPRequest(url: url, maxResponseBytes: 1 << 20)
-        if let u = settings.username {
+        if let u = settings.username, !withheld {
             req.headers.append("Authorization: Basic " + Base64.encode(Array("\(u):\(settings.password ?? "")".utf8)))
         }
         var attempt = 0
@@ -219,7 +226,8 @@ final class DistributionRegistry: MetadataRegistry {
                     continue
                 }
                 guard r.status == 200 else {
-                    throw SnapshotterError(.registry, "\(what): the token service refused \(scope) (\(r.status))\(errorDetail(r))")
+                    let note = withheld ? " (the credentials were withheld: the realm is plain http on another origin than the registry)" : ""
+                    throw SnapshotterError(.registry, "\(what): the token service refused \(scope) (\(r.status))\(errorDetail(r))\(note)")
                 }
                 guard let json = try? JSONValue.parse(r.body),
                       let token = json["token"]?.stringValue ?? json["access_token"]?.stringValue, !token.isEmpty else {
@@ -236,6 +244,19 @@ final class DistributionRegistry: MetadataRegistry {
                 throw SnapshotterError(.registry, "\(what): the token service cannot be reached: \(e.message)")
             }
         }
+    }
+
+    /// The realm rule: the user's credentials go to the registry's own
+    /// origin or to an https realm, never over plain http to another origin
+    /// (there the token is asked for anonymously: true). A realm that is
+    /// not http(s) is refused before anything is fetched.
+    private func realmMayNotHaveCredentials(_ realm: String, what: String) throws -> Bool {
+        guard let o = URLOrigin(realm) else {
+            throw SnapshotterError(.registry, "\(what): the registry named a token realm that is not an http(s) URL (\(Redact.text(realm).debugDescription)); refused")
+        }
+        guard settings.username != nil, o != registryOrigin, !o.isHTTPS else { return false }
+        Log.warn("\(what): not sending the credentials to the plain-http token realm \(Redact.text(realm)) on another origin; asking for an anonymous token")
+        return true
     }
 
     /// A clear error for an unexpected status, with the registry's own

@@ -15,13 +15,16 @@ final class ContentStore: Sendable {
 
     let contentDir: String
     let linkDir: String
+    let permissions: StorePermissions
     private static let counter = Atomic<UInt64>(0)
 
-    init(root: String) throws {
+    init(root: String, permissions: StorePermissions = StorePermissions()) throws {
         contentDir = root + "/storage/content/xxh3"
         linkDir = root + "/storage/snapshot/xxh3"
-        try Sys.mkdirs(contentDir)
-        try Sys.mkdirs(linkDir)
+        self.permissions = permissions
+        for dir in ["storage", "storage/content", "storage/content/xxh3", "storage/snapshot", "storage/snapshot/xxh3"] {
+            try permissions.ownDirectory(root + "/" + dir)
+        }
     }
 
     func contentPath(_ d: Digest) -> String { contentDir + "/" + d.hex }
@@ -50,7 +53,8 @@ final class ContentStore: Sendable {
     func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
                 onBytes: (Int64) throws -> Void) throws -> Ingested {
         var result: SPF1.EncodeResult?
-        let placed = try Self.writeNew(in: contentDir) { out, tmp in
+        let placed = try Self.writeNew(in: contentDir, mode: permissions.contentMode) { out, tmp in
+            if permissions.group != nil { try permissions.apply(out, mode: permissions.contentMode, tmp) }
             let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, output: tmp, buffer: buffer, onBytes: onBytes)
             result = r
             let final = contentPath(r.digest)

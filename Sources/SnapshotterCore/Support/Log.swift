@@ -55,7 +55,8 @@ public enum Log {
 
     private static func deliver(_ level: LogLevel, _ message: String) {
         let h = state.withLock { s -> Handler? in level <= s.maxLevel ? s.handler : nil }
-        h?(level, message)
+        guard let h else { return }
+        h(level, Redact.text(message))
     }
 
     static func error(_ m: @autoclosure () -> String) { log(.error, m()) }

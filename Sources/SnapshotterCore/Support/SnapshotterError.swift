@@ -27,9 +27,11 @@ public struct SnapshotterError: Error, Sendable, CustomStringConvertible, Equata
     public let code: Code
     public let message: String
 
+    /// The message is redacted (Redact): no URL's password or signature
+    /// reaches a caller.
     public init(_ code: Code, _ message: String) {
         self.code = code
-        self.message = message
+        self.message = Redact.text(message)
     }
 
     public var description: String { message }

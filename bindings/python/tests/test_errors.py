@@ -119,6 +119,18 @@ def test_a_nul_character_is_refused_not_cut_short(store, tmp_path):
     assert store.list() == []
 
 
+def test_a_refused_secret_setting_is_not_quoted(tmp_path):
+    bad = [
+        snapshotter.Registry(endpoint="http://127.0.0.1:9", username="bob", password="s3cr3t\0pw"),
+        snapshotter.Registry(endpoint="http://bob:s3cr3t@127.0.0.1:9\0"),
+        snapshotter.Registry(endpoint="http://127.0.0.1:9", username="bob", password="s3cr3t\udc80"),
+    ]
+    for registry in bad:
+        with pytest.raises(snapshotter.InvalidArgumentError) as e:
+            snapshotter.Snapshotter(tmp_path / "store", gc=NO_GC, registry=registry)
+        assert "s3cr3t" not in str(e.value)
+
+
 def test_wrong_argument_types_are_type_errors(store, tmp_path):
     with pytest.raises(TypeError):
         store.snapshot(b"bytes", "v1", tmp_path, ["a"])  # type: ignore[arg-type]

@@ -324,3 +324,16 @@ def test_delete_of_a_snapshot_being_restored_is_busy(store, checkpoint, tmp_path
         release.set()
         t.join(30)
     store.delete("sb", "v1")
+
+
+def test_store_is_private_unless_a_group_is_given(tmp_path):
+    with Snapshotter(tmp_path / "private", gc=NO_GC):
+        pass
+    assert (tmp_path / "private" / "storage").stat().st_mode & 0o777 == 0o700
+    gid = os.getgid()
+    with Snapshotter(tmp_path / "shared", gc=NO_GC, store_group=gid):
+        pass
+    st = (tmp_path / "shared" / "storage").stat()
+    assert (st.st_mode & 0o777, st.st_gid) == (0o750, gid)
+    with pytest.raises(snapshotter.InvalidArgumentError):
+        Snapshotter(tmp_path / "bad", gc=NO_GC, store_group=-2)

@@ -15,16 +15,19 @@ from .errors import InvalidArgumentError
 StrPath = Union[str, "os.PathLike[str]"]
 
 
-def text(value: str, what: str) -> bytes:
-    """UTF-8 bytes of a name, version or setting."""
+def text(value: str, what: str, show: bool = True) -> bytes:
+    """UTF-8 bytes of a name, version or setting. With show=False (settings:
+    passwords, keys, URLs with credentials) errors do not quote the value."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    shown = f"{what} {value!r}" if show else what
     if "\0" in value:
-        raise InvalidArgumentError(_ffi.EINVAL, f"{what} {value!r} contains a NUL character")
+        raise InvalidArgumentError(_ffi.EINVAL, f"{shown} contains a NUL character")
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise InvalidArgumentError(_ffi.EINVAL, f"{what} {value!r} is not valid text: {e}") from None
+        detail = f": {e}" if show else f" (at index {e.start})"
+        raise InvalidArgumentError(_ffi.EINVAL, f"{shown} is not valid text{detail}") from None
 
 
 def path(value: StrPath, what: str) -> bytes:

@@ -120,7 +120,8 @@ class OptionsHandle:
         # empty user name is not the same as none).
         if not value:
             return
-        check(self._lib.snapshotter_options_set_string(self.handle, option, _text.text(value, what)))
+        # A setting may be a secret (or a URL holding one): never quoted.
+        check(self._lib.snapshotter_options_set_string(self.handle, option, _text.text(value, what, show=False)))
 
     def apply(
         self,
@@ -131,10 +132,12 @@ class OptionsHandle:
         gc: Optional[GCOptions] = None,
         snapshot_concurrency: Optional[int] = None,
         restore_concurrency: Optional[int] = None,
+        store_group: Optional[int] = None,
     ) -> "OptionsHandle":
         """Sets every given setting; raises on the first one the library refuses."""
         self.set_int(_ffi.OPT_SNAPSHOT_CONCURRENCY, snapshot_concurrency)
         self.set_int(_ffi.OPT_RESTORE_CONCURRENCY, restore_concurrency)
+        self.set_int(_ffi.OPT_STORE_GROUP, store_group)
         if registry is not None:
             _require(registry, Registry, "registry")
             if not registry.endpoint:

@@ -120,6 +120,9 @@ class Snapshotter:
     quick; it may not make blocking calls on this store), the asyncio forms
     on the event loop's thread.
 
+    The store is readable by its owner only; ``store_group`` (a gid) lets
+    that group read it too (directories 0750, content 0440).
+
     Settings (``registry``, ``content``, ``dragonfly``, ``gc``, concurrency)
     are applied when the store opens; a setting the library refuses or does
     not support raises instead of being dropped. Names are OCI repository
@@ -136,6 +139,7 @@ class Snapshotter:
         gc: Optional[GCOptions] = None,
         snapshot_concurrency: Optional[int] = None,
         restore_concurrency: Optional[int] = None,
+        store_group: Optional[int] = None,
     ) -> None:
         self._handle: Optional[_Handle] = None
         self._lib = _ffi.load()
@@ -148,6 +152,7 @@ class Snapshotter:
                 gc=gc,
                 snapshot_concurrency=snapshot_concurrency,
                 restore_concurrency=restore_concurrency,
+                store_group=store_group,
             )
             out = c_void_p()
             check(self._lib.snapshotter_open(_text.path(root_dir, "root directory"), opts.handle, byref(out)))
