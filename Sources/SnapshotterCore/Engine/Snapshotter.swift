@@ -155,11 +155,13 @@ public final class Snapshotter: Sendable {
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             reporter.setPhase(.preparing)
             try flag.check()
-            let prepared = try await pool.run { try self.prepareSnapshot(key, baseDir: request.baseDir, files: files) }
+            let base = try await pool.run { try self.openBaseDirectory(request.baseDir, key) }
+            defer { Sys.close(base) }
+            let prepared = try await pool.run { try self.prepareSnapshot(key, base: base, files: files) }
             reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: prepared.reduce(0) { $0 + $1.size })
             let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
             try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
-                let stored = try self.storeFile(prepared[i], useInodeIndex: true, buffer: buffer, reporter: reporter, cancel: flag)
+                let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, reporter: reporter, cancel: flag)
                 results.withLock { $0[i] = stored }
                 reporter.fileDone()
             }
@@ -193,7 +195,7 @@ public final class Snapshotter: Sendable {
                     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
                     defer { buffer.deallocate() }
                     for i in missing {
-                        repaired[i] = try self.storeFile(prepared[i], useInodeIndex: false, buffer: buffer, reporter: nil, cancel: flag)
+                        repaired[i] = try self.storeFile(prepared[i], base: base, useInodeIndex: false, buffer: buffer, reporter: nil, cancel: flag)
                     }
                     return repaired
                 }

@@ -88,36 +88,45 @@ final class ContentStore: Sendable {
     }
 
     /// Makes `snapshot/xxh3/<hex>` exist for a read-only file: a hard link to
-    /// the source when they share a filesystem, else a durable copy of its
-    /// bytes. Returns whether the link is the source's own inode.
-    func ensureLink(source: String, fd: Int32, size: Int64, digest: Digest,
+    /// the inode open as `fd` (the one that was hashed, never whatever its
+    /// path names now) when they share a filesystem, else a durable copy of
+    /// the descriptor's bytes. Returns whether the link is that inode.
+    func ensureLink(fd: Int32, what: String, size: Int64, digest: Digest,
                     buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
         let final = linkPath(digest)
-        if let st = try Sys.lstatIfExists(final) {
-            let src = try Sys.fstat(fd, source)
-            return st.st_dev == src.st_dev && st.st_ino == src.st_ino
-        }
-        do {
-            if try Sys.link(source, final) {
-                // The link names the source's data: make it durable before
-                // any record names it.
-                try Sys.fsync(fd, source)
-                return true
+        let src = try Sys.fstat(fd, what)
+        func isSource(_ st: FileStat) -> Bool { st.st_dev == src.st_dev && st.st_ino == src.st_ino }
+        switch try Sys.linkOpenFile(fd, to: final, what: what) {
+        case .exists:
+            guard let st = try Sys.lstatIfExists(final) else { return false }
+            return isSource(st)
+        case .linked:
+            guard let st = try Sys.lstatIfExists(final) else {
+                // Gone already (a collector): the commit finds it missing.
+                return false
             }
-            return false
-        } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .permission || e.code == .unsupported {
-            // Another filesystem (or links not allowed): keep a copy.
-            try copyIntoPlace(fd: fd, size: size, source: source, final: final, buffer: buffer)
+            guard isSource(st) else {
+                try? Sys.unlinkIfExists(final)
+                throw SnapshotterError(.io, "\(what): the store's link \(final) is not the file that was read")
+            }
+            // The link names the source's data: make it durable before
+            // any record names it.
+            try Sys.fsync(fd, what)
+            return true
+        case .unavailable:
+            // Another filesystem, links not allowed, or no /proc: keep a
+            // copy of the bytes that were hashed.
+            try copyIntoPlace(fd: fd, size: size, what: what, final: final, buffer: buffer)
             return false
         }
     }
 
-    private func copyIntoPlace(fd: Int32, size: Int64, source: String, final: String,
+    private func copyIntoPlace(fd: Int32, size: Int64, what: String, final: String,
                                buffer: UnsafeMutableRawBufferPointer) throws {
         _ = try Self.writeNew(in: linkDir) { out, tmp in
-            try FileCopy.sparseCopy(from: fd, to: out, size: size, what: source, buffer: buffer)
+            try FileCopy.sparseCopy(from: fd, to: out, size: size, what: what, buffer: buffer)
             // The copy stands in for the source's inode: same mode, owner, times.
-            let st = try Sys.fstat(fd, source)
+            let st = try Sys.fstat(fd, what)
             try Sys.fchmod(out, st.st_mode & 0o7777, tmp)
             if Sys.isRoot { try Sys.fchown(out, st.st_uid, st.st_gid, tmp) }
             try Sys.futimens(out, mtimeNanos: Sys.mtimeNanos(st), tmp)
