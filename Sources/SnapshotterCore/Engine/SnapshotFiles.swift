@@ -43,11 +43,13 @@ extension Snapshotter {
             SnapshotFile(relativePath: $0.relativePath, digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
         })
         // One read transaction serves every inode lookup.
-        return try meta.env.read { txn in try files.map { f in
+        let prepared = try meta.env.read { txn in try files.map { f in
             let st = try Self.statListed(base, f.relativePath, key)
             let known = f.readOnly ? try meta.inode(txn, dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
             return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: st, known: known)
         } }
+        SnapshotHooks.reach(.prepared, root: root)
+        return prepared
     }
 
     /// What a listed file is now: one O_PATH open below the base (which
@@ -117,6 +119,7 @@ extension Snapshotter {
         } catch let e as SnapshotterError where e.code != .canceled {
             throw e.context("snapshot file \(p.relativePath)")
         }
+        SnapshotHooks.reach(.read(relativePath: p.relativePath, attempt: 1), root: root)
         // Holes count as done too, so bytes reach the logical total.
         reporter?.addBytes(max(0, size - dataBytes))
         var linked: (UInt64, UInt64)?
