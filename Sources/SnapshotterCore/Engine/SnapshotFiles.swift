@@ -16,13 +16,20 @@ extension Snapshotter {
         var known: InodeRecord?
     }
 
+    /// A source inode that is its store link, for the inode index.
+    struct LinkedInode: Sendable {
+        var dev: UInt64
+        var ino: UInt64
+        var ctimeNanos: Int64
+    }
+
     struct StoredFile: Sendable {
         var file: SnapshotFile
         var encodedSize: Int64
         var created: Bool
         var knownByInode: Bool
         /// Set when the store's read-only link is the source's own inode.
-        var linkedInode: (dev: UInt64, ino: UInt64)?
+        var linkedInode: LinkedInode?
         var bytesRead: Int64
     }
 
@@ -80,55 +87,105 @@ extension Snapshotter {
     }
 
     /// Stores one file: recognised by inode (read-only, unchanged), or read
-    /// once into a new content file; read-only files also get their link.
+    /// into a new content file; read-only files also get their link.
     func storeFile(_ p: PreparedFile, base: Int32, useInodeIndex: Bool, buffer: UnsafeMutableRawBufferPointer,
                    reporter: ProgressReporter?, cancel: CancellationFlag) throws -> StoredFile {
-        // An unchanged read-only file that is the store's link: known by
-        // its inode, size and mtime, without opening or reading it.
-        if p.readOnly && useInodeIndex, let known = p.known, known.size == Int64(p.stat.st_size),
-           known.mtimeNanos == Sys.mtimeNanos(p.stat),
-           let link = try Sys.lstatIfExists(store.linkPath(known.digest)),
-           link.st_dev == p.stat.st_dev, link.st_ino == p.stat.st_ino,
-           let content = try Sys.lstatIfExists(store.contentPath(known.digest)) {
-            let st = p.stat
-            reporter?.addBytes(known.size)
-            let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: UInt32(st.st_mode) & 0o777,
-                                    uid: st.st_uid, gid: st.st_gid, size: known.size, mtimeNanos: known.mtimeNanos)
-            return StoredFile(file: file, encodedSize: Int64(content.st_size), created: false, knownByInode: true,
-                              linkedInode: (UInt64(st.st_dev), UInt64(st.st_ino)), bytesRead: 0)
+        if p.readOnly && useInodeIndex, let known = try knownByInode(p) {
+            return known
         }
-        let fd = try Sys.openBeneath(base, p.relativePath, O_RDONLY | O_NONBLOCK, what: "snapshot file \(p.relativePath)")
+        let what = "snapshot file \(p.relativePath)"
+        let fd = try Sys.openBeneath(base, p.relativePath, O_RDONLY | O_NONBLOCK, what: what)
         defer { Sys.close(fd) }
-        let st = try Sys.fstat(fd, p.relativePath)
-        try Self.requireRegularFile(st, "snapshot file \(p.relativePath)")
+        let (st, ingested, bytesRead) = try ingestUnchanging(fd, p, buffer: buffer, reporter: reporter, cancel: cancel)
         let size = Int64(st.st_size)
-        let mtime = Sys.mtimeNanos(st)
-        func file(_ d: Digest) -> SnapshotFile {
-            SnapshotFile(relativePath: p.relativePath, digest: d, readOnly: p.readOnly, mode: UInt32(st.st_mode) & 0o777,
-                         uid: st.st_uid, gid: st.st_gid, size: size, mtimeNanos: mtime)
-        }
-        let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
-        let ingested: ContentStore.Ingested
-        var dataBytes: Int64 = 0
-        do {
-            ingested = try store.ingest(fd: fd, size: size, sourcePath: p.relativePath, buffer: buffer) { n in
-                dataBytes += n
-                reporter?.addBytes(n)
-                try cancel.check()
-            }
-        } catch let e as SnapshotterError where e.code != .canceled {
-            throw e.context("snapshot file \(p.relativePath)")
-        }
-        SnapshotHooks.reach(.read(relativePath: p.relativePath, attempt: 1), root: root)
-        // Holes count as done too, so bytes reach the logical total.
-        reporter?.addBytes(max(0, size - dataBytes))
-        var linked: (UInt64, UInt64)?
+        var linked: LinkedInode?
         if p.readOnly {
             if try store.ensureLink(fd: fd, what: p.relativePath, size: size, digest: ingested.digest, buffer: buffer) {
-                linked = (dev, ino)
+                // ctime after the link (which changed it) is what the
+                // next snapshot will see if nothing else happens.
+                let now = try Sys.fstat(fd, p.relativePath)
+                linked = LinkedInode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), ctimeNanos: Sys.ctimeNanos(now))
             }
         }
-        return StoredFile(file: file(ingested.digest), encodedSize: ingested.encodedSize, created: ingested.created,
-                          knownByInode: false, linkedInode: linked, bytesRead: dataBytes)
+        let file = SnapshotFile(relativePath: p.relativePath, digest: ingested.digest, readOnly: p.readOnly,
+                                mode: UInt32(st.st_mode) & 0o777, uid: st.st_uid, gid: st.st_gid, size: size,
+                                mtimeNanos: Sys.mtimeNanos(st))
+        return StoredFile(file: file, encodedSize: ingested.encodedSize, created: ingested.created,
+                          knownByInode: false, linkedInode: linked, bytesRead: bytesRead)
+    }
+
+    /// An unchanged read-only file that is the store's link, known by its
+    /// inode, size, mtime and ctime (any chmod, write or utimensat changes
+    /// ctime) from prepare's one open and fstat, without reading it.
+    private func knownByInode(_ p: PreparedFile) throws -> StoredFile? {
+        let st = p.stat
+        guard let known = p.known, let ctime = known.ctimeNanos, known.size == Int64(st.st_size),
+              known.mtimeNanos == Sys.mtimeNanos(st), ctime == Sys.ctimeNanos(st),
+              let link = try Sys.lstatIfExists(store.linkPath(known.digest)),
+              link.st_dev == st.st_dev, link.st_ino == st.st_ino,
+              let content = try Sys.lstatIfExists(store.contentPath(known.digest)) else { return nil }
+        let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: UInt32(st.st_mode) & 0o777,
+                                uid: st.st_uid, gid: st.st_gid, size: known.size, mtimeNanos: known.mtimeNanos)
+        return StoredFile(file: file, encodedSize: Int64(content.st_size), created: false, knownByInode: true,
+                          linkedInode: LinkedInode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), ctimeNanos: ctime), bytesRead: 0)
+    }
+
+    /// How many times a file that changes while it is read is read again
+    /// before the snapshot gives up on it.
+    static let maxReadAttempts = 4
+
+    private struct SourceChanged: Error {}
+
+    /// Reads the open file into the content store until one read saw it
+    /// unchanged from start to end (size, mtime and ctime by fstat before
+    /// and after), so nothing torn is stored; the content is only put in
+    /// place after that check. Returns the stat the bytes belong to, what
+    /// was stored, and the bytes read over all attempts.
+    private func ingestUnchanging(_ fd: Int32, _ p: PreparedFile, buffer: UnsafeMutableRawBufferPointer,
+                                  reporter: ProgressReporter?, cancel: CancellationFlag)
+        throws -> (FileStat, ContentStore.Ingested, Int64) {
+        let what = "snapshot file \(p.relativePath)"
+        var before = try Sys.fstat(fd, p.relativePath)
+        try Self.requireRegularFile(before, what)
+        var bytesRead: Int64 = 0
+        var reported: Int64 = 0
+        for attempt in 1...Self.maxReadAttempts {
+            let size = Int64(before.st_size)
+            var attemptBytes: Int64 = 0
+            let check = { () throws -> Bool in
+                let after = try Sys.fstat(fd, p.relativePath)
+                if Self.sameVersion(before, after) { return true }
+                before = after
+                return false
+            }
+            do {
+                let ingested = try store.ingest(fd: fd, size: size, sourcePath: p.relativePath, buffer: buffer, onBytes: { n in
+                    bytesRead += n
+                    attemptBytes += n
+                    // A re-read reports only what goes past the last attempt.
+                    if attemptBytes > reported { reporter?.addBytes(attemptBytes - reported); reported = attemptBytes }
+                    try cancel.check()
+                }, beforePlacing: {
+                    SnapshotHooks.reach(.read(relativePath: p.relativePath, attempt: attempt), root: root)
+                    if try !check() { throw SourceChanged() }
+                })
+                // Holes count as done too, so bytes reach the logical total.
+                reporter?.addBytes(max(0, size - reported))
+                return (before, ingested, bytesRead)
+            } catch is SourceChanged {
+                continue
+            } catch let e as SnapshotterError where e.code != .canceled {
+                // A file cut short while read fails the read: if it changed,
+                // that is a change like any other.
+                if try !check() { continue }
+                throw e.context(what)
+            }
+        }
+        throw SnapshotterError(.busy, "\(what): it changed while it was read, \(Self.maxReadAttempts) times; snapshot it when it is not being written")
+    }
+
+    /// The same version of a file: neither data nor metadata changed.
+    static func sameVersion(_ a: FileStat, _ b: FileStat) -> Bool {
+        a.st_size == b.st_size && Sys.mtimeNanos(a) == Sys.mtimeNanos(b) && Sys.ctimeNanos(a) == Sys.ctimeNanos(b)
     }
 }

@@ -294,9 +294,9 @@ public final class Snapshotter: Sendable {
                 }
                 try txn.put(meta.refs, d.key, key.bytes)
             }
-            if let (dev, ino) = s.linkedInode {
-                try txn.put(meta.inodes, InodeRecord.key(dev: dev, ino: ino),
-                            InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos).encode())
+            if let l = s.linkedInode {
+                try txn.put(meta.inodes, InodeRecord.key(dev: l.dev, ino: l.ino),
+                            InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos, ctimeNanos: l.ctimeNanos).encode())
             }
         }
         try txn.put(meta.snapshots, key.bytes, record.encode())

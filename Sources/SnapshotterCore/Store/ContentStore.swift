@@ -47,11 +47,14 @@ final class ContentStore: Sendable {
 
     /// Encodes the open file into a new content file in one pass (read once,
     /// hashed while written), makes it durable and renames it into place.
+    /// `beforePlacing` runs after the last byte was read and may throw to
+    /// drop the new file (the source changed meanwhile).
     func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
-                onBytes: (Int64) throws -> Void) throws -> Ingested {
+                onBytes: (Int64) throws -> Void, beforePlacing: () throws -> Void = {}) throws -> Ingested {
         var result: SPF1.EncodeResult?
         let placed = try Self.writeNew(in: contentDir) { out, _ in
             let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, buffer: buffer, onBytes: onBytes)
+            try beforePlacing()
             result = r
             let final = contentPath(r.digest)
             // Content already stored: drop the new copy (no fsync needed).
