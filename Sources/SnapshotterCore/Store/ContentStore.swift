@@ -180,11 +180,17 @@ final class ContentStore: Sendable {
     }
 
     /// Hashes a read-only link the way a snapshot would (SPF1 of its bytes).
+    /// A link that is not a regular file (a symlink older versions stored
+    /// for a symlinked source) is an error, so verify reports it and repair
+    /// rebuilds it.
     func hashLink(_ d: Digest, buffer: UnsafeMutableRawBufferPointer) throws -> Digest {
         let path = linkPath(d)
-        let fd = try Sys.open(path, O_RDONLY)
+        let fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
         defer { Sys.close(fd) }
         let st = try Sys.fstat(fd, path)
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw SnapshotterError.corrupt("\(path) is not a regular file")
+        }
         let devnull = try Sys.open("/dev/null", O_WRONLY)
         defer { Sys.close(devnull) }
         return try SPF1.encode(from: fd, size: Int64(st.st_size), to: devnull, path: path, buffer: buffer) { _ in }.digest
