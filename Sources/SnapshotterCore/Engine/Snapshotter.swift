@@ -130,7 +130,11 @@ public final class Snapshotter: Sendable {
 
     // MARK: snapshot
 
-    /// Snapshots `files` under `baseDir` as `name:version`.
+    /// Snapshots `files` under `baseDir` as `name:version`. Each listed path
+    /// is opened below `baseDir` without following any symlink (`baseDir`'s
+    /// own path may have them) and must be a regular file, else
+    /// `.invalidArgument`; a file that keeps changing while it is read
+    /// fails with `.busy`.
     public func snapshot(_ request: SnapshotRequest, progress: ProgressHandler? = nil,
                          cancel: CancellationFlag? = nil) async throws -> SnapshotReport {
         try Naming.validateName(request.name)
