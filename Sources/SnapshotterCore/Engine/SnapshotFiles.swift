@@ -35,9 +35,10 @@ extension Snapshotter {
 
     /// Opens the caller's base directory once (its own path may go through
     /// symlinks: the caller chose it); every listed file is then opened
-    /// below this descriptor, never by its path.
+    /// below this descriptor, never by its path. O_PATH: lookups below it
+    /// need search permission only, as they did by path.
     func openBaseDirectory(_ baseDir: String, _ key: SnapshotKey) throws -> Int32 {
-        do { return try Sys.open(baseDir, O_RDONLY | O_DIRECTORY) } catch let e as SnapshotterError {
+        do { return try Sys.open(baseDir, cshim_o_path() | O_DIRECTORY) } catch let e as SnapshotterError {
             throw e.context("snapshot \(key): base directory")
         }
     }
