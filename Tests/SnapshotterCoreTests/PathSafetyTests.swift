@@ -120,17 +120,39 @@ struct PathSafetyTests {
         }
     }
 
-    @Test("a symlink that stays inside the base directory is followed on snapshot")
-    func symlinkInsideBaseAllowed() async throws {
+    @Test("a symlink anywhere in a listed path is not followed on snapshot, even one that stays inside the base", arguments: [
+        "alias/data.txt", "filelink",
+    ])
+    func symlinkInsideBaseRefused(_ path: String) async throws {
         try await withFixture { fx in
             try writeFile(fx.base + "/real/data.txt", "data\n")
             try posix("symlink") { symlink("real", fx.base + "/alias") }
+            try posix("symlink") { symlink("real/data.txt", fx.base + "/filelink") }
             try await withStore(fx) { store in
-                let info = try await store.snapshot(SnapshotRequest(name: "p", version: "v1", baseDir: fx.base,
-                                                                    files: [FileRequest("alias/data.txt")])).info
-                #expect(info.files.map(\.relativePath) == ["alias/data.txt"])
+                for readOnly in [false, true] {
+                    let e = await expectError(.invalidArgument, "\(path) readOnly=\(readOnly)") {
+                        try await store.snapshot(SnapshotRequest(name: "p", version: "v1", baseDir: fx.base,
+                                                                 files: [FileRequest("real/data.txt"), FileRequest(path, readOnly: readOnly)]))
+                    }
+                    #expect(e?.message.contains(path) == true, "the error names the file: \(e?.message ?? "")")
+                }
+                try await Self.expectNothingRecorded(store, fx)
+            }
+            #expect(try statOf(fx.base + "/real/data.txt").st_nlink == 1)
+        }
+    }
+
+    @Test("the base directory's own path may go through a symlink (the caller chose it)")
+    func symlinkedBaseDirectoryAllowed() async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/d/data.txt", "data\n")
+            try posix("symlink") { symlink(fx.base, fx.dir + "/baselink") }
+            try await withStore(fx) { store in
+                let info = try await store.snapshot(SnapshotRequest(name: "p", version: "v1", baseDir: fx.dir + "/baselink",
+                                                                    files: [FileRequest("d/data.txt", readOnly: true)])).info
                 _ = try await store.restore(RestoreRequest(name: "p", version: "v1", outputDir: fx.output()))
-                #expect(try readText(fx.output() + "/alias/data.txt") == "data\n")
+                #expect(try readText(fx.output() + "/d/data.txt") == "data\n")
+                try expectRestored(info, in: fx.output(), store: fx)
             }
         }
     }

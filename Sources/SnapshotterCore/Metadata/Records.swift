@@ -123,11 +123,14 @@ struct ContentRecord: Sendable, Equatable {
 }
 
 /// The read-only fast path: the inode of a store link -> its digest, with
-/// the size and mtime it had when recorded.
+/// the size, mtime and ctime it had when recorded. Records written before
+/// ctime was kept (24 bytes) decode with no ctime: such an inode is not
+/// trusted until a snapshot reads it once and records its ctime.
 struct InodeRecord: Sendable, Equatable {
     var digest: Digest
     var size: Int64
     var mtimeNanos: Int64
+    var ctimeNanos: Int64? = nil
 
     static func key(dev: UInt64, ino: UInt64) -> [UInt8] {
         var w = ByteWriter()
@@ -141,12 +144,14 @@ struct InodeRecord: Sendable, Equatable {
         w.u64(digest.value)
         w.i64(size)
         w.i64(mtimeNanos)
+        if let ctimeNanos { w.i64(ctimeNanos) }
         return w.bytes
     }
 
     static func decode(_ bytes: UnsafeRawBufferPointer) throws -> InodeRecord {
         var r = ByteReader(bytes, what: "inode")
-        let rec = InodeRecord(digest: Digest(try r.u64()), size: try r.i64(), mtimeNanos: try r.i64())
+        var rec = InodeRecord(digest: Digest(try r.u64()), size: try r.i64(), mtimeNanos: try r.i64())
+        if !r.atEnd { rec.ctimeNanos = try r.i64() }
         guard r.atEnd else { throw r.fail() }
         return rec
     }

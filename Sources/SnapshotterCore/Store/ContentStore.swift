@@ -50,12 +50,15 @@ final class ContentStore: Sendable {
 
     /// Encodes the open file into a new content file in one pass (read once,
     /// hashed while written), makes it durable and renames it into place.
+    /// `beforePlacing` runs after the last byte was read and may throw to
+    /// drop the new file (the source changed meanwhile).
     func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
-                onBytes: (Int64) throws -> Void) throws -> Ingested {
+                onBytes: (Int64) throws -> Void, beforePlacing: () throws -> Void = {}) throws -> Ingested {
         var result: SPF1.EncodeResult?
         let placed = try Self.writeNew(in: contentDir, mode: permissions.contentMode) { out, tmp in
             if permissions.group != nil { try permissions.apply(out, mode: permissions.contentMode, tmp) }
             let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, output: tmp, buffer: buffer, onBytes: onBytes)
+            try beforePlacing()
             result = r
             let final = contentPath(r.digest)
             // Content already stored: drop the new copy (no fsync needed).
@@ -92,36 +95,45 @@ final class ContentStore: Sendable {
     }
 
     /// Makes `snapshot/xxh3/<hex>` exist for a read-only file: a hard link to
-    /// the source when they share a filesystem, else a durable copy of its
-    /// bytes. Returns whether the link is the source's own inode.
-    func ensureLink(source: String, fd: Int32, size: Int64, digest: Digest,
+    /// the inode open as `fd` (the one that was hashed, never whatever its
+    /// path names now) when they share a filesystem, else a durable copy of
+    /// the descriptor's bytes. Returns whether the link is that inode.
+    func ensureLink(fd: Int32, what: String, size: Int64, digest: Digest,
                     buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
         let final = linkPath(digest)
-        if let st = try Sys.lstatIfExists(final) {
-            let src = try Sys.fstat(fd, source)
-            return st.st_dev == src.st_dev && st.st_ino == src.st_ino
-        }
-        do {
-            if try Sys.link(source, final) {
-                // The link names the source's data: make it durable before
-                // any record names it.
-                try Sys.fsync(fd, source)
-                return true
+        let src = try Sys.fstat(fd, what)
+        func isSource(_ st: FileStat) -> Bool { st.st_dev == src.st_dev && st.st_ino == src.st_ino }
+        switch try Sys.linkOpenFile(fd, to: final, what: what) {
+        case .exists:
+            guard let st = try Sys.lstatIfExists(final) else { return false }
+            return isSource(st)
+        case .linked:
+            guard let st = try Sys.lstatIfExists(final) else {
+                // Gone already (a collector): the commit finds it missing.
+                return false
             }
-            return false
-        } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .permission || e.code == .unsupported {
-            // Another filesystem (or links not allowed): keep a copy.
-            try copyIntoPlace(fd: fd, size: size, source: source, final: final, buffer: buffer)
+            guard isSource(st) else {
+                try? Sys.unlinkIfExists(final)
+                throw SnapshotterError(.io, "\(what): the store's link \(final) is not the file that was read")
+            }
+            // The link names the source's data: make it durable before
+            // any record names it.
+            try Sys.fsync(fd, "\(what) (linked as \(final))")
+            return true
+        case .unavailable:
+            // Another filesystem, links not allowed, or no /proc: keep a
+            // copy of the bytes that were hashed.
+            try copyIntoPlace(fd: fd, size: size, what: what, final: final, buffer: buffer)
             return false
         }
     }
 
-    private func copyIntoPlace(fd: Int32, size: Int64, source: String, final: String,
+    private func copyIntoPlace(fd: Int32, size: Int64, what: String, final: String,
                                buffer: UnsafeMutableRawBufferPointer) throws {
         _ = try Self.writeNew(in: linkDir) { out, tmp in
-            try FileCopy.sparseCopy(from: fd, to: out, size: size, what: source, output: tmp, buffer: buffer)
+            try FileCopy.sparseCopy(from: fd, to: out, size: size, what: what, output: tmp, buffer: buffer)
             // The copy stands in for the source's inode: same mode, owner, times.
-            let st = try Sys.fstat(fd, source)
+            let st = try Sys.fstat(fd, what)
             try Sys.fchmod(out, st.st_mode & 0o7777, tmp)
             if Sys.isRoot { try Sys.fchown(out, st.st_uid, st.st_gid, tmp) }
             try Sys.futimens(out, mtimeNanos: Sys.mtimeNanos(st), tmp)
@@ -172,11 +184,17 @@ final class ContentStore: Sendable {
     }
 
     /// Hashes a read-only link the way a snapshot would (SPF1 of its bytes).
+    /// A link that is not a regular file (a symlink older versions stored
+    /// for a symlinked source) is an error, so verify reports it and repair
+    /// rebuilds it.
     func hashLink(_ d: Digest, buffer: UnsafeMutableRawBufferPointer) throws -> Digest {
         let path = linkPath(d)
-        let fd = try Sys.open(path, O_RDONLY)
+        let fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
         defer { Sys.close(fd) }
         let st = try Sys.fstat(fd, path)
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw SnapshotterError.corrupt("\(path) is not a regular file")
+        }
         let devnull = try Sys.open("/dev/null", O_WRONLY)
         defer { Sys.close(devnull) }
         return try SPF1.encode(from: fd, size: Int64(st.st_size), to: devnull, path: path, buffer: buffer) { _ in }.digest
