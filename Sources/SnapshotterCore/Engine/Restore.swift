@@ -1,0 +1,249 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Restore from the local store into an output directory.
+extension Snapshotter {
+    /// Restores `name:version` into `outputDir`.
+    public func restore(_ request: RestoreRequest, progress: ProgressHandler? = nil,
+                        cancel: CancellationFlag? = nil) async throws -> RestoreReport {
+        try Naming.validateName(request.name)
+        try Naming.validateVersion(request.version)
+        guard !request.outputDir.isEmpty else { throw SnapshotterError.invalid("output directory is empty") }
+        let key = SnapshotKey(name: request.name, version: request.version)
+        let registry = self.registry
+        let transport = self.transport
+        return try await operation(cancel) { flag in
+            let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
+            reporter.setPhase(.preparing)
+            try flag.check()
+            // The record is read in the transaction that takes the lease, so
+            // the collector and delete cannot remove the snapshot or its
+            // content between the read and the end of the export. A
+            // snapshot only the registry has is fetched and recorded first.
+            let loaded = Locked<SnapshotRecord?>(nil)
+            let leaseCheck: @Sendable (LMDBTransaction) throws -> [Digest] = { txn in
+                guard let rec = try self.meta.snapshot(txn, key) else {
+                    throw SnapshotterError(.notFound, "snapshot \(key) not found")
+                }
+                loaded.withLock { $0 = rec }
+                return rec.files.map(\.digest)
+            }
+            // Last access is recorded in the transaction that drops the lease.
+            let touch: @Sendable (LMDBTransaction) throws -> Void = { txn in
+                try self.meta.setLastAccess(txn, key, Sys.nowNanos())
+            }
+            let exportBody: @Sendable () async throws -> RestoreReport = {
+                guard let record = loaded.withLock({ $0 }) else { throw SnapshotterError(.internal, "restore \(key): no record") }
+                return try await self.export(key, record: record, request: request, reporter: reporter, cancel: flag)
+            }
+            do {
+                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
+            } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) {
+                guard let registry else { throw e }
+                return try await self.restoreFromRemote(key, request: request, registry: registry, transport: transport,
+                                                        reporter: reporter, cancel: flag)
+            }
+        }
+    }
+
+    /// Writes every file of a leased snapshot into the output directory.
+    func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
+                        reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
+        let targets = try await pool.run {
+            try self.prepareRestore(key, files: record.files, outputDir: request.outputDir, overwrite: request.overwrite)
+        }
+        reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
+        let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
+        try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
+            let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
+                                          buffer: buffer, reporter: reporter, cancel: flag)
+            counts.withLock { $0.count(how, size: record.files[i].size) }
+            reporter.fileDone(copied: how == .copied)
+        }
+        try flag.check()
+        reporter.finish()
+        return counts.withLock { $0 }
+    }
+
+    func loadSnapshot(_ key: SnapshotKey) throws -> SnapshotRecord {
+        guard let record = try meta.env.read({ try meta.snapshot($0, key) }) else {
+            throw SnapshotterError(.notFound, "snapshot \(key) not found")
+        }
+        return record
+    }
+
+    /// Checks every target before anything is written: paths stay inside
+    /// the output directory, existing files are refused unless overwriting,
+    /// and (unless it is still to be fetched) all content is present. Then
+    /// creates the directories.
+    /// `created` gets the directories it made, parents first.
+    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], outputDir: String, overwrite: Bool,
+                        requireContent: Bool = true) throws -> [String] {
+        var created: [String] = []
+        return try prepareRestore(key, files: files, outputDir: outputDir, overwrite: overwrite,
+                                  requireContent: requireContent, created: &created)
+    }
+
+    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], outputDir: String, overwrite: Bool,
+                        requireContent: Bool, created: inout [String]) throws -> [String] {
+        try makeDirectories(outputDir, created: &created)
+        let out = try Sys.realpath(outputDir)
+        var dirs = Set<String>()
+        var targets: [String] = []
+        targets.reserveCapacity(files.count)
+        var knownDirectories = Set<String>()
+        for f in files {
+            let rel = try PathGuard.normalize(f.relativePath)
+            try PathGuard.checkInside(base: out, relative: rel, followFinal: false, knownDirectories: &knownDirectories)
+            let target = out + "/" + rel
+            if let st = try Sys.lstatIfExists(target) {
+                if (st.st_mode & S_IFMT) == S_IFDIR {
+                    throw SnapshotterError(.alreadyExists, "restore \(key): \(target) exists and is a directory")
+                }
+                if !overwrite {
+                    throw SnapshotterError(.alreadyExists, "restore \(key): \(target) already exists (ask to overwrite to replace it)")
+                }
+            }
+            guard try !requireContent || Sys.lstatIfExists(store.contentPath(f.digest)) != nil
+                    || (f.readOnly && Sys.lstatIfExists(store.linkPath(f.digest)) != nil) else {
+                throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
+            }
+            dirs.insert(Paths.dirname(target))
+            targets.append(target)
+        }
+        for d in dirs.sorted() { try makeDirectories(d, created: &created) }
+        return targets
+    }
+
+    /// `mkdir -p`, telling which directories it made.
+    func makeDirectories(_ path: String, created: inout [String]) throws {
+        var missing: [String] = []
+        var p = path
+        while !p.isEmpty, p != "/", try Sys.lstatIfExists(p) == nil {
+            missing.append(p)
+            p = Paths.dirname(p)
+        }
+        try Sys.mkdirs(path)
+        created += missing.reversed()
+    }
+
+    enum ExportMethod: Sendable { case linked, copied, decoded }
+
+    /// Writes one file under a temporary name next to its target, applies
+    /// its metadata, then renames it into place.
+    func exportFile(_ f: SnapshotFile, to target: String, overwrite: Bool, key: SnapshotKey,
+                    buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
+                    cancel: CancellationFlag) throws -> ExportMethod {
+        // A hard link is never half-written: without overwrite it goes
+        // straight to its final name (one directory operation, like cp -al).
+        if f.readOnly && !overwrite, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
+            do {
+                if try Sys.link(store.linkPath(f.digest), target) {
+                    reporter.addBytes(f.size)
+                    return .linked
+                }
+                throw SnapshotterError(.alreadyExists, "restore \(key): \(target) appeared while restoring")
+            } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                // Fall through to a copy.
+            }
+        }
+        return try placeExport(to: target, overwrite: overwrite, key: key, cancel: cancel) { tmp in
+            var method = ExportMethod.decoded
+            // A link shares the store's inode (and, for files snapshotted
+            // from this filesystem, the original source's): it is used only
+            // when that inode already carries this file's metadata, so
+            // restoring never changes the mode or times of any other file.
+            if f.readOnly, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
+                do {
+                    if try Sys.link(store.linkPath(f.digest), tmp) {
+                        method = .linked
+                    }
+                } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                    method = e.code == .crossDevice ? .copied : .decoded
+                }
+            }
+            if method == .linked {
+                reporter.addBytes(f.size)
+            } else {
+                try decodeContent(f, into: tmp, key: key, buffer: buffer, reporter: reporter, cancel: cancel)
+            }
+            return method
+        }
+    }
+
+    /// Has `write` produce a file at a temporary name next to `target`, then
+    /// renames it into place (replacing what is there only when
+    /// overwriting); the temporary file is removed on any failure.
+    func placeExport(to target: String, overwrite: Bool, key: SnapshotKey, cancel: CancellationFlag,
+                     _ write: (_ tmp: String) throws -> ExportMethod) throws -> ExportMethod {
+        let tmp = ContentStore.tempPath(in: Paths.dirname(target))
+        var placed = false
+        defer { if !placed { try? Sys.unlinkIfExists(tmp) } }
+        let method = try write(tmp)
+        try cancel.check()
+        try place(tmp, at: target, overwrite: overwrite, linked: method == .linked, key: key)
+        placed = true
+        return method
+    }
+
+    /// Renames a finished temporary file to its target, replacing what is
+    /// there only when overwriting.
+    func place(_ tmp: String, at target: String, overwrite: Bool, linked: Bool, key: SnapshotKey) throws {
+        if overwrite {
+            try Sys.rename(tmp, target)
+            // rename(2) between two links of one inode does nothing.
+            if linked { try? Sys.unlinkIfExists(tmp) }
+        } else if try !Sys.renameNoReplace(tmp, target) {
+            throw SnapshotterError(.alreadyExists, "restore \(key): \(target) appeared while restoring")
+        }
+    }
+
+    func metadataMatches(_ st: FileStat, _ f: SnapshotFile) -> Bool {
+        UInt32(st.st_mode) & 0o7777 == f.mode && Sys.mtimeNanos(st) == f.mtimeNanos
+            && (!Sys.isRoot || (st.st_uid == f.uid && st.st_gid == f.gid))
+    }
+
+    /// Decodes a content file into `path`, verifying its digest in the same
+    /// pass; holes stay holes.
+    func decodeContent(_ f: SnapshotFile, into path: String, key: SnapshotKey,
+                       buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter?,
+                       cancel: CancellationFlag) throws {
+        let src = store.contentPath(f.digest)
+        let inFD = try Sys.open(src, O_RDONLY)
+        defer { Sys.close(inFD) }
+        let st = try Sys.fstat(inFD, src)
+        let outFD = try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        defer { Sys.close(outFD) }
+        let r: SPF1.DecodeResult
+        var dataBytes: Int64 = 0
+        defer { reporter?.addBytes(max(0, f.size - dataBytes)) }
+        do {
+            r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: outFD, name: src, buffer: buffer) { n in
+                dataBytes += n
+                reporter?.addBytes(n)
+                try cancel.check()
+            }
+        } catch let e as SnapshotterError where e.code == .corrupt {
+            throw e.context("restore \(key): \(f.relativePath)")
+        }
+        guard r.digest == f.digest else {
+            throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) is corrupt (expected \(f.digest), got \(r.digest))")
+        }
+        guard r.logicalSize == f.size else {
+            throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) has size \(r.logicalSize), expected \(f.size)")
+        }
+        try ContentStore.applyMetadata(of: f, to: outFD, path: path)
+    }
+}
+
+extension RestoreReport {
+    /// Counts one exported file of `size` bytes (a link writes none).
+    mutating func count(_ how: Snapshotter.ExportMethod, size: Int64) {
+        switch how {
+        case .linked: filesLinked += 1
+        case .copied: filesCopied += 1; bytesWritten += size
+        case .decoded: filesDecoded += 1; bytesWritten += size
+        }
+    }
+}
