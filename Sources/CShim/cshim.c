@@ -20,6 +20,10 @@ int cshim_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, cons
     return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
 }
 
+int cshim_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_EXCHANGE);
+}
+
 int cshim_ficlone(int dst_fd, int src_fd) {
     return ioctl(dst_fd, FICLONE, src_fd);
 }

@@ -9,6 +9,9 @@ int cshim_seek_data(void);
 int cshim_seek_hole(void);
 /* renameat2(RENAME_NOREPLACE); returns -1 with errno set on failure. */
 int cshim_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+/* renameat2(RENAME_EXCHANGE): swaps two names atomically (tests use it to
+ * race a restore). */
+int cshim_rename_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 /* ioctl(FICLONE): reflink the whole of src into dst. */
 int cshim_ficlone(int dst_fd, int src_fd);
 ssize_t cshim_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len);

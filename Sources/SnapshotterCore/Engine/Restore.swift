@@ -49,14 +49,15 @@ extension Snapshotter {
 
     /// Writes every file of a leased snapshot into the output directory.
     func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
-                        reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
-        let targets = try await pool.run {
-            try self.prepareRestore(key, files: record.files, outputDir: request.outputDir, overwrite: request.overwrite)
+                reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
+        let (output, targets) = try await pool.run {
+            let output = try OutputDirectory(opening: request.outputDir, durable: self.options.durableRestore)
+            return (output, try self.prepareRestore(key, files: record.files, output: output, overwrite: request.overwrite))
         }
         reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
         try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
-            let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
+            let how = try self.exportFile(record.files[i], to: targets[i], in: output, overwrite: request.overwrite, key: key,
                                           buffer: buffer, reporter: reporter, cancel: flag)
             counts.withLock { $0.count(how, size: record.files[i].size) }
             reporter.fileDone(copied: how == .copied)
@@ -73,82 +74,71 @@ extension Snapshotter {
         return record
     }
 
-    /// Checks every target before anything is written: paths stay inside
-    /// the output directory, existing files are refused unless overwriting,
-    /// and (unless it is still to be fetched) all content is present. Then
+    /// Checks every target before anything is written: no directory on the
+    /// way is a symlink, existing files are refused unless overwriting, and
+    /// (unless it is still to be fetched) all content is present. Then
     /// creates the directories.
-    /// `created` gets the directories it made, parents first.
-    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], outputDir: String, overwrite: Bool,
-                        requireContent: Bool = true) throws -> [String] {
-        var created: [String] = []
-        return try prepareRestore(key, files: files, outputDir: outputDir, overwrite: overwrite,
-                                  requireContent: requireContent, created: &created)
-    }
-
-    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], outputDir: String, overwrite: Bool,
-                        requireContent: Bool, created: inout [String]) throws -> [String] {
-        try makeDirectories(outputDir, created: &created)
-        let out = try Sys.realpath(outputDir)
-        var dirs = Set<String>()
-        var targets: [String] = []
+    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, overwrite: Bool,
+                        requireContent: Bool = true) throws -> [OutputDirectory.Target] {
+        var dirExists: [String: Bool] = [:]
+        var targets: [OutputDirectory.Target] = []
         targets.reserveCapacity(files.count)
-        var knownDirectories = Set<String>()
         for f in files {
             let rel = try PathGuard.normalize(f.relativePath)
-            try PathGuard.checkInside(base: out, relative: rel, followFinal: false, knownDirectories: &knownDirectories)
-            let target = out + "/" + rel
-            if let st = try Sys.lstatIfExists(target) {
+            let slash = rel.lastIndex(of: "/")
+            let dir = slash.map { String(rel[..<$0]) } ?? ""
+            var t = OutputDirectory.Target(dir: dir, name: slash.map { String(rel[rel.index(after: $0)...]) } ?? rel, wasAbsent: true)
+            let exists: Bool
+            do {
+                if let known = dirExists[dir] { exists = known } else {
+                    exists = try output.directoryExists(dir)
+                    dirExists[dir] = exists
+                }
+            } catch let e as SnapshotterError {
+                throw e.context("restore \(key): \(f.relativePath)")
+            }
+            if exists, let st = try output.stat(t) {
                 if (st.st_mode & S_IFMT) == S_IFDIR {
-                    throw SnapshotterError(.alreadyExists, "restore \(key): \(target) exists and is a directory")
+                    throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) exists and is a directory")
                 }
                 if !overwrite {
-                    throw SnapshotterError(.alreadyExists, "restore \(key): \(target) already exists (ask to overwrite to replace it)")
+                    throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) already exists (ask to overwrite to replace it)")
                 }
+                t.wasAbsent = false
             }
             guard try !requireContent || Sys.lstatIfExists(store.contentPath(f.digest)) != nil
                     || (f.readOnly && Sys.lstatIfExists(store.linkPath(f.digest)) != nil) else {
                 throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
             }
-            dirs.insert(Paths.dirname(target))
-            targets.append(target)
+            targets.append(t)
         }
-        for d in dirs.sorted() { try makeDirectories(d, created: &created) }
+        for (d, exists) in dirExists.sorted(by: { $0.key < $1.key }) where !exists {
+            try output.makeDirectory(d)
+        }
         return targets
-    }
-
-    /// `mkdir -p`, telling which directories it made.
-    func makeDirectories(_ path: String, created: inout [String]) throws {
-        var missing: [String] = []
-        var p = path
-        while !p.isEmpty, p != "/", try Sys.lstatIfExists(p) == nil {
-            missing.append(p)
-            p = Paths.dirname(p)
-        }
-        try Sys.mkdirs(path)
-        created += missing.reversed()
     }
 
     enum ExportMethod: Sendable { case linked, copied, decoded }
 
     /// Writes one file under a temporary name next to its target, applies
     /// its metadata, then renames it into place.
-    func exportFile(_ f: SnapshotFile, to target: String, overwrite: Bool, key: SnapshotKey,
-                    buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
+    func exportFile(_ f: SnapshotFile, to t: OutputDirectory.Target, in output: OutputDirectory, overwrite: Bool,
+                    key: SnapshotKey, buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
                     cancel: CancellationFlag) throws -> ExportMethod {
         // A hard link is never half-written: without overwrite it goes
         // straight to its final name (one directory operation, like cp -al).
         if f.readOnly && !overwrite, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
             do {
-                if try Sys.link(store.linkPath(f.digest), target) {
+                if try output.link(store.linkPath(f.digest), at: t) {
                     reporter.addBytes(f.size)
                     return .linked
                 }
-                throw SnapshotterError(.alreadyExists, "restore \(key): \(target) appeared while restoring")
+                throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) appeared while restoring")
             } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
                 // Fall through to a copy.
             }
         }
-        return try placeExport(to: target, overwrite: overwrite, key: key, cancel: cancel) { tmp in
+        return try placeExport(to: t, in: output, overwrite: overwrite, key: key, cancel: cancel) { tmp in
             var method = ExportMethod.decoded
             // A link shares the store's inode (and, for files snapshotted
             // from this filesystem, the original source's): it is used only
@@ -156,7 +146,7 @@ extension Snapshotter {
             // restoring never changes the mode or times of any other file.
             if f.readOnly, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
                 do {
-                    if try Sys.link(store.linkPath(f.digest), tmp) {
+                    if try output.link(store.linkPath(f.digest), at: tmp) {
                         method = .linked
                     }
                 } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
@@ -166,36 +156,37 @@ extension Snapshotter {
             if method == .linked {
                 reporter.addBytes(f.size)
             } else {
-                try decodeContent(f, into: tmp, key: key, buffer: buffer, reporter: reporter, cancel: cancel)
+                let fd = try output.create(tmp)
+                defer { Sys.close(fd) }
+                let what = output.display(tmp.dir, tmp.name)
+                try decodeContent(f, into: fd, what: what, key: key, buffer: buffer, reporter: reporter, cancel: cancel)
+                if output.durable { try Sys.fsync(fd, what) }
             }
             return method
         }
     }
 
-    /// Has `write` produce a file at a temporary name next to `target`, then
-    /// renames it into place (replacing what is there only when
+    /// Has `write` produce a file at a temporary name next to the target,
+    /// then renames it into place (replacing what is there only when
     /// overwriting); the temporary file is removed on any failure.
-    func placeExport(to target: String, overwrite: Bool, key: SnapshotKey, cancel: CancellationFlag,
-                     _ write: (_ tmp: String) throws -> ExportMethod) throws -> ExportMethod {
-        let tmp = ContentStore.tempPath(in: Paths.dirname(target))
+    func placeExport(to t: OutputDirectory.Target, in output: OutputDirectory, overwrite: Bool, key: SnapshotKey,
+                     cancel: CancellationFlag, _ write: (_ tmp: OutputDirectory.Temp) throws -> ExportMethod) throws -> ExportMethod {
+        let tmp = output.tempName(for: t)
         var placed = false
-        defer { if !placed { try? Sys.unlinkIfExists(tmp) } }
+        defer { if !placed { output.remove(tmp) } }
         let method = try write(tmp)
         try cancel.check()
-        try place(tmp, at: target, overwrite: overwrite, linked: method == .linked, key: key)
+        try place(tmp, at: t, in: output, overwrite: overwrite, linked: method == .linked, key: key)
         placed = true
         return method
     }
 
     /// Renames a finished temporary file to its target, replacing what is
     /// there only when overwriting.
-    func place(_ tmp: String, at target: String, overwrite: Bool, linked: Bool, key: SnapshotKey) throws {
-        if overwrite {
-            try Sys.rename(tmp, target)
-            // rename(2) between two links of one inode does nothing.
-            if linked { try? Sys.unlinkIfExists(tmp) }
-        } else if try !Sys.renameNoReplace(tmp, target) {
-            throw SnapshotterError(.alreadyExists, "restore \(key): \(target) appeared while restoring")
+    func place(_ tmp: OutputDirectory.Temp, at t: OutputDirectory.Target, in output: OutputDirectory, overwrite: Bool,
+               linked: Bool, key: SnapshotKey) throws {
+        guard try output.place(tmp, at: t, overwrite: overwrite, linked: linked) else {
+            throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) appeared while restoring")
         }
     }
 
@@ -204,17 +195,16 @@ extension Snapshotter {
             && (!Sys.isRoot || (st.st_uid == f.uid && st.st_gid == f.gid))
     }
 
-    /// Decodes a content file into `path`, verifying its digest in the same
-    /// pass; holes stay holes.
-    func decodeContent(_ f: SnapshotFile, into path: String, key: SnapshotKey,
+    /// Decodes a content file into the new file `outFD` (`what` names it),
+    /// verifying its digest in the same pass, and gives it the file's
+    /// metadata; holes stay holes.
+    func decodeContent(_ f: SnapshotFile, into outFD: Int32, what: String, key: SnapshotKey,
                        buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter?,
                        cancel: CancellationFlag) throws {
         let src = store.contentPath(f.digest)
         let inFD = try Sys.open(src, O_RDONLY)
         defer { Sys.close(inFD) }
         let st = try Sys.fstat(inFD, src)
-        let outFD = try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        defer { Sys.close(outFD) }
         let r: SPF1.DecodeResult
         var dataBytes: Int64 = 0
         defer { reporter?.addBytes(max(0, f.size - dataBytes)) }
@@ -233,7 +223,7 @@ extension Snapshotter {
         guard r.logicalSize == f.size else {
             throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) has size \(r.logicalSize), expected \(f.size)")
         }
-        try ContentStore.applyMetadata(of: f, to: outFD, path: path)
+        try ContentStore.applyMetadata(of: f, to: outFD, path: what)
     }
 }
 

@@ -17,6 +17,11 @@ public struct StoreOptions: Sendable {
     public var content: ContentSettings?
     /// Garbage-collection policy for `gc()` and the background collector.
     public var gc = GCPolicy()
+    /// Restore makes each file it writes, and each directory it changes,
+    /// durable (fsync) before it reports success. Off by default, as with
+    /// cp: a power loss soon after a restore may then leave files empty
+    /// under their final names (docs/store-health.md).
+    public var durableRestore = false
     /// How disk usage is measured (a seam for tests).
     public var diskUsage: any DiskUsageProvider = StatvfsDiskUsage()
 
