@@ -19,11 +19,7 @@ extension Snapshotter {
         do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {
             throw SnapshotterError(.registry, "restore \(key): the registry's config is unusable: \(e.message)")
         }
-        let (output, targets) = try await pool.run {
-            let output = try OutputDirectory(opening: request.outputDir, durable: self.options.durableRestore)
-            return (output, try self.prepareRestore(key, files: files, output: output, overwrite: request.overwrite,
-                                                    requireContent: false))
-        }
+        let (output, targets) = try await openOutput(key, files: files, request: request, requireContent: false)
         var order: [Digest] = []
         var uses: [Digest: [Int]] = [:]
         for (i, f) in files.enumerated() {
@@ -69,10 +65,9 @@ extension Snapshotter {
             }
         } catch {
             // Files are exported as their content arrives; a restore that
-            // fails takes back what it put in the output (without
-            // overwrite, nothing of it was there before), so it can simply
-            // be run again.
-            if !request.overwrite { _ = try? await pool.run { output.rollBack() } }
+            // fails takes back the files it put where nothing was and the
+            // directories it made, so it can simply be run again.
+            _ = try? await pool.run { output.rollBack() }
             throw error
         }
     }

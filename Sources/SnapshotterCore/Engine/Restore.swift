@@ -50,21 +50,40 @@ extension Snapshotter {
     /// Writes every file of a leased snapshot into the output directory.
     func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
                 reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
-        let (output, targets) = try await pool.run {
-            let output = try OutputDirectory(opening: request.outputDir, durable: self.options.durableRestore)
-            return (output, try self.prepareRestore(key, files: record.files, output: output, overwrite: request.overwrite))
-        }
+        let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true)
         reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
-        try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
-            let how = try self.exportFile(record.files[i], to: targets[i], in: output, overwrite: request.overwrite, key: key,
-                                          buffer: buffer, reporter: reporter, cancel: flag)
-            counts.withLock { $0.count(how, size: record.files[i].size) }
-            reporter.fileDone(copied: how == .copied)
+        do {
+            try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
+                let how = try self.exportFile(record.files[i], to: targets[i], in: output, overwrite: request.overwrite, key: key,
+                                              buffer: buffer, reporter: reporter, cancel: flag)
+                counts.withLock { $0.count(how, size: record.files[i].size) }
+                reporter.fileDone(copied: how == .copied)
+            }
+            try flag.check()
+        } catch {
+            // Take back what this restore made, so it can simply run again.
+            _ = try? await pool.run { output.rollBack() }
+            throw error
         }
-        try flag.check()
         reporter.finish()
         return counts.withLock { $0 }
+    }
+
+    /// Opens the output directory and prepares every target; what that made
+    /// is taken back if it fails.
+    func openOutput(_ key: SnapshotKey, files: [SnapshotFile], request: RestoreRequest,
+                    requireContent: Bool) async throws -> (OutputDirectory, [OutputDirectory.Target]) {
+        let output = try await pool.run { try OutputDirectory(opening: request.outputDir, durable: self.options.durableRestore) }
+        do {
+            let targets = try await pool.run {
+                try self.prepareRestore(key, files: files, output: output, overwrite: request.overwrite, requireContent: requireContent)
+            }
+            return (output, targets)
+        } catch {
+            _ = try? await pool.run { output.rollBack() }
+            throw error
+        }
     }
 
     func loadSnapshot(_ key: SnapshotKey) throws -> SnapshotRecord {
@@ -112,8 +131,8 @@ extension Snapshotter {
             }
             targets.append(t)
         }
-        for (d, exists) in dirExists.sorted(by: { $0.key < $1.key }) where !exists {
-            try output.makeDirectory(d)
+        for (d, exists) in dirExists.sorted(by: { $0.key < $1.key }) {
+            if exists { try output.sweepStaleTemps(in: d) } else { try output.makeDirectory(d) }
         }
         return targets
     }

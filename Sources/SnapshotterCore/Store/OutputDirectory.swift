@@ -136,6 +136,13 @@ final class OutputDirectory: Sendable {
         }
     }
 
+    /// Removes temporary files that killed restores left in `dir`
+    /// (OutputTemps.isStale); returns how many.
+    @discardableResult
+    func sweepStaleTemps(in dir: String) throws -> Int {
+        try withDirectory(dir) { try OutputTemps.sweep($0, what: dir.isEmpty ? path : path + "/" + dir) }
+    }
+
     /// lstat of a target; nil when nothing is there.
     func stat(_ t: Target) throws -> FileStat? {
         try withDirectory(t.dir) { try Sys.statAt($0, t.name, what: display(t)) }
