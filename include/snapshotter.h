@@ -148,6 +148,13 @@ typedef enum snapshotter_option {
      * (default 2000; 0 reports every step). Phase changes and the final
      * event always go out. */
     SNAPSHOTTER_OPT_PROGRESS_INTERVAL_US = 4,
+    /* int, 0 or 1 (default 0): a restore fsyncs every file it writes before
+     * renaming it into place, and every directory it changed (with the
+     * parents of those it made) before it reports success. Off, as with
+     * cp: a power loss soon after a restore may leave files empty under
+     * their final names. On costs one fsync per written file
+     * (docs/store-health.md). */
+    SNAPSHOTTER_OPT_DURABLE_RESTORE = 7,
 
     /* 100-199: OCI registry settings (string unless noted). The endpoint is
      * http://host[:port], https://host[:port], or file:///dir for an OCI

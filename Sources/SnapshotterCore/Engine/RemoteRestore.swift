@@ -59,6 +59,7 @@ extension Snapshotter {
                 // Overwriting replaces files only once all content is here.
                 if !plan.pipelined { try await exportAll(digests, plan: plan) }
                 try cancel.check()
+                if output.durable { try await pool.run { try output.syncChanged() } }
                 _ = try await pool.run { try self.recordFetched(key, files: files, config: config, cancel: cancel) }
                 reporter.finish()
                 return plan.counts.withLock { $0 }

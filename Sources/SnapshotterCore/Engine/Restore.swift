@@ -61,6 +61,7 @@ extension Snapshotter {
                 reporter.fileDone(copied: how == .copied)
             }
             try flag.check()
+            if output.durable { try await pool.run { try output.syncChanged() } }
         } catch {
             // Take back what this restore made, so it can simply run again.
             _ = try? await pool.run { output.rollBack() }

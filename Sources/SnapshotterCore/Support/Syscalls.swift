@@ -70,6 +70,7 @@ enum Sys {
 
     static func fsync(_ fd: Int32, _ what: String) throws {
         _ = try call("fsync \(what)") { Glibc.fsync(fd) }
+        SyncProbe.note(what)
     }
 
     /// Starts writing a file's dirty pages back without waiting; only a

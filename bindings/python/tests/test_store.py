@@ -324,3 +324,12 @@ def test_delete_of_a_snapshot_being_restored_is_busy(store, checkpoint, tmp_path
         release.set()
         t.join(30)
     store.delete("sb", "v1")
+
+
+def test_durable_restore_is_accepted_and_restores(tmp_path, checkpoint):
+    base, files = checkpoint
+    with Snapshotter(tmp_path / "s", durable_restore=True, gc=NO_GC) as s:
+        s.snapshot("sb", "v1", base, files)
+        rr = s.restore("sb", "v1", tmp_path / "out")
+    same_tree(base, tmp_path / "out", files)
+    assert rr.files_linked == 2 and rr.files_decoded == 3
