@@ -53,9 +53,19 @@ struct RaceTests {
         return out
     }
 
+    /// A store with the fixture's directory registry and content, so a
+    /// fresh root restores from remote.
+    static func open(_ root: String, _ fx: Fixture) throws -> Snapshotter {
+        var o = StoreOptions()
+        o.gc.intervalSeconds = 0
+        o.registry = RegistrySettings(endpoint: "file://\(fx.dir)/registry")
+        o.content = ContentSettings(url: "file://\(fx.dir)/content")
+        return try Snapshotter(root: root, options: o)
+    }
+
     @Test("a directory swapped for a symlink to outside during restore gets nothing written outside",
-          arguments: [false, true])
-    func swappedDirectoryGetsNothingOutside(overwrite: Bool) async throws {
+          arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func swappedDirectoryGetsNothingOutside(overwrite: Bool, remote: Bool) async throws {
         try await withFixture { fx in
             let files = try Self.makeSources(fx)
             let outside = fx.dir + "/outside"
@@ -69,21 +79,25 @@ struct RaceTests {
             var totalSwaps = 0
             var outcomes: [String] = []
             var escaped = 0
-            try await withStore(fx) { store in
-                _ = try await store.snapshot(SnapshotRequest(name: "race", version: "v1", baseDir: fx.base, files: files))
+            // Publishes too (to the directories), for the remote rounds.
+            let source = try Self.open(fx.root, fx)
+            do {
+                _ = try await source.snapshot(SnapshotRequest(name: "race", version: "v1", baseDir: fx.base, files: files))
                 for round in 0..<2 {
                     let out = fx.output("out\(round)")
                     try makeDirs(out)
                     if overwrite {
-                        _ = try await store.restore(RestoreRequest(name: "race", version: "v1", outputDir: out))
+                        _ = try await source.restore(RestoreRequest(name: "race", version: "v1", outputDir: out))
                     }
                     try posix("symlink") { symlink(outside, out + "/evil") }
+                    // A fresh store has only the registry: it restores from remote.
+                    let store = remote ? try Self.open(fx.dir + "/remote-\(round)", fx) : source
                     // The racer starts once every path was checked: at the
-                    // first event of the export.
+                    // first event that carries the totals.
                     let stop = AtomicFlag()
                     let racer = Mutex<Task<Int, Error>?>(nil)
                     let progress: ProgressHandler = { [out] e in
-                        if e.phase == .exporting {
+                        if e.filesTotal > 0 {
                             racer.withLock { if $0 == nil { $0 = Self.race(out + "/d0", out + "/evil", until: stop) } }
                         }
                         return true
@@ -96,6 +110,7 @@ struct RaceTests {
                         outcomes.append("\(e.code)")
                     }
                     stop.set()
+                    if remote { await store.close() }
                     if let task = racer.withLock({ $0 }) { totalSwaps += try await task.value }
                     let after = try Self.contents(of: outside)
                     let added = Set(after.keys).subtracting(before.keys).count
@@ -103,8 +118,12 @@ struct RaceTests {
                     escaped += added + changed
                     #expect(added == 0 && changed == 0, "round \(round): \(added) new names and \(changed) changed or removed files outside")
                 }
+            } catch {
+                await source.close()
+                throw error
             }
-            print("restore race (overwrite \(overwrite)): \(totalSwaps) swaps, outcomes \(outcomes), \(escaped) files escaped")
+            await source.close()
+            print("restore race (overwrite \(overwrite), remote \(remote)): \(totalSwaps) swaps, outcomes \(outcomes), \(escaped) files escaped")
             #expect(totalSwaps > 0, "the racer never swapped: the test proved nothing")
         }
     }
