@@ -153,6 +153,13 @@ typedef enum snapshotter_option {
      * and the metadata files 0600; with it 0750, 0440 and 0640, owned by
      * that group (the process must belong to it). */
     SNAPSHOTTER_OPT_STORE_GROUP = 5,
+    /* int, 0 or 1 (default 0): a restore fsyncs every file it writes before
+     * renaming it into place, and every directory it changed (with the
+     * parents of those it made) before it reports success. Off, as with
+     * cp: a power loss soon after a restore may leave files empty under
+     * their final names. On costs one fsync per written file
+     * (docs/store-health.md). */
+    SNAPSHOTTER_OPT_DURABLE_RESTORE = 7,
 
     /* 100-199: OCI registry settings (string unless noted). The endpoint is
      * http://host[:port], https://host[:port], or file:///dir for an OCI

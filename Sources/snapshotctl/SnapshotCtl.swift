@@ -43,9 +43,10 @@ struct RootOptions: ParsableArguments {
         throw ValidationError("--root is required (or set SNAPSHOTTER_ROOT)")
     }
 
-    func open(registry: RegistryOptions? = nil, content: ContentOptions? = nil) throws -> Snapshotter {
+    func open(registry: RegistryOptions? = nil, content: ContentOptions? = nil, durableRestore: Bool = false) throws -> Snapshotter {
         var options = StoreOptions()
         options.gc.intervalSeconds = 0
+        options.durableRestore = durableRestore
         options.registry = try registry?.settings()
         options.content = try content?.settings()
         options.storeGroup = try groupID()
@@ -163,12 +164,14 @@ struct Restore: AsyncParsableCommand {
     @Option var version: String
     @Option(help: "Directory to restore into (created if missing).") var output: String
     @Flag(help: "Replace files that already exist.") var overwrite = false
+    @Flag(help: "fsync every written file and changed directory before reporting success (slower; survives a power loss).")
+    var sync = false
     @OptionGroup var registry: RegistryOptions
     @OptionGroup var content: ContentOptions
 
     func run() async throws {
         try await runReporting {
-            let store = try common.open(registry: registry, content: content)
+            let store = try common.open(registry: registry, content: content, durableRestore: sync)
             let meter = Console.meter(quiet: common.quiet, verb: "restore")
             let started = Console.now()
             let r = try await store.restore(RestoreRequest(name: name, version: version, outputDir: output, overwrite: overwrite),

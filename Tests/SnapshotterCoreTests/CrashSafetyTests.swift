@@ -164,6 +164,7 @@ struct CrashSafetyTests {
             var checked = Set<String>()
 
             var killed = (snapshots: 0, restores: 0, deletes: 0)
+            var killedTemps = 0
             for round in 1...rounds {
                 let context = "seed \(seed), round \(round)"
                 try work.mutate(round: round)
@@ -181,10 +182,14 @@ struct CrashSafetyTests {
                 if !finished(exit) { killed.restores += 1 } else { #expect(exit.status == 0, "\(context): \(exit)") }
                 try await withStore(fx) { store in
                     let info = try await store.info(name: "crash", version: victim)
-                    _ = try Self.checkKilledRestore(out, info, context: context + " restore of \(victim)")
                     // The restore can be redone over what the killed one left.
+                    let (_, temps) = try Self.checkKilledRestore(out, info, context: context + " restore of \(victim)")
+                    killedTemps += temps
                     _ = try await store.restore(RestoreRequest(name: "crash", version: victim, outputDir: out, overwrite: true))
                     try expectRestored(info, in: out, store: fx, hashing: .none)
+                    // The killed restore's temporary files went with the rerun.
+                    let left = try allFiles(under: out).filter { isTempName(($0 as NSString).lastPathComponent) }
+                    #expect(left.isEmpty, "\(context): temporary files left after the rerun: \(left)")
                 }
                 try FileManager.default.removeItem(atPath: out)
                 try await Self.checkStore(fx, expected: expected, checked: &checked, context: context + " after a killed restore")
@@ -203,7 +208,7 @@ struct CrashSafetyTests {
             // A schedule that never killed anything would prove nothing.
             #expect(killed.snapshots + killed.restores > 0, "seed \(seed): no child was killed before it finished")
             print("crash test: seed \(seed), \(killed.snapshots)/\(rounds) snapshots, \(killed.restores)/\(rounds) restores and "
-                  + "\(killed.deletes)/\(rounds / 2) deletes killed before they finished "
+                  + "\(killed.deletes)/\(rounds / 2) deletes killed before they finished, \(killedTemps) temporary files left by killed restores "
                   + "(start-up \(startup), snapshot \(snapshotTime), restore \(restoreTime))")
         }
     }

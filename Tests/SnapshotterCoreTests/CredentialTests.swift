@@ -80,17 +80,6 @@ struct CredentialRuleTests {
     }
 }
 
-/// Collects log lines for one test (the Log handler is process-wide).
-enum LogCapture {
-    static let lines = Mutex<[String]>([])
-
-    static func start() {
-        lines.withLock { $0 = [] }
-        Log.setHandler({ _, m in LogCapture.lines.withLock { $0.append(m) } }, maxLevel: .debug)
-    }
-
-    static func stop() { Log.setHandler(nil) }
-}
 
 @Suite("Credentials against hostile registries", .serialized, .enabled(if: RegistryServices.available, "set SNAPSHOTTER_TEST_SERVICES (scripts/test.sh does)"))
 struct CredentialServiceTests {
@@ -123,15 +112,16 @@ struct CredentialServiceTests {
 
     @Test("A publish to an endpoint with userinfo logs where it went, without the password")
     func publishLogRedacted() async throws {
-        LogCapture.start()
-        defer { LogCapture.stop() }
         let fx = try RegistryFixture()
         defer { fx.cleanup() }
         let plain = try RegistryServices.value("REGISTRY_PLAIN")
         let endpoint = plain.replacingOccurrences(of: "http://", with: "http://bob:s3cr3t-pw@")
         let store = try fx.open("a", registry: RegistrySettings(endpoint: endpoint, namespace: "cred"))
-        _ = try await store.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: fx.src, files: fx.files))
-        let logged = LogCapture.lines.withLock { Array($0) }
+        let lines = Mutex<[String]>([])
+        try await LogTap.listen({ m, _ in if m.contains("cred/sb:v1") { lines.withLock { $0.append(m) } } }) {
+            _ = try await store.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: fx.src, files: fx.files))
+        }
+        let logged = lines.withLock { Array($0) }
         #expect(logged.contains { $0.hasPrefix("published cred/sb:v1 to http://***@127.0.0.1:") }, "\(logged)")
         #expect(!logged.contains { $0.contains("s3cr3t-pw") }, "\(logged)")
     }

@@ -104,9 +104,7 @@ struct FullDiskTests {
                     #expect(e?.message.contains(out) == true, "\(e?.message ?? "")")
                     let left = try allFiles(under: out)
                     #expect(left.filter { isTempName(Paths.basename($0)) } == [])
-                    withKnownIssue("a failed local restore leaves the files it placed (the restore helper's cleanup)", isIntermittent: true) {
-                        #expect(left == [])
-                    }
+                    #expect(left == [], "a failed restore removes what it placed")
                     #expect(try await store.verify().problems == [])
 
                     try unfill(mnt)

@@ -20,17 +20,13 @@ struct LogDeliveryTests {
                                                digests: [], holder: String(repeating: "d", count: 32)))
         }
         let seen = Mutex<[(String, Bool)]>([])
-        Log.setHandler({ _, message in
-            // Log.isDeferring is true exactly inside a transaction of this
-            // thread (or task); the handler is process-wide, so this holds
-            // for every message of every test running meanwhile.
-            let inside = Log.isDeferring
-            seen.withLock { $0.append((message, inside)) }
-        }, maxLevel: .debug)
-        defer { Log.setHandler(nil) }
         var p = GCPolicy()
         p.highWatermarkPercent = 100
-        _ = try await store.gc(policy: p)
+        // Every message of every test running meanwhile is checked: none
+        // may arrive inside a transaction of its thread (or task).
+        _ = try await LogTap.listen({ m, inside in seen.withLock { $0.append((m, inside)) } }) {
+            try await store.gc(policy: p)
+        }
         let messages = seen.withLock { $0 }
         #expect(messages.contains { $0.0.contains("gc \(store.root): expired 1 leases") })
         for (m, inside) in messages { #expect(!inside, "delivered inside a transaction: \(m)") }
@@ -44,21 +40,22 @@ struct LogDeliveryTests {
         let store = try fx.open()
         let seen = Mutex<[String]>([])
         let tag = UUID().uuidString
-        Log.setHandler({ _, message in
-            if message.hasPrefix(tag) { seen.withLock { $0.append(message + (Log.isDeferring ? " inside" : "")) } }
-        })
-        defer { Log.setHandler(nil) }
-        try store.meta.env.write { _ in
-            Log.info("\(tag) one")
-            try store.meta.env.read { _ in Log.info("\(tag) two") }
-            #expect(seen.withLock { $0 }.isEmpty)
+        let sink: LogTap.Sink = { message, inside in
+            if message.hasPrefix(tag) { seen.withLock { $0.append(message + (inside ? " inside" : "")) } }
         }
-        #expect(seen.withLock { $0 } == ["\(tag) one", "\(tag) two"])
-        struct Boom: Error {}
-        #expect(throws: Boom.self) {
+        try LogTap.listen(sink) {
             try store.meta.env.write { _ in
-                Log.info("\(tag) three")
-                throw Boom()
+                Log.info("\(tag) one")
+                try store.meta.env.read { _ in Log.info("\(tag) two") }
+                #expect(seen.withLock { $0 }.isEmpty)
+            }
+            #expect(seen.withLock { $0 } == ["\(tag) one", "\(tag) two"])
+            struct Boom: Error {}
+            #expect(throws: Boom.self) {
+                try store.meta.env.write { _ in
+                    Log.info("\(tag) three")
+                    throw Boom()
+                }
             }
         }
         #expect(seen.withLock { $0 } == ["\(tag) one", "\(tag) two", "\(tag) three"])

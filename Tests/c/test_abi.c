@@ -305,6 +305,37 @@ static int test_sync_round_trip(void) {
     return 0;
 }
 
+/* The durable-restore option is checked, and a restore with it works. */
+static int test_durable_restore(void) {
+    char src[4096], out[4096], root[4096], a[4096], b[4096];
+    path_join(src, sizeof src, base, "durable-src");
+    path_join(out, sizeof out, base, "durable-out/deeper");
+    path_join(root, sizeof root, base, "durable-root");
+    CHECK(make_source(src, 64 << 10) == 0);
+    snapshotter_options_t *o = snapshotter_options_new();
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_DURABLE_RESTORE, 2), SNAPSHOTTER_EINVAL);
+    CHECK(strstr(snapshotter_last_error(), "durable restore") != NULL);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_DURABLE_RESTORE, 1), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, 0), SNAPSHOTTER_OK);
+    snapshotter_t *s = NULL;
+    CHECK_RC(snapshotter_open(root, o, &s), SNAPSHOTTER_OK);
+    snapshotter_options_free(o);
+    snapshotter_files_t *f = source_files();
+    CHECK_RC(snapshotter_snapshot(s, "durable", "v1", src, f, NULL), SNAPSHOTTER_OK);
+    snapshotter_files_free(f);
+    snapshotter_report_t rr = SNAPSHOTTER_REPORT_INIT;
+    CHECK_RC(snapshotter_restore(s, "durable", "v1", out, 0, &rr), SNAPSHOTTER_OK);
+    CHECK(rr.files_linked == 2 && rr.files_decoded == 2);
+    const char *names[] = {"ckpt/mem", "ckpt/state", "disk.img", "meta.json"};
+    for (int i = 0; i < 4; i++) {
+        path_join(a, sizeof a, src, names[i]);
+        path_join(b, sizeof b, out, names[i]);
+        CHECK(same_file(a, b));
+    }
+    CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
+    return 0;
+}
+
 /* A report struct from an older, smaller header is filled no further. */
 static int test_report_size_is_respected(void) {
     char src[4096];
@@ -779,6 +810,7 @@ int main(void) {
     RUN(test_options);
     RUN(test_bad_inputs);
     RUN(test_sync_round_trip);
+    RUN(test_durable_restore);
     RUN(test_report_size_is_respected);
     RUN(test_corrupt_content);
     RUN(test_async_progress_and_done);

@@ -97,6 +97,9 @@ func (o *cOptions) setStore(c *Config) {
 	if c.storeGroup != nil {
 		o.setInt("WithStoreGroup", C.SNAPSHOTTER_OPT_STORE_GROUP, int64(*c.storeGroup))
 	}
+	if c.durableRestore {
+		o.setInt("WithDurableRestore", C.SNAPSHOTTER_OPT_DURABLE_RESTORE, 1)
+	}
 	g := c.GC
 	if g.Interval != nil {
 		o.setInt("GC.Interval", C.SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, seconds(*g.Interval))

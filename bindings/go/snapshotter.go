@@ -109,6 +109,9 @@ type Config struct {
 	report     *Report
 	overwrite  bool
 	storeGroup *int
+
+	// Set at open by WithDurableRestore only.
+	durableRestore bool
 }
 
 // Metadata defines the metadata configuration for the snapshotter.
@@ -204,6 +207,18 @@ func WithOverwrite() Option {
 func WithStoreGroup(gid int) Option {
 	return func(c *Config) {
 		c.storeGroup = &gid
+	}
+}
+
+// WithDurableRestore, given to New or Open, makes every Restore of the
+// store fsync each file it writes and each directory it changes before it
+// returns success, so a power loss right after cannot leave empty or
+// missing files. Off by default, as with cp: it costs one fsync per
+// written file. Like the other settings fixed at open, it has no effect
+// when given to Restore. Not in d7y.io/snapshotter.
+func WithDurableRestore() Option {
+	return func(c *Config) {
+		c.durableRestore = true
 	}
 }
 

@@ -244,6 +244,20 @@ func TestGCSettingsAreValidatedByTheLibrary(t *testing.T) {
 	}
 }
 
+func TestDurableRestoreIsAcceptedAndRestores(t *testing.T) {
+	s := openStore(t, snapshotter.WithDurableRestore())
+	c := makeCheckpoint(t, 7, smallSizes)
+	ctx := context.Background()
+	if err := s.Snapshot(ctx, c.request("durable", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if err := s.Restore(ctx, &snapshotter.RestoreRequest{Name: "durable", Version: "v1", OutputDir: out}); err != nil {
+		t.Fatalf("durable Restore: %v", err)
+	}
+	c.sameTree(t, out)
+}
+
 func TestProgressReportsPhasesAndTotals(t *testing.T) {
 	s := openStore(t)
 	c := makeCheckpoint(t, 1, smallSizes)

@@ -19,13 +19,7 @@ extension Snapshotter {
         do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {
             throw SnapshotterError(.registry, "restore \(key): the registry's config is unusable: \(e.message)")
         }
-        let created = Locked<[String]>([])
-        let targets = try await pool.run {
-            var made: [String] = []
-            defer { created.withLock { $0 = made } }
-            return try self.prepareRestore(key, files: files, outputDir: request.outputDir, overwrite: request.overwrite,
-                                           requireContent: false, created: &made)
-        }
+        let (output, targets) = try await openOutput(key, files: files, request: request, requireContent: false)
         var order: [Digest] = []
         var uses: [Digest: [Int]] = [:]
         for (i, f) in files.enumerated() {
@@ -33,7 +27,7 @@ extension Snapshotter {
             uses[f.digest, default: []].append(i)
         }
         let digests = order
-        let plan = ExportPlan(key: key, files: files, targets: targets, uses: uses, overwrite: request.overwrite,
+        let plan = ExportPlan(key: key, files: files, output: output, targets: targets, uses: uses, overwrite: request.overwrite,
                               reporter: reporter, cancel: cancel)
         do {
             return try await withLease(snapshots: [], digests: digests) {
@@ -65,23 +59,16 @@ extension Snapshotter {
                 // Overwriting replaces files only once all content is here.
                 if !plan.pipelined { try await exportAll(digests, plan: plan) }
                 try cancel.check()
+                if output.durable { try await pool.run { try output.syncChanged() } }
                 _ = try await pool.run { try self.recordFetched(key, files: files, config: config, cancel: cancel) }
                 reporter.finish()
                 return plan.counts.withLock { $0 }
             }
         } catch {
             // Files are exported as their content arrives; a restore that
-            // fails takes back what it put in the output (without
-            // overwrite, nothing of it was there before), so it can simply
-            // be run again.
-            if !request.overwrite {
-                let placed = plan.placed.withLock { $0 }
-                let dirs = created.withLock { $0 }
-                _ = try? await pool.run {
-                    for t in placed { try? Sys.unlinkIfExists(t) }
-                    for d in dirs.reversed() { _ = rmdir(d) }
-                }
-            }
+            // fails takes back the files it put where nothing was and the
+            // directories it made, so it can simply be run again.
+            _ = try? await pool.run { output.rollBack() }
             throw error
         }
     }
@@ -145,12 +132,7 @@ extension Snapshotter {
         } else if plan.pipelined, let rw = uses.first(where: { !plan.files[$0].readOnly }) {
             sink = .output(rw)
         }
-        let sinkDir: String? = switch sink {
-        case .link: store.linkDir
-        case .output(let i): Paths.dirname(plan.targets[i])
-        case .none: nil
-        }
-        let pending = try PendingFetch(d, contentDir: store.contentDir, sink: sink, sinkDir: sinkDir)
+        let pending = try PendingFetch(d, contentDir: store.contentDir, sink: sink, linkDir: store.linkDir, plan: plan)
         do {
             try transport.download(d, into: pending.fd, tempPath: pending.tmp, cancel: plan.cancel, tap: pending.tap) {
                 plan.reporter.addBytes($0)
@@ -212,8 +194,9 @@ extension Snapshotter {
                 throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) has size \(r.logicalSize), expected \(f.size)")
             }
             try ContentStore.applyMetadata(of: f, to: pending.sinkFD!, path: pending.sinkTmp)
-            try place(pending.sinkTmp, at: plan.targets[i], overwrite: plan.overwrite, linked: false, key: key)
-            pending.sinkTmp = ""
+            if plan.output.durable { try Sys.fsync(pending.sinkFD!, pending.sinkTmp) }
+            try place(pending.outputTemp!, at: plan.targets[i], in: plan.output, overwrite: plan.overwrite, linked: false, key: key)
+            pending.outputTemp = nil
             plan.exported(i, how: .decoded)
             return i
         }
@@ -227,7 +210,7 @@ extension Snapshotter {
             try store.materializeLink(d, like: plan.files[ro], buffer: buffer)
         }
         for i in uses where i != skipping {
-            let how = try exportFile(plan.files[i], to: plan.targets[i], overwrite: plan.overwrite, key: plan.key,
+            let how = try exportFile(plan.files[i], to: plan.targets[i], in: plan.output, overwrite: plan.overwrite, key: plan.key,
                                      buffer: buffer, reporter: plan.reporter, cancel: plan.cancel)
             plan.exported(i, how: how, countBytes: false)
         }
@@ -289,22 +272,22 @@ extension Snapshotter {
 final class ExportPlan: Sendable {
     let key: SnapshotKey
     let files: [SnapshotFile]
-    let targets: [String]
+    let output: OutputDirectory
+    let targets: [OutputDirectory.Target]
     let uses: [Digest: [Int]]
     let overwrite: Bool
     let reporter: ProgressReporter
     let cancel: CancellationFlag
     let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
-    /// Targets put in place so far.
-    let placed = Locked<[String]>([])
     /// Files are exported as their content arrives (not when overwriting:
     /// existing files are then replaced only once everything is here).
     var pipelined: Bool { !overwrite }
 
-    init(key: SnapshotKey, files: [SnapshotFile], targets: [String], uses: [Digest: [Int]], overwrite: Bool,
+    init(key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, targets: [OutputDirectory.Target], uses: [Digest: [Int]], overwrite: Bool,
          reporter: ProgressReporter, cancel: CancellationFlag) {
         self.key = key
         self.files = files
+        self.output = output
         self.targets = targets
         self.uses = uses
         self.overwrite = overwrite
@@ -316,7 +299,6 @@ final class ExportPlan: Sendable {
     /// export reported them as it went).
     func exported(_ i: Int, how: Snapshotter.ExportMethod, countBytes: Bool = true) {
         let f = files[i]
-        placed.withLock { $0.append(targets[i]) }
         counts.withLock { $0.count(how, size: f.size) }
         if countBytes { reporter.addBytes(f.size) }
         reporter.fileDone(copied: how == .copied)
@@ -334,26 +316,38 @@ final class PendingFetch: @unchecked Sendable {
     var tmp: String
     let sink: Sink
     let sinkFD: Int32?
+    /// The sink's temporary file: in the store for a link (emptied once
+    /// placed); for an output, its name (for messages) and `outputTemp`.
     var sinkTmp: String
+    /// A sink's temporary file in the output; nil once placed.
+    var outputTemp: OutputDirectory.Temp?
+    let output: OutputDirectory
     let tap: DownloadTap
 
-    init(_ digest: Digest, contentDir: String, sink: Sink, sinkDir: String?) throws {
+    init(_ digest: Digest, contentDir: String, sink: Sink, linkDir: String, plan: ExportPlan) throws {
         self.digest = digest
         self.sink = sink
+        output = plan.output
         tmp = ContentStore.tempPath(in: contentDir)
         fd = try Sys.open(tmp, O_RDWR | O_CREAT | O_EXCL, 0o444)
-        if let sinkDir {
-            sinkTmp = ContentStore.tempPath(in: sinkDir)
-            do {
+        do {
+            switch sink {
+            case .link:
+                sinkTmp = ContentStore.tempPath(in: linkDir)
                 sinkFD = try Sys.open(sinkTmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-            } catch {
-                Sys.close(fd)
-                try? Sys.unlinkIfExists(tmp)
-                throw error
+            case .output(let i):
+                let temp = plan.output.tempName(for: plan.targets[i])
+                sinkTmp = plan.output.display(temp.dir, temp.name)
+                sinkFD = try plan.output.create(temp)
+                outputTemp = temp
+            case .none:
+                sinkTmp = ""
+                sinkFD = nil
             }
-        } else {
-            sinkTmp = ""
-            sinkFD = nil
+        } catch {
+            Sys.close(fd)
+            try? Sys.unlinkIfExists(tmp)
+            throw error
         }
         tap = DownloadTap(SPF1.Decoder(name: tmp, to: sinkFD), file: fd)
     }
@@ -363,7 +357,7 @@ final class PendingFetch: @unchecked Sendable {
         Sys.close(fd)
         if !tmp.isEmpty { try? Sys.unlinkIfExists(tmp) }
         if let sinkFD { Sys.close(sinkFD) }
-        if !sinkTmp.isEmpty { try? Sys.unlinkIfExists(sinkTmp) }
+        if let outputTemp { output.remove(outputTemp) } else if !sinkTmp.isEmpty { try? Sys.unlinkIfExists(sinkTmp) }
     }
 }
 

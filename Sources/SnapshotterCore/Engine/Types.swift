@@ -20,6 +20,11 @@ public struct StoreOptions: Sendable {
     /// A group that may read the store (its directories, content and
     /// metadata); nil: only the owner may (docs/store-health.md).
     public var storeGroup: UInt32?
+    /// Restore makes each file it writes, and each directory it changes,
+    /// durable (fsync) before it reports success. Off by default, as with
+    /// cp: a power loss soon after a restore may then leave files empty
+    /// under their final names (docs/store-health.md).
+    public var durableRestore = false
     /// How disk usage is measured (a seam for tests).
     public var diskUsage: any DiskUsageProvider = StatvfsDiskUsage()
 

@@ -84,6 +84,7 @@ enum Sys {
 
     static func fsync(_ fd: Int32, _ what: String) throws {
         _ = try call(.fsync, "fsync \(what)") { Glibc.fsync(fd) }
+        SyncProbe.note(what)
     }
 
     /// Starts writing a file's dirty pages back without waiting; only a
@@ -231,19 +232,27 @@ enum Sys {
 
     /// Sets the modification time (and access time to the same value).
     static func futimens(_ fd: Int32, mtimeNanos: Int64, _ what: String) throws {
-        var ts = [timespec](repeating: timespec(), count: 2)
-        let t = timespec(tv_sec: Int(mtimeNanos / 1_000_000_000), tv_nsec: Int(mtimeNanos % 1_000_000_000))
-        ts[0] = t
-        ts[1] = t
+        let t = timespec(nanos: mtimeNanos)
+        let ts = [t, t]
         _ = try call(.futimens, "set times of \(what)") { Glibc.futimens(fd, ts) }
     }
 
     static func utimensat(_ path: String, mtimeNanos: Int64) throws {
-        var ts = [timespec](repeating: timespec(), count: 2)
-        let t = timespec(tv_sec: Int(mtimeNanos / 1_000_000_000), tv_nsec: Int(mtimeNanos % 1_000_000_000))
-        ts[0] = t
-        ts[1] = t
+        let t = timespec(nanos: mtimeNanos)
+        let ts = [t, t]
         _ = try call(.utimensat, "set times of \(path)") { Glibc.utimensat(AT_FDCWD, path, ts, 0) }
+    }
+
+    /// Nanoseconds since the epoch as a timespec with 0 <= tv_nsec < 1e9
+    /// (floor division: -1.5 s is -2 s + 0.5e9 ns; the kernel refuses a
+    /// negative tv_nsec). Any Int64 converts without overflow.
+    static func timespec(nanos: Int64) -> Glibc.timespec {
+        var (sec, nsec) = nanos.quotientAndRemainder(dividingBy: 1_000_000_000)
+        if nsec < 0 {
+            sec -= 1
+            nsec += 1_000_000_000
+        }
+        return Glibc.timespec(tv_sec: Int(sec), tv_nsec: Int(nsec))
     }
 
     static func realpath(_ path: String) throws -> String {
@@ -254,18 +263,24 @@ enum Sys {
         return String(cString: p)
     }
 
+    /// A stat's mtime in nanoseconds since the epoch (tv_sec may be
+    /// negative, tv_nsec is not). Times beyond what Int64 nanoseconds hold
+    /// (before 1678 or after 2262) are clamped rather than trapping.
     static func mtimeNanos(_ st: FileStat) -> Int64 {
-        Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        let (scaled, over) = Int64(st.st_mtim.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
+        if over { return st.st_mtim.tv_sec < 0 ? .min : .max }
+        let (sum, over2) = scaled.addingReportingOverflow(Int64(st.st_mtim.tv_nsec))
+        return over2 ? .max : sum
     }
 
     static func nowNanos() -> Int64 {
-        var ts = timespec()
+        var ts = Glibc.timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     static func monotonicNanos() -> UInt64 {
-        var ts = timespec()
+        var ts = Glibc.timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }

@@ -166,7 +166,11 @@ private func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int64, _ path: S
 }
 
 private func setTimes(_ fd: Int32, _ nanos: Int64, _ path: String) throws {
-    let t = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
+    // Floor division: a time before 1970 has a negative second and a
+    // nanosecond part in [0, 1e9).
+    var (sec, nsec) = nanos.quotientAndRemainder(dividingBy: 1_000_000_000)
+    if nsec < 0 { sec -= 1; nsec += 1_000_000_000 }
+    let t = timespec(tv_sec: Int(sec), tv_nsec: Int(nsec))
     let ts = [t, t]
     try posix("set times of \(path)") { futimens(fd, ts) }
 }

@@ -337,3 +337,10 @@ def test_store_is_private_unless_a_group_is_given(tmp_path):
     assert (st.st_mode & 0o777, st.st_gid) == (0o750, gid)
     with pytest.raises(snapshotter.InvalidArgumentError):
         Snapshotter(tmp_path / "bad", gc=NO_GC, store_group=-2)
+def test_durable_restore_is_accepted_and_restores(tmp_path, checkpoint):
+    base, files = checkpoint
+    with Snapshotter(tmp_path / "s", durable_restore=True, gc=NO_GC) as s:
+        s.snapshot("sb", "v1", base, files)
+        rr = s.restore("sb", "v1", tmp_path / "out")
+    same_tree(base, tmp_path / "out", files)
+    assert rr.files_linked == 2 and rr.files_decoded == 3

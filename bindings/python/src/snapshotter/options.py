@@ -133,11 +133,14 @@ class OptionsHandle:
         snapshot_concurrency: Optional[int] = None,
         restore_concurrency: Optional[int] = None,
         store_group: Optional[int] = None,
+        durable_restore: bool = False,
     ) -> "OptionsHandle":
         """Sets every given setting; raises on the first one the library refuses."""
         self.set_int(_ffi.OPT_SNAPSHOT_CONCURRENCY, snapshot_concurrency)
         self.set_int(_ffi.OPT_RESTORE_CONCURRENCY, restore_concurrency)
         self.set_int(_ffi.OPT_STORE_GROUP, store_group)
+        if durable_restore:
+            self.set_int(_ffi.OPT_DURABLE_RESTORE, 1)
         if registry is not None:
             _require(registry, Registry, "registry")
             if not registry.endpoint:

@@ -125,8 +125,11 @@ class Snapshotter:
 
     Settings (``registry``, ``content``, ``dragonfly``, ``gc``, concurrency)
     are applied when the store opens; a setting the library refuses or does
-    not support raises instead of being dropped. Names are OCI repository
-    names (``sandboxes/sb-42``), versions OCI tags (``ckpt-1``).
+    not support raises instead of being dropped. ``durable_restore=True``
+    makes every restore fsync the files it writes and the directories it
+    changes before it returns (off by default, as with ``cp``; one fsync per
+    written file). Names are OCI repository names (``sandboxes/sb-42``),
+    versions OCI tags (``ckpt-1``).
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class Snapshotter:
         snapshot_concurrency: Optional[int] = None,
         restore_concurrency: Optional[int] = None,
         store_group: Optional[int] = None,
+        durable_restore: bool = False,
     ) -> None:
         self._handle: Optional[_Handle] = None
         self._lib = _ffi.load()
@@ -153,6 +157,7 @@ class Snapshotter:
                 snapshot_concurrency=snapshot_concurrency,
                 restore_concurrency=restore_concurrency,
                 store_group=store_group,
+                durable_restore=durable_restore,
             )
             out = c_void_p()
             check(self._lib.snapshotter_open(_text.path(root_dir, "root directory"), opts.handle, byref(out)))
