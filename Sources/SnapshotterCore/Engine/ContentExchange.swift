@@ -32,7 +32,7 @@ extension Snapshotter {
         }
         guard !todo.isEmpty else { return }
         var bytes: Int64 = 0
-        for d in todo { bytes += Int64((try? Sys.lstatIfExists(store.contentPath(d)))??.st_size ?? 0) }
+        for d in todo { bytes = bytes.saturatingAdd(Int64((try? Sys.lstatIfExists(store.contentPath(d)))??.st_size ?? 0)) }
         reporter.begin(.uploading, filesTotal: 0, bytesTotal: 0)
         let done = Locked<[Digest]>([])
         let width = options.content?.downloadConcurrency ?? 4

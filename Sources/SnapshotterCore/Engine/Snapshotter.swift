@@ -177,7 +177,7 @@ public final class Snapshotter: Sendable {
             reporter.setPhase(.preparing)
             try flag.check()
             let prepared = try await pool.run { try self.prepareSnapshot(key, baseDir: request.baseDir, files: files) }
-            reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: prepared.reduce(0) { $0 + $1.size })
+            reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: try prepared.checkedTotal("size") { $0.size })
             let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
             try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
                 let stored = try self.storeFile(prepared[i], useInodeIndex: true, buffer: buffer, reporter: reporter, cancel: flag)
@@ -224,7 +224,7 @@ public final class Snapshotter: Sendable {
             return SnapshotReport(info: info.0,
                                   filesStored: stored.filter(\.created).count,
                                   filesKnownByInode: stored.filter(\.knownByInode).count,
-                                  bytesRead: stored.reduce(0) { $0 + $1.bytesRead })
+                                  bytesRead: stored.saturatingTotal { $0.bytesRead })
         }
     }
 
@@ -469,7 +469,7 @@ public final class Snapshotter: Sendable {
         let targets = try await pool.run {
             try self.prepareRestore(key, files: record.files, outputDir: request.outputDir, overwrite: request.overwrite)
         }
-        reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
+        reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: try record.files.checkedTotal("size", code: .corrupt) { $0.size })
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
         try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
             let how = try self.exportFile(record.files[i], to: targets[i], overwrite: request.overwrite, key: key,
@@ -665,7 +665,7 @@ public final class Snapshotter: Sendable {
                         let accessed = try self.meta.lastAccess(txn, key) ?? rec.created
                         out.append(SnapshotSummary(name: key.name, version: key.version, createdNanos: rec.created,
                                                    lastAccessedNanos: accessed, fileCount: rec.files.count,
-                                                   totalSize: rec.files.reduce(0) { $0 + $1.size }))
+                                                   totalSize: try rec.files.checkedTotal("size", code: .corrupt) { $0.size }))
                         return true
                     }
                     return out
@@ -742,7 +742,7 @@ public final class Snapshotter: Sendable {
                 for d in Set(rec.files.map(\.digest)) {
                     try txn.delete(meta.refs, d.key, value: key.bytes)
                     if try meta.references(txn, d).isEmpty {
-                        if let c = try meta.contentRecord(txn, d) { released += c.encodedSize + (c.hasLink ? c.logicalSize : 0) }
+                        if let c = try meta.contentRecord(txn, d) { released = released.saturatingAdd(c.encodedSize).saturatingAdd(c.hasLink ? c.logicalSize : 0) }
                         try txn.delete(meta.content, d.key)
                         try txn.put(meta.trash, d.key, [])
                         unreferenced.append(d)
@@ -757,7 +757,7 @@ public final class Snapshotter: Sendable {
         // its share by content count.
         let total = max(1, dropped.reduce(0) { $0 + $1.1.count })
         return dropped.map { key, digests, released in
-            (key, DeleteReport(contentFilesRemoved: digests.count, bytesFreed: bytes * Int64(digests.count) / Int64(total),
+            (key, DeleteReport(contentFilesRemoved: digests.count, bytesFreed: bytes.share(digests.count, of: total),
                                storeBytesReleased: released))
         }
     }
@@ -780,8 +780,8 @@ public final class Snapshotter: Sendable {
                 }
                 // Leased content stays in the trash; a later collection retries.
                 if leased.contains(d) { continue }
-                if let st = try Sys.lstatIfExists(store.contentPath(d)) { bytes += Int64(st.st_size) }
-                if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { bytes += Int64(st.st_size) }
+                if let st = try Sys.lstatIfExists(store.contentPath(d)) { bytes = bytes.saturatingAdd(Int64(st.st_size)) }
+                if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { bytes = bytes.saturatingAdd(Int64(st.st_size)) }
                 try store.removeContent(d)
                 try txn.delete(meta.trash, d.key)
                 removed += 1
@@ -809,8 +809,8 @@ extension RestoreReport {
     mutating func count(_ how: Snapshotter.ExportMethod, size: Int64) {
         switch how {
         case .linked: filesLinked += 1
-        case .copied: filesCopied += 1; bytesWritten += size
-        case .decoded: filesDecoded += 1; bytesWritten += size
+        case .copied: filesCopied += 1; bytesWritten = bytesWritten.saturatingAdd(size)
+        case .decoded: filesDecoded += 1; bytesWritten = bytesWritten.saturatingAdd(size)
         }
     }
 }

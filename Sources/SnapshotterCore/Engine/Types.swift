@@ -75,7 +75,7 @@ public struct SnapshotInfo: Sendable, Equatable {
     public var config: [UInt8]
 
     public var fileCount: Int { files.count }
-    public var totalSize: Int64 { files.reduce(0) { $0 + $1.size } }
+    public var totalSize: Int64 { files.saturatingTotal(\.size) }
 }
 
 /// A snapshot in a listing.

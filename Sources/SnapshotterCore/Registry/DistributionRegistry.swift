@@ -38,8 +38,8 @@ final class DistributionRegistry: MetadataRegistry {
         var h = HTTPSettings()
         h.insecure = settings.insecure
         h.caFile = settings.caFile
-        h.connectTimeoutMs = Int(settings.connectTimeoutSeconds * 1000)
-        h.stallTimeoutSeconds = max(1, Int(settings.stallTimeoutSeconds))
+        h.connectTimeoutMs = Int.clamped(settings.connectTimeoutSeconds * 1000, 0, 86_400_000)
+        h.stallTimeoutSeconds = Int.clamped(settings.stallTimeoutSeconds, 1, 86_400)
         http = h
         if let ca = settings.caFile, (try Sys.lstatIfExists(ca)) == nil {
             throw SnapshotterError.invalid("registry CA file \(ca) does not exist")
@@ -225,7 +225,7 @@ final class DistributionRegistry: MetadataRegistry {
                       let token = json["token"]?.stringValue ?? json["access_token"]?.stringValue, !token.isEmpty else {
                     throw SnapshotterError(.registry, "\(what): the token service answered without a token")
                 }
-                let ttl = max(json["expires_in"]?.int64Value ?? 60, 10)
+                let ttl = Self.tokenLifetime(json["expires_in"])
                 return (token, Sys.monotonicNanos() + UInt64(ttl - 5) * 1_000_000_000)
             } catch let e as HTTPTransportError {
                 if e.retryable && attempt < settings.retries {
@@ -236,6 +236,15 @@ final class DistributionRegistry: MetadataRegistry {
                 throw SnapshotterError(.registry, "\(what): the token service cannot be reached: \(e.message)")
             }
         }
+    }
+
+    /// A token's lifetime in seconds: `expires_in` (any JSON number)
+    /// clamped to 10 s...1 day, 60 s when absent or not a number (the
+    /// token spec's default). A hostile or mistaken huge value only makes
+    /// us ask for a new token after a day.
+    static func tokenLifetime(_ expiresIn: JSONValue?) -> Int64 {
+        guard let v = expiresIn?.doubleValue, !v.isNaN else { return 60 }
+        return Int64(Swift.min(Swift.max(v, 10), 86_400))
     }
 
     /// A clear error for an unexpected status, with the registry's own

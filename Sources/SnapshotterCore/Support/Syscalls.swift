@@ -216,7 +216,7 @@ enum Sys {
     /// Sets the modification time (and access time to the same value).
     static func futimens(_ fd: Int32, mtimeNanos: Int64, _ what: String) throws {
         var ts = [timespec](repeating: timespec(), count: 2)
-        let t = timespec(tv_sec: Int(mtimeNanos / 1_000_000_000), tv_nsec: Int(mtimeNanos % 1_000_000_000))
+        let t = timespec(nanos: mtimeNanos)
         ts[0] = t
         ts[1] = t
         _ = try call("set times of \(what)") { Glibc.futimens(fd, ts) }
@@ -224,7 +224,7 @@ enum Sys {
 
     static func utimensat(_ path: String, mtimeNanos: Int64) throws {
         var ts = [timespec](repeating: timespec(), count: 2)
-        let t = timespec(tv_sec: Int(mtimeNanos / 1_000_000_000), tv_nsec: Int(mtimeNanos % 1_000_000_000))
+        let t = timespec(nanos: mtimeNanos)
         ts[0] = t
         ts[1] = t
         _ = try call("set times of \(path)") { Glibc.utimensat(AT_FDCWD, path, ts, 0) }
@@ -239,7 +239,8 @@ enum Sys {
     }
 
     static func mtimeNanos(_ st: FileStat) -> Int64 {
-        Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        // A file's owner may set any time; beyond 1677..2262 it is clamped.
+        Int64.nanos(wholeSeconds: Int64(st.st_mtim.tv_sec)).saturatingAdd(Int64(st.st_mtim.tv_nsec))
     }
 
     static func nowNanos() -> Int64 {
@@ -279,5 +280,16 @@ enum Paths {
     static func basename(_ path: String) -> String {
         guard let i = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: i)...])
+    }
+}
+
+extension timespec {
+    /// Nanoseconds since the epoch, before 1970 too (tv_nsec stays in
+    /// 0..<1e9, as the kernel requires).
+    init(nanos: Int64) {
+        var secs = nanos / 1_000_000_000
+        var frac = nanos % 1_000_000_000
+        if frac < 0 { frac += 1_000_000_000; secs -= 1 }
+        self.init(tv_sec: Int(secs), tv_nsec: Int(frac))
     }
 }

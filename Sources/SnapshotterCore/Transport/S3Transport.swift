@@ -36,9 +36,13 @@ final class S3Transport: ContentTransport {
         guard !settings.accessKeyID.isEmpty, !settings.secretAccessKey.isEmpty else {
             throw SnapshotterError.invalid("object storage needs an access key id and a secret access key")
         }
+        // S3 allows 10,000 parts of 5 MiB..5 GiB; a part size of 0 would never end.
+        guard (5 << 20 ... 5 << 30).contains(settings.partSize) else {
+            throw SnapshotterError.invalid("object storage part size \(settings.partSize) is not 5 MiB..5 GiB")
+        }
         var h = HTTPSettings()
-        h.connectTimeoutMs = Int(settings.connectTimeoutSeconds * 1000)
-        h.stallTimeoutSeconds = max(1, Int(settings.stallTimeoutSeconds))
+        h.connectTimeoutMs = Int.clamped(settings.connectTimeoutSeconds * 1000, 0, 86_400_000)
+        h.stallTimeoutSeconds = Int.clamped(settings.stallTimeoutSeconds, 1, 86_400)
         h.totalTimeoutMs = 0
         http = h
     }
