@@ -148,6 +148,11 @@ typedef enum snapshotter_option {
      * (default 2000; 0 reports every step). Phase changes and the final
      * event always go out. */
     SNAPSHOTTER_OPT_PROGRESS_INTERVAL_US = 4,
+    /* int: largest snapshot config (its JSON, in bytes) a snapshot may
+     * publish and a restore may fetch; one limit for both sides (default
+     * 512 MiB, about a million files; 64 KiB to 3 GiB). A larger config is
+     * refused before anything is pushed. */
+    SNAPSHOTTER_OPT_MAX_CONFIG_BYTES = 6,
 
     /* 100-199: OCI registry settings (string unless noted). The endpoint is
      * http://host[:port], https://host[:port], or file:///dir for an OCI

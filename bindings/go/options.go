@@ -94,6 +94,9 @@ func (o *cOptions) setStore(c *Config) {
 	if c.RestoreConcurrency != nil {
 		o.setInt("RestoreConcurrency", C.SNAPSHOTTER_OPT_RESTORE_CONCURRENCY, int64(*c.RestoreConcurrency))
 	}
+	if c.MaxConfigBytes != nil {
+		o.setInt("MaxConfigBytes", C.SNAPSHOTTER_OPT_MAX_CONFIG_BYTES, *c.MaxConfigBytes)
+	}
 	g := c.GC
 	if g.Interval != nil {
 		o.setInt("GC.Interval", C.SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, seconds(*g.Interval))

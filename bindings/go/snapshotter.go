@@ -103,6 +103,11 @@ type Config struct {
 	// one restore (nil: the library's default, 4).
 	RestoreConcurrency *int
 
+	// MaxConfigBytes is the largest snapshot config (its JSON) a Snapshot
+	// may publish and a Restore may fetch; one limit for both sides (nil:
+	// the library's default, 512 MiB, about a million files).
+	MaxConfigBytes *int64
+
 	// Per-call settings of this binding, set by options only. Not stored
 	// across calls.
 	progress  func(Progress)

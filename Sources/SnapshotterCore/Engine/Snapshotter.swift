@@ -28,7 +28,7 @@ public final class Snapshotter: Sendable {
     /// Changes the registry for the calls that start after this one (the
     /// Go API's per-call options do this).
     public func setRegistry(_ settings: RegistrySettings?) throws {
-        let r = try settings.map(makeRegistry)
+        let r = try settings.map { try makeRegistry($0, maxConfigBytes: options.maxConfigBytes) }
         registrySlot.withLock { $0 = r }
     }
 
@@ -53,7 +53,7 @@ public final class Snapshotter: Sendable {
         try Sys.mkdirs(root)
         self.root = try Sys.realpath(root)
         self.options = options
-        self.registrySlot = Mutex(try options.registry.map(makeRegistry))
+        self.registrySlot = Mutex(try options.registry.map { try makeRegistry($0, maxConfigBytes: options.maxConfigBytes) })
         self.transportSlot = Mutex(try options.content.map(makeTransport))
         self.pool = BlockingPool.shared
         self.store = try ContentStore(root: self.root)

@@ -17,6 +17,14 @@ public struct StoreOptions: Sendable {
     public var content: ContentSettings?
     /// Garbage-collection policy for `gc()` and the background collector.
     public var gc = GCPolicy()
+    /// The largest snapshot config (its JSON) a snapshot may publish and a
+    /// restore may fetch: one limit for both sides, so what is published
+    /// can be restored. The default fits a million files with paths of
+    /// ~300 bytes (a config entry is about 200 bytes plus its path).
+    public var maxConfigBytes = StoreOptions.defaultMaxConfigBytes
+    public static let defaultMaxConfigBytes = 512 << 20
+    /// Below 4 GiB: the store's record keeps the config with a 32-bit length.
+    public static let maxConfigBytesRange = (64 << 10)...(3 << 30)
     /// How disk usage is measured (a seam for tests).
     public var diskUsage: any DiskUsageProvider = StatvfsDiskUsage()
 

@@ -55,18 +55,11 @@ public enum SnapshotConfig {
     /// fields are ignored, any order is accepted, and every path is checked
     /// before anything is returned.
     public static func decode(_ bytes: [UInt8]) throws -> [SnapshotFile] {
-        let root = try JSONValue.parse(bytes)
-        guard case .object = root else { throw SnapshotterError.invalid("snapshot config is not a JSON object") }
-        guard let filesValue = root["files"] else { throw SnapshotterError.invalid("snapshot config has no \"files\"") }
-        if filesValue.isNull { return [] }
-        guard let items = filesValue.arrayValue else {
-            throw SnapshotterError.invalid("snapshot config \"files\" is not an array")
-        }
         var seen = Set<String>()
         var files: [SnapshotFile] = []
-        files.reserveCapacity(items.count)
         var total: Int64 = 0
-        for (i, item) in items.enumerated() {
+        var reader = ConfigReader(bytes)
+        let count = try reader.forEachFile { i, item in
             func bad(_ what: String) -> SnapshotterError {
                 SnapshotterError.invalid("snapshot config file \(i): \(what)")
             }
@@ -107,13 +100,17 @@ public enum SnapshotConfig {
             files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: readOnly, mode: UInt32(mode & 0o777),
                                       uid: UInt32(uid), gid: UInt32(gid), size: size, mtimeNanos: mtime, typeflag: 0))
         }
-        try checkNoFileIsADirectory(files)
+        if count == nil { return [] }
+        try checkNoFileIsADirectory(files, seen)
         return files
     }
 
     /// A path that is also a parent of another path cannot be restored.
     static func checkNoFileIsADirectory(_ files: [SnapshotFile]) throws {
-        let paths = Set(files.map(\.relativePath))
+        try checkNoFileIsADirectory(files, Set(files.map(\.relativePath)))
+    }
+
+    static func checkNoFileIsADirectory(_ files: [SnapshotFile], _ paths: Set<String>) throws {
         for f in files {
             var p = f.relativePath
             while let slash = p.lastIndex(of: "/") {

@@ -51,6 +51,7 @@ final class DistributionRegistry: MetadataRegistry {
     func publish(name: String, version: String, config: [UInt8], cancel: CancellationFlag?) throws {
         let repo = settings.repository(name)
         let what = "publish \(repo):\(version) to \(base)"
+        try settings.checkConfigSize(config.count, what: what)
         let digest = SHA256.digest(config)
         let head = try send(HTTPRequest(method: "HEAD", url: "\(base)/v2/\(repo)/blobs/\(digest)"), repo: repo, what: what, push: true, cancel: cancel)
         if head.status == 404 {
@@ -80,9 +81,10 @@ final class DistributionRegistry: MetadataRegistry {
     func fetch(name: String, version: String, cancel: CancellationFlag?) throws -> [UInt8] {
         let repo = settings.repository(name)
         let what = "fetch \(repo):\(version) from \(base)"
-        let limit = settings.maxDocumentBytes
+        let limit = settings.maxConfigBytes
         let m = try send(HTTPRequest(url: "\(base)/v2/\(repo)/manifests/\(version)",
-                                     headers: ["Accept: \(SnapshotArtifact.manifestMediaType)"], maxResponseBytes: limit),
+                                     headers: ["Accept: \(SnapshotArtifact.manifestMediaType)"],
+                                     maxResponseBytes: RegistrySettings.maxManifestBytes),
                          repo: repo, what: what, cancel: cancel)
         if m.status == 404 { throw SnapshotterError(.notFound, "\(what): no such snapshot in the registry\(errorDetail(m))") }
         guard m.status == 200 else { throw failure(m, what: "\(what): pulling the manifest") }
@@ -91,9 +93,9 @@ final class DistributionRegistry: MetadataRegistry {
         }
         let desc = try SnapshotArtifact.parseManifest(m.body, what: what)
         guard desc.size <= limit else {
-            throw SnapshotterError(.registry, "\(what): config of \(desc.size) bytes exceeds the limit of \(limit)")
+            throw SnapshotterError(.registry, "\(what): config of \(desc.size) bytes exceeds the limit of \(limit) bytes (max config bytes)")
         }
-        let c = try send(HTTPRequest(url: "\(base)/v2/\(repo)/blobs/\(desc.digest)", maxResponseBytes: desc.size),
+        let c = try send(HTTPRequest(url: "\(base)/v2/\(repo)/blobs/\(desc.digest)", maxResponseBytes: desc.size, reserveBytes: desc.size),
                          repo: repo, what: what, cancel: cancel)
         guard c.status == 200 else { throw failure(c, what: "\(what): pulling the config \(desc.digest)") }
         let actual = SHA256.digest(c.body)
@@ -146,7 +148,7 @@ final class DistributionRegistry: MetadataRegistry {
     }
 
     private func backoff(_ attempt: Int) {
-        let base = Double(settings.backoffMilliseconds) * Double(1 << min(attempt - 1, 10))
+        let base = Double(max(0, settings.backoffMilliseconds)) * Double(1 << min(max(attempt - 1, 0), 10))
         let jitter = Double.random(in: 0.5...1.5)
         usleep(UInt32(min(base * jitter, 30_000) * 1000))
     }

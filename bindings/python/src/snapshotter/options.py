@@ -131,10 +131,12 @@ class OptionsHandle:
         gc: Optional[GCOptions] = None,
         snapshot_concurrency: Optional[int] = None,
         restore_concurrency: Optional[int] = None,
+        max_config_bytes: Optional[int] = None,
     ) -> "OptionsHandle":
         """Sets every given setting; raises on the first one the library refuses."""
         self.set_int(_ffi.OPT_SNAPSHOT_CONCURRENCY, snapshot_concurrency)
         self.set_int(_ffi.OPT_RESTORE_CONCURRENCY, restore_concurrency)
+        self.set_int(_ffi.OPT_MAX_CONFIG_BYTES, max_config_bytes)
         if registry is not None:
             _require(registry, Registry, "registry")
             if not registry.endpoint:

@@ -136,6 +136,7 @@ class Snapshotter:
         gc: Optional[GCOptions] = None,
         snapshot_concurrency: Optional[int] = None,
         restore_concurrency: Optional[int] = None,
+        max_config_bytes: Optional[int] = None,
     ) -> None:
         self._handle: Optional[_Handle] = None
         self._lib = _ffi.load()
@@ -148,6 +149,7 @@ class Snapshotter:
                 gc=gc,
                 snapshot_concurrency=snapshot_concurrency,
                 restore_concurrency=restore_concurrency,
+                max_config_bytes=max_config_bytes,
             )
             out = c_void_p()
             check(self._lib.snapshotter_open(_text.path(root_dir, "root directory"), opts.handle, byref(out)))
