@@ -15,22 +15,30 @@ SECONDS_EACH="${FUZZ_SECONDS:-20}"
 TARGETS="${FUZZ_TARGETS:-spf1 json config manifest rfc3339 www-authenticate s3-xml records}"
 B=.build/fuzz/debug
 FLAGS=(-sanitize=fuzzer,address)
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/snapshotter-fuzz.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
 
 # The engine's objects, instrumented; then the driver, linked by swiftc so
 # libFuzzer supplies main.
-SNAPSHOTTER_DRAGONFLY=0 swift build --scratch-path .build/fuzz --target SnapshotterCore \
-    $(printf -- '-Xswiftc %s ' "${FLAGS[@]}") 2>&1 | grep -v "^\[" || true
-test -f "$B/Modules/SnapshotterCore.swiftmodule" || { echo "fuzz: building SnapshotterCore failed" >&2; exit 1; }
+if ! SNAPSHOTTER_DRAGONFLY=0 swift build --scratch-path .build/fuzz --target SnapshotterCore \
+    $(printf -- '-Xswiftc %s ' "${FLAGS[@]}") >"$WORK/build.log" 2>&1; then
+    grep -v "^\[" "$WORK/build.log" | tail -30
+    echo "fuzz: building SnapshotterCore failed" >&2
+    exit 1
+fi
+rm -f "$B/snapshotter-fuzz"
+# The objects SwiftPM lists for the current sources (no stale ones).
+mapfile -t OBJECTS < <(python3 -c 'import json, sys
+m = json.load(open(sys.argv[1]))
+print("\n".join(v["object"] for k, v in m.items() if k and "object" in v))' "$B/SnapshotterCore.build/output-file-map.json")
 # shellcheck disable=SC2046
 swiftc "${FLAGS[@]}" -parse-as-library -g Tests/fuzz/driver/FuzzDriver.swift -module-name snapshotter_fuzz_driver \
     -I "$B/Modules" -I Sources/CXXHash -I Sources/CLMDB -I Sources/CCurl \
     -Xcc -fmodule-map-file="$B/CShim.build/module.modulemap" \
-    -o "$B/snapshotter-fuzz" "$B"/SnapshotterCore.build/*.o "$B"/CShim.build/*.o \
+    -o "$B/snapshotter-fuzz" "${OBJECTS[@]}" "$B"/CShim.build/*.o \
     $(pkg-config --libs libxxhash lmdb libcurl) 2>&1 | grep -v "Cannot export local symbol" || true
 test -x "$B/snapshotter-fuzz" || { echo "fuzz: linking the driver failed" >&2; exit 1; }
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/snapshotter-fuzz.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
 passed=0
 failed=0
 for t in $TARGETS; do
