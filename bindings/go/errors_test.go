@@ -129,6 +129,15 @@ func TestLibraryErrorsHaveTheirCodeAndMessage(t *testing.T) {
 
 	_, err = snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), SnapshotConcurrency: intp(0)})
 	check("zero concurrency", err, snapshotter.ErrInvalid, "SnapshotConcurrency")
+	tiny := int64(1000)
+	_, err = snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), MaxConfigBytes: &tiny})
+	check("config limit out of range", err, snapshotter.ErrInvalid, "MaxConfigBytes")
+	fine := int64(64 << 20)
+	s2, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), MaxConfigBytes: &fine})
+	if err != nil {
+		t.Fatalf("open with MaxConfigBytes 64 MiB: %v", err)
+	}
+	s2.Close()
 }
 
 func TestBadContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {
