@@ -69,7 +69,7 @@ public final class Snapshotter: Sendable {
         guard interval > 0 else { return }
         let task = Task.detached(priority: .background) { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                try? await Task.sleep(nanoseconds: UInt64(Int64.nanos(seconds: interval)))
                 guard !Task.isCancelled, let store = self else { return }
                 do {
                     _ = try await store.gc()
