@@ -153,6 +153,11 @@ typedef enum snapshotter_option {
      * and the metadata files 0600; with it 0750, 0440 and 0640, owned by
      * that group (the process must belong to it). */
     SNAPSHOTTER_OPT_STORE_GROUP = 5,
+    /* int: largest snapshot config (its JSON, in bytes) a snapshot may
+     * publish and a restore may fetch; one limit for both sides (default
+     * 512 MiB, about a million files; 64 KiB to 3 GiB). A larger config is
+     * refused before anything is pushed. */
+    SNAPSHOTTER_OPT_MAX_CONFIG_BYTES = 6,
     /* int, 0 or 1 (default 0): a restore fsyncs every file it writes before
      * renaming it into place, and every directory it changed (with the
      * parents of those it made) before it reports success. Off, as with

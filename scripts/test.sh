@@ -109,6 +109,12 @@ slim_tests() {
 }
 run_suite "swift test without Dragonfly" slim_tests
 
+# -------------------------------------------------------------------- fuzz --
+# libFuzzer over the parsers of outside data (scripts/fuzz.sh): each target
+# runs FUZZ_SECONDS (15 here) from its seed corpus; a crash fails the suite
+# and prints the input's path.
+run_suite "fuzz (libFuzzer)" env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh
+
 # ------------------------------------------------------------------ C tests --
 # Release libsnapshotter.so (Swift runtime linked in), installed into a
 # private prefix; the header, export, toolchain-free and C suites run against

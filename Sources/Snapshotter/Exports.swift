@@ -77,6 +77,7 @@ private func optionInfo(_ option: Int32) -> (String, OptionKind, Bool)? {
     case 4: return ("progress interval", .int, true)
     case 5: return ("store group", .int, true)
     case 7: return ("durable restore", .int, true)
+    case 6: return ("max config bytes", .int, true)
     case 100: return ("registry endpoint", .string, true)
     case 101: return ("registry namespace", .string, true)
     case 102: return ("registry username", .string, true)
@@ -135,6 +136,9 @@ public func snapshotter_options_set_int(_ opts: OpaquePointer?, _ option: Int32,
         case 4: try range(0...60_000_000); o.store.progressIntervalNanos = UInt64(value) * 1000
         case 5: try range(-1...Int64(UInt32.max - 1)); o.store.storeGroup = value < 0 ? nil : UInt32(value)
         case 7: try range(0...1); o.store.durableRestore = value != 0
+        case 6:
+            let r = StoreOptions.maxConfigBytesRange
+            try range(Int64(r.lowerBound)...Int64(r.upperBound)); o.store.maxConfigBytes = Int(value)
         case 300: try range(0...(86_400 * 365)); o.store.gc.intervalSeconds = Double(value)
         case 301: try range(0...100); o.store.gc.highWatermarkPercent = Double(value)
         case 302: try range(0...100); o.store.gc.lowWatermarkPercent = Double(value)

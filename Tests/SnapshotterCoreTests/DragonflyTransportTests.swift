@@ -164,6 +164,13 @@ struct DragonflyTransportTests {
         }
     }
 
+    @Test("A piece length of 2^63 or more from the daemon is a transport error naming it, not a trap; nothing recorded")
+    func hugePieceLength() async throws {
+        try await faultedRestoreThenRetry(#"{"mode":"huge_piece_length"}"#) { e in
+            e.code == .transport && e.message.contains("piece length")
+        }
+    }
+
     @Test("A stream cut after some pieces is a clear transport error; nothing recorded; a retry succeeds")
     func streamCut() async throws {
         let endpoint = try RegistryServices.value("DRAGONFLY_ENDPOINT")

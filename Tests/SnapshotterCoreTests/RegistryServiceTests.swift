@@ -207,7 +207,12 @@ struct RegistryServiceTests {
         defer { fx.cleanup() }
         var settings = RegistrySettings(endpoint: try RegistryServices.value("REGISTRY_HOSTILE"))
         settings.retries = 0
-        let store = try fx.open("a", registry: settings)
+        // A 4 MiB config limit, under the hostile registry's 16 MiB config.
+        var o = StoreOptions()
+        o.gc.intervalSeconds = 0
+        o.registry = settings
+        o.maxConfigBytes = 4 << 20
+        let store = try Snapshotter(root: fx.dir + "/a", options: o)
         let out = fx.dir + "/out"
         await #expect { _ = try await store.restore(RestoreRequest(name: repo, version: "v1", outputDir: out)) } throws: { e in
             guard let e = e as? SnapshotterError else { return false }

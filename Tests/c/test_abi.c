@@ -142,6 +142,11 @@ static int test_options(void) {
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_STORE_GROUP, 1LL << 32), SNAPSHOTTER_EINVAL);
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, 95), SNAPSHOTTER_OK);
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, 101), SNAPSHOTTER_EINVAL);
+    /* One config size limit for publish and fetch: 64 KiB to 3 GiB. */
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_MAX_CONFIG_BYTES, 64 << 20), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_MAX_CONFIG_BYTES, 1000), SNAPSHOTTER_EINVAL);
+    CHECK(strstr(snapshotter_last_error(), "max config bytes") != NULL);
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_MAX_CONFIG_BYTES, (int64_t)4 << 30), SNAPSHOTTER_EINVAL);
     /* Dragonfly settings are checked, and an endpoint without the object
      * storage behind it (no content URL) is refused at open, not ignored. */
     CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_DRAGONFLY_FALLBACK, 2), SNAPSHOTTER_EINVAL);

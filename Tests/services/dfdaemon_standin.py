@@ -97,6 +97,9 @@ picks one; "SOCKET CONTROL_PORT" goes to --port-file once serving):
                                          start-content DIR` starts it again
                                          (same socket, same control port)
                        delay             only the delay
+                       huge_piece_length every piece message says length
+                                         2^63 + its real length (a hostile
+                                         number; the bytes are right)
                      delay_ms (any mode) sleeps before the started message
                      and before fetching each piece (so the output file lags
                      the stream), and before the answer of an upload
@@ -162,7 +165,7 @@ MAX_PIECE_LENGTH = 64 << 20
 DEFAULT_TTL_S = 24 * 3600
 CHUNK = 1 << 20
 WAIT_FOR_OTHER_S = 600.0
-FAULT_MODES = ("none", "cut_after_pieces", "corrupt", "die", "delay")
+FAULT_MODES = ("none", "cut_after_pieces", "corrupt", "die", "delay", "huge_piece_length")
 ORDERS = ("sequential", "reverse", "shuffled")
 MISSING_CODES = {"INTERNAL": grpc.StatusCode.INTERNAL, "NOT_FOUND": grpc.StatusCode.NOT_FOUND}
 
@@ -706,11 +709,11 @@ class Download(dfdaemon_pb2_grpc.DfdaemonDownloadServicer):
                               client, bucket, key)
         try:
             yield from self._piece_messages(context, task, peer_id, source, delay, request.need_piece_content,
-                                            after_message)
+                                            after_message, huge=fault["mode"] == "huge_piece_length")
         finally:
             source.close()
 
-    def _piece_messages(self, context, task, peer_id, source, delay, need_content, after_message):
+    def _piece_messages(self, context, task, peer_id, source, delay, need_content, after_message, huge=False):
         while True:
             if delay:
                 time.sleep(delay)  # before the piece is fetched: the output stays behind the stream
@@ -721,7 +724,7 @@ class Download(dfdaemon_pb2_grpc.DfdaemonDownloadServicer):
             if not context.is_active():
                 raise Cancelled()
             number, offset, length = piece
-            msg = common_pb2.Piece(number=number, offset=offset, length=length,
+            msg = common_pb2.Piece(number=number, offset=offset, length=length + (1 << 63 if huge else 0),
                                    digest="crc32:%d" % crc, traffic_type=traffic,
                                    cost=duration(cost), created_at=now_ts())
             if need_content:

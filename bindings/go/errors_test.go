@@ -129,6 +129,14 @@ func TestLibraryErrorsHaveTheirCodeAndMessage(t *testing.T) {
 
 	_, err = snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), SnapshotConcurrency: intp(0)})
 	check("zero concurrency", err, snapshotter.ErrInvalid, "SnapshotConcurrency")
+	tiny := int64(1000)
+	_, err = snapshotter.Open(snapshotter.Config{RootDir: t.TempDir()}, snapshotter.WithMaxConfigBytes(tiny))
+	check("config limit out of range", err, snapshotter.ErrInvalid, "WithMaxConfigBytes")
+	s2, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir()}, snapshotter.WithMaxConfigBytes(64<<20))
+	if err != nil {
+		t.Fatalf("open with MaxConfigBytes 64 MiB: %v", err)
+	}
+	s2.Close()
 }
 
 func TestBadContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {

@@ -100,6 +100,9 @@ func (o *cOptions) setStore(c *Config) {
 	if c.durableRestore {
 		o.setInt("WithDurableRestore", C.SNAPSHOTTER_OPT_DURABLE_RESTORE, 1)
 	}
+	if c.maxConfigBytes != nil {
+		o.setInt("WithMaxConfigBytes", C.SNAPSHOTTER_OPT_MAX_CONFIG_BYTES, *c.maxConfigBytes)
+	}
 	g := c.GC
 	if g.Interval != nil {
 		o.setInt("GC.Interval", C.SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, seconds(*g.Interval))

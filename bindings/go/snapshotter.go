@@ -110,8 +110,9 @@ type Config struct {
 	overwrite  bool
 	storeGroup *int
 
-	// Set at open by WithDurableRestore only.
+	// Set at open by WithDurableRestore and WithMaxConfigBytes only.
 	durableRestore bool
+	maxConfigBytes *int64
 }
 
 // Metadata defines the metadata configuration for the snapshotter.
@@ -219,6 +220,16 @@ func WithStoreGroup(gid int) Option {
 func WithDurableRestore() Option {
 	return func(c *Config) {
 		c.durableRestore = true
+	}
+}
+
+// WithMaxConfigBytes, given to New or Open, sets the largest snapshot
+// config (its JSON) a Snapshot may publish and a Restore may fetch: one
+// limit for both sides, so what is published can be restored (default 512
+// MiB, about a million files). Not in d7y.io/snapshotter.
+func WithMaxConfigBytes(n int64) Option {
+	return func(c *Config) {
+		c.maxConfigBytes = &n
 	}
 }
 

@@ -83,7 +83,7 @@ extension Snapshotter {
             var files = 0
             try txn.forEach(meta.content) { k, v in
                 let rec = try ContentRecord.decode(v, digest: try Digest(key: k))
-                bytes += rec.encodedSize + (rec.hasLink ? rec.logicalSize : 0)
+                bytes = bytes.saturatingAdd(rec.encodedSize).saturatingAdd(rec.hasLink ? rec.logicalSize : 0)
                 files += 1
                 return true
             }
@@ -136,7 +136,7 @@ extension Snapshotter {
         // from what each eviction releases; the disk is measured each round.
         var storeBytes = try computeStats().storeBytes
         func over(_ watermark: Double) throws -> Bool {
-            if policy.maxStoreBytes > 0 && storeBytes > Int64(Double(policy.maxStoreBytes) * watermark / policy.highWatermarkPercent) {
+            if policy.maxStoreBytes > 0 && Double(storeBytes) > Double(policy.maxStoreBytes) * watermark / policy.highWatermarkPercent {
                 return true
             }
             return try options.diskUsage.usage(of: root).usedPercent > watermark
@@ -144,7 +144,7 @@ extension Snapshotter {
         guard try over(policy.highWatermarkPercent) else { return }
         while try over(policy.lowWatermarkPercent) {
             try cancel.check()
-            let cutoff = Sys.nowNanos() - Int64(policy.minRetentionSeconds * 1e9)
+            let cutoff = Sys.nowNanos() - Int64.nanos(seconds: policy.minRetentionSeconds)
             let candidates = try meta.env.read { txn -> [(SnapshotKey, Int64)] in
                 var all: [(SnapshotKey, Int64)] = []
                 let leased = try meta.leaseView(txn).snapshots
@@ -167,8 +167,8 @@ extension Snapshotter {
             for (key, r) in evicted {
                 report.snapshotsEvicted += 1
                 report.contentFilesRemoved += r.contentFilesRemoved
-                report.bytesFreed += r.bytesFreed
-                storeBytes -= r.storeBytesReleased
+                report.bytesFreed = report.bytesFreed.saturatingAdd(r.bytesFreed)
+                storeBytes = storeBytes.saturatingAdd(-r.storeBytesReleased)
                 Log.info("gc \(root): evicted \(key)")
             }
             if evicted.isEmpty { return }
@@ -178,10 +178,10 @@ extension Snapshotter {
     /// Removes temporary files older than the grace period, content files
     /// no record names and links whose content record is gone.
     func sweepOrphans(graceSeconds: Double) throws -> Int {
-        let cutoff = Sys.nowNanos() - Int64(graceSeconds * 1e9)
+        let cutoff = Sys.nowNanos() - Int64.nanos(seconds: graceSeconds)
         func old(_ path: String) -> Bool {
             guard let st = try? Sys.lstatIfExists(path) else { return false }
-            return Sys.mtimeNanos(st) < cutoff && Int64(st.st_ctim.tv_sec) * 1_000_000_000 < cutoff
+            return Sys.mtimeNanos(st) < cutoff && Int64.nanos(wholeSeconds: Int64(st.st_ctim.tv_sec)) < cutoff
         }
         var removed = 0
         for dir in [store.contentDir, store.linkDir] {

@@ -41,9 +41,9 @@ extension Snapshotter {
                 }
                 let isMissing = Set(missing)
                 let present = digests.filter { !isMissing.contains($0) }
-                let downloadBytes = missing.reduce(Int64(0)) { $0 + files[uses[$1]![0]].size }
+                let downloadBytes = try missing.checkedTotal("size") { files[uses[$0]![0]].size }
                 reporter.begin(missing.isEmpty ? .exporting : .fetching, filesTotal: Int64(missing.count + files.count),
-                               bytesTotal: downloadBytes + files.reduce(0) { $0 + $1.size })
+                               bytesTotal: downloadBytes.saturatingAdd(try files.checkedTotal("size") { $0.size }))
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     if plan.pipelined {
                         group.addTask { try await self.exportAll(present, plan: plan) }

@@ -51,7 +51,7 @@ extension Snapshotter {
     func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
                 reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
         let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true)
-        reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: record.files.reduce(0) { $0 + $1.size })
+        reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: try record.files.checkedTotal("size", code: .corrupt) { $0.size })
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
         do {
             try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
@@ -252,8 +252,8 @@ extension RestoreReport {
     mutating func count(_ how: Snapshotter.ExportMethod, size: Int64) {
         switch how {
         case .linked: filesLinked += 1
-        case .copied: filesCopied += 1; bytesWritten += size
-        case .decoded: filesDecoded += 1; bytesWritten += size
+        case .copied: filesCopied += 1; bytesWritten = bytesWritten.saturatingAdd(size)
+        case .decoded: filesDecoded += 1; bytesWritten = bytesWritten.saturatingAdd(size)
         }
     }
 }

@@ -28,7 +28,7 @@ public final class Snapshotter: Sendable {
     /// Changes the registry for the calls that start after this one (the
     /// Go API's per-call options do this).
     public func setRegistry(_ settings: RegistrySettings?) throws {
-        let r = try settings.map(makeRegistry)
+        let r = try settings.map { try makeRegistry($0, maxConfigBytes: options.maxConfigBytes) }
         registrySlot.withLock { $0 = r }
     }
 
@@ -58,7 +58,7 @@ public final class Snapshotter: Sendable {
         if created { try permissions.ownDirectory(root) }
         self.root = try Sys.realpath(root)
         self.options = options
-        self.registrySlot = Mutex(try options.registry.map(makeRegistry))
+        self.registrySlot = Mutex(try options.registry.map { try makeRegistry($0, maxConfigBytes: options.maxConfigBytes) })
         self.transportSlot = Mutex(try options.content.map(makeTransport))
         self.pool = BlockingPool.shared
         self.store = try ContentStore(root: self.root, permissions: permissions)
@@ -74,7 +74,7 @@ public final class Snapshotter: Sendable {
         guard interval > 0 else { return }
         let task = Task.detached(priority: .background) { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                try? await Task.sleep(nanoseconds: UInt64(Int64.nanos(seconds: interval)))
                 guard !Task.isCancelled, let store = self else { return }
                 do {
                     _ = try await store.gc()
@@ -167,7 +167,7 @@ public final class Snapshotter: Sendable {
             let base = try await pool.run { try self.openBaseDirectory(request.baseDir, key) }
             defer { Sys.close(base) }
             let prepared = try await pool.run { try self.prepareSnapshot(key, base: base, files: files) }
-            reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: prepared.reduce(0) { $0 + $1.size })
+            reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: try prepared.checkedTotal("size") { $0.size })
             let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
             try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
                 let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, reporter: reporter, cancel: flag)
@@ -214,7 +214,7 @@ public final class Snapshotter: Sendable {
             return SnapshotReport(info: info.0,
                                   filesStored: stored.filter(\.created).count,
                                   filesKnownByInode: stored.filter(\.knownByInode).count,
-                                  bytesRead: stored.reduce(0) { $0 + $1.bytesRead })
+                                  bytesRead: stored.saturatingTotal { $0.bytesRead })
         }
     }
 
@@ -326,7 +326,7 @@ public final class Snapshotter: Sendable {
                         let accessed = try self.meta.lastAccess(txn, key) ?? rec.created
                         out.append(SnapshotSummary(name: key.name, version: key.version, createdNanos: rec.created,
                                                    lastAccessedNanos: accessed, fileCount: rec.files.count,
-                                                   totalSize: rec.files.reduce(0) { $0 + $1.size }))
+                                                   totalSize: try rec.files.checkedTotal("size", code: .corrupt) { $0.size }))
                         return true
                     }
                     return out
@@ -403,7 +403,7 @@ public final class Snapshotter: Sendable {
                 for d in Set(rec.files.map(\.digest)) {
                     try txn.delete(meta.refs, d.key, value: key.bytes)
                     if try meta.references(txn, d).isEmpty {
-                        if let c = try meta.contentRecord(txn, d) { released += c.encodedSize + (c.hasLink ? c.logicalSize : 0) }
+                        if let c = try meta.contentRecord(txn, d) { released = released.saturatingAdd(c.encodedSize).saturatingAdd(c.hasLink ? c.logicalSize : 0) }
                         try txn.delete(meta.content, d.key)
                         try txn.put(meta.trash, d.key, [])
                         unreferenced.append(d)
@@ -418,7 +418,7 @@ public final class Snapshotter: Sendable {
         // its share by content count.
         let total = max(1, dropped.reduce(0) { $0 + $1.1.count })
         return dropped.map { key, digests, released in
-            (key, DeleteReport(contentFilesRemoved: digests.count, bytesFreed: bytes * Int64(digests.count) / Int64(total),
+            (key, DeleteReport(contentFilesRemoved: digests.count, bytesFreed: bytes.share(digests.count, of: total),
                                storeBytesReleased: released))
         }
     }
@@ -441,8 +441,8 @@ public final class Snapshotter: Sendable {
                 }
                 // Leased content stays in the trash; a later collection retries.
                 if leased.contains(d) { continue }
-                if let st = try Sys.lstatIfExists(store.contentPath(d)) { bytes += Int64(st.st_size) }
-                if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { bytes += Int64(st.st_size) }
+                if let st = try Sys.lstatIfExists(store.contentPath(d)) { bytes = bytes.saturatingAdd(Int64(st.st_size)) }
+                if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { bytes = bytes.saturatingAdd(Int64(st.st_size)) }
                 try store.removeContent(d)
                 try txn.delete(meta.trash, d.key)
                 removed += 1

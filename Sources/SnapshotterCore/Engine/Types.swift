@@ -25,6 +25,14 @@ public struct StoreOptions: Sendable {
     /// cp: a power loss soon after a restore may then leave files empty
     /// under their final names (docs/store-health.md).
     public var durableRestore = false
+    /// The largest snapshot config (its JSON) a snapshot may publish and a
+    /// restore may fetch: one limit for both sides, so what is published
+    /// can be restored. The default fits a million files with paths of
+    /// ~300 bytes (a config entry is about 200 bytes plus its path).
+    public var maxConfigBytes = StoreOptions.defaultMaxConfigBytes
+    public static let defaultMaxConfigBytes = 512 << 20
+    /// Below 4 GiB: the store's record keeps the config with a 32-bit length.
+    public static let maxConfigBytesRange = (64 << 10)...(3 << 30)
     /// How disk usage is measured (a seam for tests).
     public var diskUsage: any DiskUsageProvider = StatvfsDiskUsage()
 
@@ -83,7 +91,7 @@ public struct SnapshotInfo: Sendable, Equatable {
     public var config: [UInt8]
 
     public var fileCount: Int { files.count }
-    public var totalSize: Int64 { files.reduce(0) { $0 + $1.size } }
+    public var totalSize: Int64 { files.saturatingTotal(\.size) }
 }
 
 /// A snapshot in a listing.

@@ -31,7 +31,7 @@ extension Snapshotter {
             }
             var problems = snap.problems
             let digests = Array(snap.content.keys).sorted()
-            let totalBytes = snap.content.values.reduce(0) { $0 + $1.encodedSize }
+            let totalBytes = snap.content.values.saturatingTotal(\.encodedSize)
             reporter.begin(.verifying, filesTotal: Int64(digests.count), bytesTotal: totalBytes)
             let found = Locked<[VerifyProblem]>([])
             let checkedBytes = Locked<Int64>(0)
@@ -39,7 +39,7 @@ extension Snapshotter {
                 guard let rec = snap.content[d] else { return }
                 let issues = self.verifyContent(d, rec, buffer: buffer)
                 if !issues.isEmpty { found.withLock { $0.append(contentsOf: issues) } }
-                checkedBytes.withLock { $0 += rec.encodedSize }
+                checkedBytes.withLock { $0 = $0.saturatingAdd(rec.encodedSize) }
                 reporter.addBytes(rec.encodedSize)
                 reporter.fileDone()
             }

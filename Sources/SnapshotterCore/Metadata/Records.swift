@@ -21,7 +21,9 @@ struct ByteReader {
         self.what = what
     }
 
-    func fail() -> SnapshotterError { SnapshotterError.corrupt("metadata record \(what) is malformed") }
+    func fail(_ detail: String? = nil) -> SnapshotterError {
+        SnapshotterError.corrupt("metadata record \(what) is malformed" + (detail.map { ": \($0)" } ?? ""))
+    }
 
     mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
         guard n >= 0, n <= bytes.count - i else { throw fail() }
@@ -78,6 +80,7 @@ struct SnapshotRecord: Sendable {
         guard count <= bytes.count else { throw r.fail() }
         var files: [SnapshotFile] = []
         files.reserveCapacity(count)
+        var total: Int64 = 0
         for _ in 0..<count {
             let path = try r.string()
             let digest = Digest(try r.u64())
@@ -85,6 +88,9 @@ struct SnapshotRecord: Sendable {
             let mode = try r.u32(), uid = try r.u32(), gid = try r.u32()
             let size = try r.i64(), mtime = try r.i64()
             let tf = try r.u8()
+            let (sum, overflow) = total.addingReportingOverflow(size)
+            guard size >= 0, !overflow else { throw r.fail("file size \(size) is negative or makes the total overflow") }
+            total = sum
             files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: ro, mode: mode, uid: uid, gid: gid,
                                       size: size, mtimeNanos: mtime, typeflag: tf))
         }
@@ -118,7 +124,11 @@ struct ContentRecord: Sendable, Equatable {
     static func decode(_ bytes: UnsafeRawBufferPointer, digest: Digest) throws -> ContentRecord {
         var r = ByteReader(bytes, what: "content \(digest)")
         guard try r.u8() == formatVersion else { throw r.fail() }
-        return ContentRecord(encodedSize: try r.i64(), logicalSize: try r.i64(), created: try r.i64(), hasLink: try r.u8() != 0)
+        let rec = ContentRecord(encodedSize: try r.i64(), logicalSize: try r.i64(), created: try r.i64(), hasLink: try r.u8() != 0)
+        guard rec.encodedSize >= 0, rec.logicalSize >= 0 else {
+            throw r.fail("encoded size \(rec.encodedSize) or logical size \(rec.logicalSize) is negative")
+        }
+        return rec
     }
 }
 

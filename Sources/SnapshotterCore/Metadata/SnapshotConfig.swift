@@ -55,17 +55,11 @@ public enum SnapshotConfig {
     /// fields are ignored, any order is accepted, and every path is checked
     /// before anything is returned.
     public static func decode(_ bytes: [UInt8]) throws -> [SnapshotFile] {
-        let root = try JSONValue.parse(bytes)
-        guard case .object = root else { throw SnapshotterError.invalid("snapshot config is not a JSON object") }
-        guard let filesValue = root["files"] else { throw SnapshotterError.invalid("snapshot config has no \"files\"") }
-        if filesValue.isNull { return [] }
-        guard let items = filesValue.arrayValue else {
-            throw SnapshotterError.invalid("snapshot config \"files\" is not an array")
-        }
         var seen = Set<String>()
         var files: [SnapshotFile] = []
-        files.reserveCapacity(items.count)
-        for (i, item) in items.enumerated() {
+        var total: Int64 = 0
+        var reader = ConfigReader(bytes)
+        let count = try reader.forEachFile { i, item in
             func bad(_ what: String) -> SnapshotterError {
                 SnapshotterError.invalid("snapshot config file \(i): \(what)")
             }
@@ -76,30 +70,47 @@ public enum SnapshotConfig {
             let digest = try Digest(parsing: digestText)
             let readOnly = item["readOnly"]?.boolValue ?? false
             let meta = item["metadata"] ?? .object([])
-            let mode = meta["mode"]?.int64Value ?? 0o644
-            let uid = meta["uid"]?.int64Value ?? 0
-            let gid = meta["gid"]?.int64Value ?? 0
-            guard let size = meta["size"]?.int64Value, size >= 0 else { throw bad("missing or negative size") }
-            let typeflag = meta["typeflag"]?.int64Value ?? 0
-            guard typeflag == 0 || typeflag == 48 else { throw bad("type flag \(typeflag) is not a regular file") }
-            guard (0...0o7777).contains(mode), (0...Int64(UInt32.max)).contains(uid), (0...Int64(UInt32.max)).contains(gid) else {
-                throw bad("mode, uid or gid out of range")
+            /// An integer field: absent or null is `fallback`; anything else
+            /// must be an integer in `range`.
+            func integer(_ name: String, _ fallback: Int64?, _ range: ClosedRange<Int64>) throws -> Int64 {
+                guard let v = meta[name], !v.isNull else {
+                    guard let fallback else { throw bad("missing \(name)") }
+                    return fallback
+                }
+                guard let n = v.int64Value, range.contains(n) else {
+                    throw bad("\(name) \(v.numberText ?? "(not a number)") is not an integer in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return n
             }
+            let mode = try integer("mode", 0o644, 0...0o7777)
+            let uid = try integer("uid", 0, 0...Int64(UInt32.max))
+            let gid = try integer("gid", 0, 0...Int64(UInt32.max))
+            let size = try integer("size", nil, 0...Int64.max)
+            let typeflag = try integer("typeflag", 0, 0...255)
+            guard typeflag == 0 || typeflag == 48 else { throw bad("type flag \(typeflag) is not a regular file") }
+            let (newTotal, overflow) = total.addingReportingOverflow(size)
+            guard !overflow else { throw bad("size \(size) makes the total size exceed \(Int64.max) bytes") }
+            total = newTotal
             var mtime: Int64 = 0
-            if let m = meta["mtime"]?.stringValue {
-                mtime = try RFC3339.parse(m)
+            if let m = meta["mtime"], !m.isNull {
+                guard let text = m.stringValue else { throw bad("mtime is not a string") }
+                do { mtime = try RFC3339.parse(text) } catch let e as SnapshotterError { throw e.context("snapshot config file \(i): mtime") }
             }
             guard seen.insert(path).inserted else { throw bad("path \(path.debugDescription) appears twice") }
             files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: readOnly, mode: UInt32(mode & 0o777),
                                       uid: UInt32(uid), gid: UInt32(gid), size: size, mtimeNanos: mtime, typeflag: 0))
         }
-        try checkNoFileIsADirectory(files)
+        if count == nil { return [] }
+        try checkNoFileIsADirectory(files, seen)
         return files
     }
 
     /// A path that is also a parent of another path cannot be restored.
     static func checkNoFileIsADirectory(_ files: [SnapshotFile]) throws {
-        let paths = Set(files.map(\.relativePath))
+        try checkNoFileIsADirectory(files, Set(files.map(\.relativePath)))
+    }
+
+    static func checkNoFileIsADirectory(_ files: [SnapshotFile], _ paths: Set<String>) throws {
         for f in files {
             var p = f.relativePath
             while let slash = p.lastIndex(of: "/") {
@@ -182,9 +193,15 @@ enum RFC3339 {
         guard i == b.count else { throw fail() }
         let days = daysFromCivil(y, mo, d)
         let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset
-        let (r, o) = secs.multipliedReportingOverflow(by: 1_000_000_000)
-        guard !o else { throw fail() }
-        return r + frac
+        // Before the epoch the fraction is taken from the next second, so
+        // the earliest instant (1677) does not overflow on the way.
+        let borrow: Int64 = secs < 0 && frac > 0 ? 1 : 0
+        let (r, o) = (secs + borrow).multipliedReportingOverflow(by: 1_000_000_000)
+        let (ns, o2) = r.addingReportingOverflow(frac - borrow * 1_000_000_000)
+        guard !o, !o2 else {
+            throw SnapshotterError.invalid("time \(text.debugDescription) is out of range (\(format(nanos: .min)) to \(format(nanos: .max)))")
+        }
+        return ns
     }
 
     // Howard Hinnant's civil-date algorithms.

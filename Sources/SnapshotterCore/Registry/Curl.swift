@@ -12,6 +12,9 @@ struct HTTPRequest: @unchecked Sendable {
     var body: [UInt8]? = nil
     /// Responses larger than this are refused while streaming.
     var maxResponseBytes = 8 << 20
+    /// The body's expected size: reserved up front so a large body is not
+    /// copied as it grows.
+    var reserveBytes = 0
     /// Upload `length` bytes of this file from `offset` instead of `body`.
     var uploadFile: (fd: Int32, offset: Int64, length: Int64)? = nil
     /// Write a 2xx response body into this file from `offset`.
@@ -183,6 +186,7 @@ final class CurlEasy: @unchecked Sendable {
             throw HTTPTransportError(message: "libcurl cannot limit transfers to http and https", retryable: false, tooLarge: false)
         }
         let exchange = Exchange(limit: request.maxResponseBytes, upload: request.body ?? [])
+        if request.reserveBytes > 0 { exchange.body.reserveCapacity(min(request.reserveBytes, request.maxResponseBytes)) }
         exchange.source = request.uploadFile
         exchange.sink = request.downloadFile
         exchange.onBytes = request.onBytes

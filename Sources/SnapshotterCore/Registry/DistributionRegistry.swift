@@ -43,8 +43,8 @@ final class DistributionRegistry: MetadataRegistry {
         var h = HTTPSettings()
         h.insecure = settings.insecure
         h.caFile = settings.caFile
-        h.connectTimeoutMs = Int(settings.connectTimeoutSeconds * 1000)
-        h.stallTimeoutSeconds = max(1, Int(settings.stallTimeoutSeconds))
+        h.connectTimeoutMs = Int.clamped(settings.connectTimeoutSeconds * 1000, 0, 86_400_000)
+        h.stallTimeoutSeconds = Int.clamped(settings.stallTimeoutSeconds, 1, 86_400)
         http = h
         if let ca = settings.caFile, (try Sys.lstatIfExists(ca)) == nil {
             throw SnapshotterError.invalid("registry CA file \(ca) does not exist")
@@ -56,6 +56,7 @@ final class DistributionRegistry: MetadataRegistry {
     func publish(name: String, version: String, config: [UInt8], cancel: CancellationFlag?) throws {
         let repo = settings.repository(name)
         let what = "publish \(repo):\(version) to \(base)"
+        try settings.checkConfigSize(config.count, what: what)
         let digest = SHA256.digest(config)
         let head = try send(HTTPRequest(method: "HEAD", url: "\(base)/v2/\(repo)/blobs/\(digest)"), repo: repo, what: what, push: true, cancel: cancel)
         if head.status == 404 {
@@ -85,9 +86,10 @@ final class DistributionRegistry: MetadataRegistry {
     func fetch(name: String, version: String, cancel: CancellationFlag?) throws -> [UInt8] {
         let repo = settings.repository(name)
         let what = "fetch \(repo):\(version) from \(base)"
-        let limit = settings.maxDocumentBytes
+        let limit = settings.maxConfigBytes
         let m = try send(HTTPRequest(url: "\(base)/v2/\(repo)/manifests/\(version)",
-                                     headers: ["Accept: \(SnapshotArtifact.manifestMediaType)"], maxResponseBytes: limit),
+                                     headers: ["Accept: \(SnapshotArtifact.manifestMediaType)"],
+                                     maxResponseBytes: RegistrySettings.maxManifestBytes),
                          repo: repo, what: what, cancel: cancel)
         if m.status == 404 { throw SnapshotterError(.notFound, "\(what): no such snapshot in the registry\(errorDetail(m))") }
         guard m.status == 200 else { throw failure(m, what: "\(what): pulling the manifest") }
@@ -96,9 +98,9 @@ final class DistributionRegistry: MetadataRegistry {
         }
         let desc = try SnapshotArtifact.parseManifest(m.body, what: what)
         guard desc.size <= limit else {
-            throw SnapshotterError(.registry, "\(what): config of \(desc.size) bytes exceeds the limit of \(limit)")
+            throw SnapshotterError(.registry, "\(what): config of \(desc.size) bytes exceeds the limit of \(limit) bytes (max config bytes)")
         }
-        let c = try send(HTTPRequest(url: "\(base)/v2/\(repo)/blobs/\(desc.digest)", maxResponseBytes: desc.size),
+        let c = try send(HTTPRequest(url: "\(base)/v2/\(repo)/blobs/\(desc.digest)", maxResponseBytes: desc.size, reserveBytes: desc.size),
                          repo: repo, what: what, cancel: cancel)
         guard c.status == 200 else { throw failure(c, what: "\(what): pulling the config \(desc.digest)") }
         let actual = SHA256.digest(c.body)
@@ -152,7 +154,7 @@ final class DistributionRegistry: MetadataRegistry {
     }
 
     private func backoff(_ attempt: Int) {
-        let base = Double(settings.backoffMilliseconds) * Double(1 << min(attempt - 1, 10))
+        let base = Double(max(0, settings.backoffMilliseconds)) * Double(1 << min(max(attempt - 1, 0), 10))
         let jitter = Double.random(in: 0.5...1.5)
         usleep(UInt32(min(base * jitter, 30_000) * 1000))
     }
@@ -233,7 +235,7 @@ final class DistributionRegistry: MetadataRegistry {
                       let token = json["token"]?.stringValue ?? json["access_token"]?.stringValue, !token.isEmpty else {
                     throw SnapshotterError(.registry, "\(what): the token service answered without a token")
                 }
-                let ttl = max(json["expires_in"]?.int64Value ?? 60, 10)
+                let ttl = Self.tokenLifetime(json["expires_in"])
                 return (token, Sys.monotonicNanos() + UInt64(ttl - 5) * 1_000_000_000)
             } catch let e as HTTPTransportError {
                 if e.retryable && attempt < settings.retries {
@@ -257,6 +259,15 @@ final class DistributionRegistry: MetadataRegistry {
         guard settings.username != nil, o != registryOrigin, !o.isHTTPS else { return false }
         Log.warn("\(what): not sending the credentials to the plain-http token realm \(Redact.text(realm)) on another origin; asking for an anonymous token")
         return true
+    }
+
+    /// A token's lifetime in seconds: `expires_in` (any JSON number)
+    /// clamped to 10 s...1 day, 60 s when absent or not a number (the
+    /// token spec's default). A hostile or mistaken huge value only makes
+    /// us ask for a new token after a day.
+    static func tokenLifetime(_ expiresIn: JSONValue?) -> Int64 {
+        guard let v = expiresIn?.doubleValue, !v.isNaN else { return 60 }
+        return Int64(Swift.min(Swift.max(v, 10), 86_400))
     }
 
     /// A clear error for an unexpected status, with the registry's own

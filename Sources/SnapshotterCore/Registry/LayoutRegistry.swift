@@ -39,6 +39,7 @@ final class LayoutRegistry: MetadataRegistry {
     func publish(name: String, version: String, config: [UInt8], cancel: CancellationFlag?) throws {
         try cancel?.check()
         let repo = settings.repository(name)
+        try settings.checkConfigSize(config.count, what: "publish \(repo):\(version) to \(settings.endpoint)")
         try prepare()
         let manifest = SnapshotArtifact.manifest(config: config)
         let configDigest = SHA256.digest(config)
@@ -63,10 +64,10 @@ final class LayoutRegistry: MetadataRegistry {
         guard let entry = try readIndex().last(where: { $0.ref == ref }) else {
             throw SnapshotterError(.notFound, "\(what): no such snapshot in the registry")
         }
-        let manifest = try readBlob(entry.digest, limit: settings.maxDocumentBytes, what: what)
+        let manifest = try readBlob(entry.digest, limit: RegistrySettings.maxManifestBytes, what: what)
         let desc = try SnapshotArtifact.parseManifest(manifest, what: what)
-        guard desc.size <= settings.maxDocumentBytes else {
-            throw SnapshotterError(.registry, "\(what): config of \(desc.size) bytes exceeds the limit of \(settings.maxDocumentBytes)")
+        guard desc.size <= settings.maxConfigBytes else {
+            throw SnapshotterError(.registry, "\(what): config of \(desc.size) bytes exceeds the limit of \(settings.maxConfigBytes) bytes (max config bytes)")
         }
         let config = try readBlob(desc.digest, limit: desc.size, what: what)
         guard config.count == desc.size else {
@@ -106,9 +107,11 @@ final class LayoutRegistry: MetadataRegistry {
         guard Int(st.st_size) <= limit else {
             throw SnapshotterError(.registry, "\(what): \(path) is larger than \(limit) bytes")
         }
+        if st.st_size <= 0 { return [] }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         let n = try bytes.withUnsafeMutableBytes { try Sys.readFully(fd, $0.baseAddress!, $0.count, path) }
-        return Array(bytes.prefix(n))
+        if n < bytes.count { bytes.removeLast(bytes.count - n) }  // in place: no second copy
+        return bytes
     }
 
     private func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {

@@ -12,8 +12,11 @@ public struct RegistrySettings: Sendable, Equatable {
     public var insecure: Bool
     /// PEM bundle of CAs to trust (e.g. a private registry's).
     public var caFile: String?
-    /// Manifests and configs larger than this are refused while streaming.
-    public var maxDocumentBytes: Int = 4 << 20
+    /// The largest snapshot config published or fetched: the store's
+    /// `StoreOptions.maxConfigBytes`, set when the store makes the registry.
+    var maxConfigBytes = StoreOptions.defaultMaxConfigBytes
+    /// Manifests (a few hundred bytes) larger than this are refused.
+    static let maxManifestBytes = 1 << 20
     public var connectTimeoutSeconds: Double = 10
     /// A transfer that moves nothing for this long fails.
     public var stallTimeoutSeconds: Double = 30
@@ -34,7 +37,15 @@ public struct RegistrySettings: Sendable, Equatable {
 
     public static func == (a: RegistrySettings, b: RegistrySettings) -> Bool {
         a.endpoint == b.endpoint && a.namespace == b.namespace && a.username == b.username && a.password == b.password
-            && a.insecure == b.insecure && a.caFile == b.caFile && a.maxDocumentBytes == b.maxDocumentBytes
+            && a.insecure == b.insecure && a.caFile == b.caFile && a.maxConfigBytes == b.maxConfigBytes
+    }
+
+    /// Refuses, before anything is pushed, a config the fetching side would
+    /// refuse.
+    func checkConfigSize(_ bytes: Int, what: String) throws {
+        guard bytes <= maxConfigBytes else {
+            throw SnapshotterError.invalid("\(what): the snapshot config is \(bytes) bytes, over the limit of \(maxConfigBytes) bytes (max config bytes)")
+        }
     }
 
     /// `<namespace>/<name>`, or just the name without a namespace.
@@ -98,7 +109,7 @@ enum SnapshotArtifact {
         guard let digest = config["digest"]?.stringValue, isSHA256Digest(digest) else {
             throw bad("config digest is not sha256:<64 hex>")
         }
-        guard let size = config["size"]?.int64Value, size >= 0, size <= Int64(Int32.max) else {
+        guard let size = config["size"]?.int64Value, size >= 0 else {
             throw bad("config size is missing or out of range")
         }
         if let layers = m["layers"], !layers.isNull {
@@ -136,7 +147,12 @@ extension MetadataRegistry {
     }
 }
 
-func makeRegistry(_ settings: RegistrySettings) throws -> any MetadataRegistry {
+func makeRegistry(_ settings: RegistrySettings, maxConfigBytes: Int = StoreOptions.defaultMaxConfigBytes) throws -> any MetadataRegistry {
+    guard StoreOptions.maxConfigBytesRange.contains(maxConfigBytes) else {
+        throw SnapshotterError.invalid("max config bytes \(maxConfigBytes) is outside \(StoreOptions.maxConfigBytesRange)")
+    }
+    var settings = settings
+    settings.maxConfigBytes = maxConfigBytes
     if settings.endpoint.hasPrefix("file://") {
         return try LayoutRegistry(settings)
     }

@@ -34,6 +34,10 @@ enum JSONValue: Equatable, Sendable {
     var isNull: Bool { if case .null = self { return true } else { return false } }
     var int64Value: Int64? { if case let .number(n) = self { return Int64(n) } else { return nil } }
     var uint64Value: UInt64? { if case let .number(n) = self { return UInt64(n) } else { return nil } }
+    /// Any JSON number (integer, fraction or exponent) as a Double.
+    var doubleValue: Double? { if case let .number(n) = self { return Double(n) } else { return nil } }
+    /// The number's text (for error messages).
+    var numberText: String? { if case let .number(n) = self { return n } else { return nil } }
 
     static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSONValue {
         var p = JSONParser(bytes: bytes, maxDepth: maxDepth)

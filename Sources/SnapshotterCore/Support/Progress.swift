@@ -76,8 +76,8 @@ final class ProgressReporter: Sendable {
     func begin(_ phase: Phase, filesTotal: Int64, bytesTotal: Int64) {
         state.withLock {
             $0.phase = phase
-            $0.filesTotal += filesTotal
-            $0.bytesTotal += bytesTotal
+            $0.filesTotal = $0.filesTotal.saturatingAdd(filesTotal)
+            $0.bytesTotal = $0.bytesTotal.saturatingAdd(bytesTotal)
         }
         emit(force: true)
     }
@@ -88,7 +88,13 @@ final class ProgressReporter: Sendable {
     }
 
     func addBytes(_ n: Int64) {
-        bytesDone.add(n, ordering: .relaxed)
+        // Saturating: byte counts come from daemons and servers.
+        var old = bytesDone.load(ordering: .relaxed)
+        while true {
+            let (done, new) = bytesDone.weakCompareExchange(expected: old, desired: old.saturatingAdd(n), ordering: .relaxed)
+            if done { break }
+            old = new
+        }
         emit(force: false)
     }
 

@@ -312,3 +312,14 @@ enum Paths {
         return String(path[path.index(after: i)...])
     }
 }
+
+extension timespec {
+    /// Nanoseconds since the epoch, before 1970 too (tv_nsec stays in
+    /// 0..<1e9, as the kernel requires).
+    init(nanos: Int64) {
+        var secs = nanos / 1_000_000_000
+        var frac = nanos % 1_000_000_000
+        if frac < 0 { frac += 1_000_000_000; secs -= 1 }
+        self.init(tv_sec: Int(secs), tv_nsec: Int(frac))
+    }
+}

@@ -159,7 +159,7 @@ final class DragonflyTransport: ContentTransport {
                         stall.touch()
                         messages.withLock { $0 += 1 }
                         if case .downloadPieceFinishedResponse(let p)? = message.response {
-                            progress.add(Int64(p.piece.length))
+                            progress.add(try DaemonNumbers.pieceLength(p.piece.length, what: what))
                         }
                         if cancel.isCanceled { throw CancellationError() }
                     }
@@ -226,7 +226,7 @@ final class DragonflyTransport: ContentTransport {
         let request = req
         let client = self.client
         var options = CallOptions.defaults
-        options.timeout = .milliseconds(Int64(max(0.1, settings.connectTimeoutSeconds) * 1000))
+        options.timeout = .milliseconds(Int64(Int.clamped(settings.connectTimeoutSeconds * 1000, 100, 86_400_000)))
         options.waitForReady = false
         let opts = options
         let status: Grpc_Health_V1_HealthCheckResponse.ServingStatus
@@ -347,7 +347,7 @@ final class Stall: Sendable {
     private let limitNanos: UInt64
     private let last = Atomic<UInt64>(Sys.monotonicNanos())
 
-    init(seconds: Double) { limitNanos = UInt64(max(0.1, seconds) * 1e9) }
+    init(seconds: Double) { limitNanos = UInt64(Int64.nanos(seconds: max(0.1, seconds))) }
 
     func touch() { last.store(Sys.monotonicNanos(), ordering: .relaxed) }
 

@@ -36,9 +36,13 @@ final class S3Transport: ContentTransport {
         guard !settings.accessKeyID.isEmpty, !settings.secretAccessKey.isEmpty else {
             throw SnapshotterError.invalid("object storage needs an access key id and a secret access key")
         }
+        // S3 allows 10,000 parts of 5 MiB..5 GiB; a part size of 0 would never end.
+        guard (5 << 20 ... 5 << 30).contains(settings.partSize) else {
+            throw SnapshotterError.invalid("object storage part size \(settings.partSize) is not 5 MiB..5 GiB")
+        }
         var h = HTTPSettings()
-        h.connectTimeoutMs = Int(settings.connectTimeoutSeconds * 1000)
-        h.stallTimeoutSeconds = max(1, Int(settings.stallTimeoutSeconds))
+        h.connectTimeoutMs = Int.clamped(settings.connectTimeoutSeconds * 1000, 0, 86_400_000)
+        h.stallTimeoutSeconds = Int.clamped(settings.stallTimeoutSeconds, 1, 86_400)
         h.totalTimeoutMs = 0
         http = h
     }
@@ -73,7 +77,7 @@ final class S3Transport: ContentTransport {
 
     private func multipartUpload(_ digest: Digest, fd: Int32, size: Int64, what: String, cancel: CancellationFlag) throws {
         let start = try send("POST", key: key(digest), query: [("uploads", "")], what: what, body: [])
-        guard start.status == 200, let uploadID = xmlValue(start.body, "UploadId") else { throw failure(start, what: "\(what): starting a multipart upload") }
+        guard start.status == 200, let uploadID = Self.xmlValue(start.body, "UploadId") else { throw failure(start, what: "\(what): starting a multipart upload") }
         var etags: [String] = []
         do {
             var offset: Int64 = 0
@@ -93,7 +97,7 @@ final class S3Transport: ContentTransport {
             xml += "</CompleteMultipartUpload>"
             let done = try send("POST", key: key(digest), query: [("uploadId", uploadID)], what: what,
                                 extra: ["Content-Type: application/xml"], body: Array(xml.utf8))
-            guard done.status == 200, xmlValue(done.body, "Code") == nil else { throw failure(done, what: "\(what): completing the upload") }
+            guard done.status == 200, Self.xmlValue(done.body, "Code") == nil else { throw failure(done, what: "\(what): completing the upload") }
         } catch {
             _ = try? send("DELETE", key: key(digest), query: [("uploadId", uploadID)], what: what)
             throw error
@@ -220,8 +224,8 @@ final class S3Transport: ContentTransport {
 
     /// A clear error with S3's own code and message (never the secret).
     private func failure(_ r: HTTPResponse, what: String) -> SnapshotterError {
-        let code = xmlValue(r.body, "Code")
-        let message = xmlValue(r.body, "Message")
+        let code = Self.xmlValue(r.body, "Code")
+        let message = Self.xmlValue(r.body, "Message")
         var detail = code.map { ": \($0)" } ?? ""
         if let message { detail += " (\(message))" }
         if code == nil && r.status == 403 { detail = ": the credentials were refused (access key, secret or signature)" }
@@ -229,7 +233,8 @@ final class S3Transport: ContentTransport {
         return SnapshotterError(r.status == 404 ? .notFound : .transport, "\(what): \(kind) (\(r.status))\(detail)")
     }
 
-    private func xmlValue(_ body: [UInt8], _ tag: String) -> String? {
+    /// The text of the first `<tag>` element of an S3 XML answer.
+    static func xmlValue(_ body: [UInt8], _ tag: String) -> String? {
         let text = String(decoding: body, as: UTF8.self)
         guard let open = text.firstRange(of: "<\(tag)>"),
               let close = text[open.upperBound...].firstRange(of: "</\(tag)>") else { return nil }

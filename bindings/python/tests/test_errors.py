@@ -238,3 +238,10 @@ def test_file_accepts_pathlike():
     from pathlib import PurePosixPath
 
     assert File(PurePosixPath("a/b"), read_only=True).relative_path == "a/b"  # type: ignore[arg-type]
+
+
+def test_max_config_bytes_is_checked(tmp_path):
+    with pytest.raises(snapshotter.InvalidArgumentError, match="max config bytes"):
+        Snapshotter(tmp_path / "tiny", gc=NO_GC, max_config_bytes=1000)
+    with Snapshotter(tmp_path / "s", gc=NO_GC, max_config_bytes=64 << 20) as s:
+        assert s.list() == []

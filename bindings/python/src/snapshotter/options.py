@@ -134,6 +134,7 @@ class OptionsHandle:
         restore_concurrency: Optional[int] = None,
         store_group: Optional[int] = None,
         durable_restore: bool = False,
+        max_config_bytes: Optional[int] = None,
     ) -> "OptionsHandle":
         """Sets every given setting; raises on the first one the library refuses."""
         self.set_int(_ffi.OPT_SNAPSHOT_CONCURRENCY, snapshot_concurrency)
@@ -141,6 +142,7 @@ class OptionsHandle:
         self.set_int(_ffi.OPT_STORE_GROUP, store_group)
         if durable_restore:
             self.set_int(_ffi.OPT_DURABLE_RESTORE, 1)
+        self.set_int(_ffi.OPT_MAX_CONFIG_BYTES, max_config_bytes)
         if registry is not None:
             _require(registry, Registry, "registry")
             if not registry.endpoint:

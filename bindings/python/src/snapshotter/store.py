@@ -144,6 +144,7 @@ class Snapshotter:
         restore_concurrency: Optional[int] = None,
         store_group: Optional[int] = None,
         durable_restore: bool = False,
+        max_config_bytes: Optional[int] = None,
     ) -> None:
         self._handle: Optional[_Handle] = None
         self._lib = _ffi.load()
@@ -158,6 +159,7 @@ class Snapshotter:
                 restore_concurrency=restore_concurrency,
                 store_group=store_group,
                 durable_restore=durable_restore,
+                max_config_bytes=max_config_bytes,
             )
             out = c_void_p()
             check(self._lib.snapshotter_open(_text.path(root_dir, "root directory"), opts.handle, byref(out)))
