@@ -88,13 +88,18 @@ struct RestoreCleanupTests {
             for name in stale + [live] { try writeFile(out + "/d/" + name, "left behind\n") }
             try writeFile(out + "/" + stale[0], "left behind\n")
             try writeFile(out + "/other/" + stale[0], "left behind\n")
+            // A neighbour who can write the output plants a directory under
+            // a stale-looking name: it cannot be unlinked, and must not stop
+            // the restore.
+            let planted = ".snapshotter-tmp-\(deadPid)-7-dir"
+            try makeDirs(out + "/d/" + planted + "/inside")
             try await withStore(fx) { store in
                 let info = try await store.snapshot(SnapshotRequest(name: "t", version: "v1", baseDir: fx.base,
                                                                     files: [FileRequest("d/x"), FileRequest("y")])).info
                 _ = try await store.restore(RestoreRequest(name: "t", version: "v1", outputDir: out))
                 try expectRestored(info, in: out, store: fx)
             }
-            #expect(try names(in: out + "/d").sorted() == [live, "x"])
+            #expect(try names(in: out + "/d").sorted() == [live, planted, "x"].sorted())
             #expect(try names(in: out).sorted() == ["d", "other", "y"])
             #expect(try names(in: out + "/other") == [stale[0]])
         }

@@ -42,8 +42,9 @@ enum OutputTemps {
     static func sweep(_ dirfd: Int32, what: String) throws -> Int {
         var removed = 0
         for name in try Sys.namesAt(dirfd, what: what) where isStale(name) {
-            try Sys.unlinkAt(dirfd, name, what: what + "/" + name)
-            removed += 1
+            // Best effort: whoever can write the directory can plant such a
+            // name (as a directory, say); that must not stop the restore.
+            if (try? Sys.unlinkAt(dirfd, name, what: what + "/" + name)) != nil { removed += 1 }
         }
         return removed
     }
