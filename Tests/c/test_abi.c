@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,7 +118,8 @@ static int test_version_and_errors(void) {
                    SNAPSHOTTER_EIO, SNAPSHOTTER_ECORRUPT, SNAPSHOTTER_EREGISTRY, SNAPSHOTTER_ETRANSPORT,
                    SNAPSHOTTER_ECANCELED, SNAPSHOTTER_EBUSY, SNAPSHOTTER_ECLOSED, SNAPSHOTTER_ENOSPACE,
                    SNAPSHOTTER_EPERM, SNAPSHOTTER_EUNSUPPORTED, SNAPSHOTTER_EINTERNAL,
-                   SNAPSHOTTER_ETIMEDOUT, SNAPSHOTTER_EINPROGRESS, SNAPSHOTTER_ENOMEM};
+                   SNAPSHOTTER_ETIMEDOUT, SNAPSHOTTER_EINPROGRESS, SNAPSHOTTER_ENOMEM,
+                   SNAPSHOTTER_EFORKED};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *n = snapshotter_strerror(codes[i]);
         CHECK(n != NULL && strncmp(n, "SNAPSHOTTER_", 12) == 0);
@@ -685,6 +687,84 @@ static int test_many_threads(void) {
     return 0;
 }
 
+/* ---- fork ---------------------------------------------------------------- */
+
+/* The child's half of test_fork: the parent's store and operation fail
+ * with EFORKED, closing and freeing them returns at once, and a store of
+ * its own works. Returns the child's exit status. */
+static int fork_child(snapshotter_t *parent, snapshotter_op_t *parent_op, const char *src) {
+    snapshotter_snapshot_list_t *l = NULL;
+    CHECK_RC(snapshotter_list(parent, &l), SNAPSHOTTER_EFORKED);
+    CHECK(strstr(snapshotter_last_error(), "another process") != NULL);
+    snapshotter_files_t *f = source_files();
+    CHECK_RC(snapshotter_snapshot(parent, "f", "child", src, f, NULL), SNAPSHOTTER_EFORKED);
+    snapshotter_op_t *op = NULL;
+    CHECK_RC(snapshotter_gc_async(parent, NULL, NULL, NULL, &op), SNAPSHOTTER_EFORKED);
+    CHECK(op == NULL);
+    CHECK_RC(snapshotter_active_operations(parent), SNAPSHOTTER_EFORKED);
+    CHECK_RC(snapshotter_op_status(parent_op), SNAPSHOTTER_EFORKED);
+    CHECK_RC(snapshotter_op_wait(parent_op, -1), SNAPSHOTTER_EFORKED);
+    CHECK_RC(snapshotter_op_cancel(parent_op), SNAPSHOTTER_EFORKED);
+    CHECK(snapshotter_op_report(parent_op) == NULL);
+    CHECK(strstr(snapshotter_op_error(parent_op), "another process") != NULL);
+    snapshotter_op_free(parent_op);                      /* must not wait */
+    CHECK_RC(snapshotter_close(parent), SNAPSHOTTER_OK); /* must not hang */
+    CHECK_RC(snapshotter_close(parent), SNAPSHOTTER_EINVAL);
+    /* A store opened in the child works. */
+    snapshotter_t *own = open_store("fork-child-root");
+    CHECK(own != NULL);
+    CHECK_RC(snapshotter_snapshot(own, "f", "child", src, f, NULL), SNAPSHOTTER_OK);
+    char out[4096];
+    path_join(out, sizeof out, base, "fork-child-out");
+    CHECK_RC(snapshotter_restore(own, "f", "child", out, 0, NULL), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_close(own), SNAPSHOTTER_OK);
+    snapshotter_files_free(f);
+    return 0;
+}
+
+static int test_fork(void) {
+    char src[4096];
+    path_join(src, sizeof src, base, "fork-src");
+    CHECK(make_source(src, 1 << 20) == 0);
+    snapshotter_t *s = open_store("fork-root");
+    CHECK(s != NULL);
+    snapshotter_files_t *f = source_files();
+    snapshotter_op_t *op = NULL;
+    CHECK_RC(snapshotter_snapshot_async(s, "f", "v1", src, f, NULL, NULL, NULL, &op), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_op_wait(op, -1), SNAPSHOTTER_OK); /* the pool's threads run */
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(fork_child(s, op, src));
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The parent's handles are untouched by the child's close. */
+    CHECK_RC(snapshotter_op_status(op), SNAPSHOTTER_OK);
+    snapshotter_op_free(op);
+    CHECK_RC(snapshotter_snapshot(s, "f", "v2", src, f, NULL), SNAPSHOTTER_OK);
+    snapshotter_verify_report_t *vr = NULL;
+    CHECK_RC(snapshotter_verify(s, &vr), SNAPSHOTTER_OK);
+    CHECK(vr->problem_count == 0);
+    snapshotter_verify_report_free(vr);
+    snapshotter_files_free(f);
+    CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
+    return 0;
+}
+
+/* A wait longer than any clock can count is a wait without limit. */
+static int test_huge_timeout(void) {
+    snapshotter_t *s = open_store("timeout-root");
+    CHECK(s != NULL);
+    snapshotter_op_t *op = NULL;
+    CHECK_RC(snapshotter_gc_async(s, NULL, NULL, NULL, &op), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_op_wait(op, INT64_MAX), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_op_wait(op, INT64_MAX / 1000), SNAPSHOTTER_OK);
+    snapshotter_op_free(op);
+    CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
+    return 0;
+}
+
 /* ---- registry in a directory --------------------------------------------- */
 
 static int test_registry_directory(void) {
@@ -786,6 +866,8 @@ int main(void) {
     RUN(test_many_threads);
     RUN(test_registry_directory);
     RUN(test_log_callback);
+    RUN(test_huge_timeout);
+    RUN(test_fork);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);
