@@ -530,12 +530,51 @@ static int test_cancel_from_progress_callback(void) {
     return 0;
 }
 
-struct canceler { snapshotter_op_t *op; };
+/* A progress callback that holds the operation at its first event until
+ * released, so the test decides what happens while it is surely running. */
+struct hold {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, released;
+    snapshotter_op_t *op;
+};
 
+static void hold_init(struct hold *h) {
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+}
+
+static int held_progress(const snapshotter_progress_t *p, void *payload) {
+    (void)p;
+    struct hold *h = payload;
+    pthread_mutex_lock(&h->mu);
+    h->started = 1;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->released) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+static void hold_wait_started(struct hold *h) {
+    pthread_mutex_lock(&h->mu);
+    while (!h->started) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void hold_release(struct hold *h) {
+    pthread_mutex_lock(&h->mu);
+    h->released = 1;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Cancels the held operation from this thread, then lets it go on. */
 static void *cancel_thread(void *arg) {
-    struct canceler *c = arg;
-    usleep(2000);
-    snapshotter_op_cancel(c->op);
+    struct hold *h = arg;
+    hold_wait_started(h);
+    snapshotter_op_cancel(h->op);
+    hold_release(h);
     return NULL;
 }
 
@@ -553,14 +592,18 @@ static int test_cancel_from_another_thread_and_timeouts(void) {
     CHECK(s != NULL);
     snapshotter_files_t *f = source_files();
     snapshotter_op_t *op = NULL;
-    CHECK_RC(snapshotter_snapshot_async(s, "c", "v1", src, f, slow_progress, NULL, NULL, &op), SNAPSHOTTER_OK);
+    struct hold h;
+    hold_init(&h);
+    CHECK_RC(snapshotter_snapshot_async(s, "c", "v1", src, f, held_progress, NULL, &h, &op), SNAPSHOTTER_OK);
+    hold_wait_started(&h); /* running, and held there */
     CHECK_RC(snapshotter_op_status(op), SNAPSHOTTER_EINPROGRESS);
     CHECK_RC(snapshotter_op_wait(op, 0), SNAPSHOTTER_ETIMEDOUT);
+    CHECK_RC(snapshotter_op_wait(op, 1), SNAPSHOTTER_ETIMEDOUT);
     CHECK(snapshotter_op_report(op) == NULL);
     CHECK(snapshotter_active_operations(s) >= 1);
-    struct canceler c = {op};
+    h.op = op;
     pthread_t t;
-    pthread_create(&t, NULL, cancel_thread, &c);
+    pthread_create(&t, NULL, cancel_thread, &h);
     pthread_join(t, NULL);
     CHECK_RC(snapshotter_op_wait(op, -1), SNAPSHOTTER_ECANCELED);
     snapshotter_op_free(op);
@@ -602,18 +645,19 @@ static int test_close_with_operations_pending(void) {
 static void free_in_done(snapshotter_op_t *op, int status, void *payload) {
     (void)status;
     snapshotter_op_free(op);
-    atomic_int *flag = payload;
-    atomic_store(flag, 1);
+    hold_release(payload);
 }
 
 static int test_free_from_done_callback(void) {
     snapshotter_t *s = open_store("freecb-root");
     CHECK(s != NULL);
-    atomic_int flag = 0;
+    struct hold h;
+    hold_init(&h);
     snapshotter_op_t *op = NULL;
-    CHECK_RC(snapshotter_gc_async(s, NULL, free_in_done, &flag, &op), SNAPSHOTTER_OK);
-    for (int i = 0; i < 5000 && !atomic_load(&flag); i++) usleep(1000);
-    CHECK(atomic_load(&flag) == 1);
+    CHECK_RC(snapshotter_gc_async(s, NULL, free_in_done, &h, &op), SNAPSHOTTER_OK);
+    pthread_mutex_lock(&h.mu);
+    while (!h.released) pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
     CHECK_RC(snapshotter_op_status(op), SNAPSHOTTER_EINVAL); /* already freed */
     CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
     return 0;

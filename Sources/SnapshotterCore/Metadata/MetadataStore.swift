@@ -30,7 +30,7 @@ final class MetadataStore: Sendable {
 
     /// LMDB must not be opened twice in one process (its POSIX locks are
     /// per process), so stores on the same root share one environment.
-    private static let open = Mutex<[String: WeakEnvironment]>([:])
+    private static let open = Locked<[String: WeakEnvironment]>([:])
 
     private struct WeakEnvironment {
         weak var env: LMDBEnvironment?
