@@ -216,8 +216,11 @@ def test_asyncio_run_shutdown_cancels_pending_operations(tmp_path, many_files):
     task_box = {}
 
     async def main():
-        task_box["t"] = asyncio.ensure_future(s.snapshot_async("sb", "v1", base, files))
-        await asyncio.sleep(0.1)
+        started = asyncio.Event()
+        task_box["t"] = asyncio.ensure_future(
+            s.snapshot_async("sb", "v1", base, files, progress=lambda p: started.set())
+        )
+        await started.wait()  # running (400 files, one at a time: far from done)
         # return without awaiting: asyncio.run cancels the task and waits
 
     asyncio.run(main())
