@@ -114,15 +114,18 @@ asan_tests() {
 }
 run_suite "swift test without Dragonfly, AddressSanitizer" asan_tests
 
-# ThreadSanitizer on the slim build. TSAN_SUBSET (a swift test --filter
-# pattern) names the suites it runs: see the comment on its value.
-TSAN_SUBSET="${TSAN_SUBSET:-.}"
+# ThreadSanitizer on the slim build: every suite but "Registry against real
+# servers" (RegistryServiceTests), whose stall and cancel tests bound how
+# long a transfer may take and fail under TSan's 5-10x slowdown; the
+# engine's threads are exercised by the other suites. Measured on 2 cores:
+# build ~1.5 min from scratch, run ~3.7 min (88 tests).
+TSAN_SKIP="${TSAN_SKIP:-RegistryServiceTests}"
 tsan_tests() {
     (
         export SNAPSHOTTER_DRAGONFLY=0
         swift build --build-tests --sanitize=thread --scratch-path .build/tsan &&
             swift_tests "swift (TSan, without Dragonfly)" --skip-build --sanitize=thread --scratch-path .build/tsan \
-                --filter "$TSAN_SUBSET"
+                --skip "$TSAN_SKIP"
     )
 }
 run_suite "swift test without Dragonfly, ThreadSanitizer" tsan_tests
