@@ -754,13 +754,14 @@ static int fork_child(snapshotter_t *parent, snapshotter_op_t *parent_op, const 
     snapshotter_op_free(parent_op);                      /* must not wait */
     CHECK_RC(snapshotter_close(parent), SNAPSHOTTER_OK); /* must not hang */
     CHECK_RC(snapshotter_close(parent), SNAPSHOTTER_EINVAL);
-    /* A store opened in the child works. */
-    snapshotter_t *own = open_store("fork-child-root");
+    /* A store opened in the child works, on the parent's root too. */
+    snapshotter_t *own = open_store("fork-root");
     CHECK(own != NULL);
     CHECK_RC(snapshotter_snapshot(own, "f", "child", src, f, NULL), SNAPSHOTTER_OK);
     char out[4096];
     path_join(out, sizeof out, base, "fork-child-out");
     CHECK_RC(snapshotter_restore(own, "f", "child", out, 0, NULL), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_restore(own, "f", "v1", out, SNAPSHOTTER_RESTORE_OVERWRITE, NULL), SNAPSHOTTER_OK);
     CHECK_RC(snapshotter_close(own), SNAPSHOTTER_OK);
     snapshotter_files_free(f);
     return 0;
@@ -787,6 +788,10 @@ static int test_fork(void) {
     CHECK_RC(snapshotter_op_status(op), SNAPSHOTTER_OK);
     snapshotter_op_free(op);
     CHECK_RC(snapshotter_snapshot(s, "f", "v2", src, f, NULL), SNAPSHOTTER_OK);
+    snapshotter_snapshot_list_t *l = NULL;
+    CHECK_RC(snapshotter_list(s, &l), SNAPSHOTTER_OK);
+    CHECK(l->count == 3); /* v1, the child's, v2 */
+    snapshotter_snapshot_list_free(l);
     snapshotter_verify_report_t *vr = NULL;
     CHECK_RC(snapshotter_verify(s, &vr), SNAPSHOTTER_OK);
     CHECK(vr->problem_count == 0);

@@ -29,8 +29,10 @@ final class MetadataStore: Sendable {
     let uploaded: MDB_dbi
 
     /// LMDB must not be opened twice in one process (its POSIX locks are
-    /// per process), so stores on the same root share one environment.
-    private static let open = Locked<[String: WeakEnvironment]>([:])
+    /// per process), so stores on the same root share one environment. A
+    /// forked child must not use its parent's (LMDB: no environment across
+    /// fork), so environments are keyed by fork generation too.
+    private static let open = ForkSafeLock<[String: WeakEnvironment]>([:])
 
     private struct WeakEnvironment {
         weak var env: LMDBEnvironment?
@@ -38,10 +40,11 @@ final class MetadataStore: Sendable {
 
     init(directory: String, mapSize: Int) throws {
         try Sys.mkdirs(directory)
-        let key = try Sys.realpath(directory)
+        let path = try Sys.realpath(directory)
+        let key = "\(Fork.generation) " + path
         env = try Self.open.withLock { table in
             if let existing = table[key]?.env { return existing }
-            let e = try LMDBEnvironment(directory: key, mapSize: mapSize, maxDatabases: 16)
+            let e = try LMDBEnvironment(directory: path, mapSize: mapSize, maxDatabases: 16)
             table[key] = WeakEnvironment(env: e)
             return e
         }
