@@ -59,8 +59,9 @@
  * - The child may open stores of its own (the same root too); they work
  *   normally. Options and file lists (snapshotter_options_t,
  *   snapshotter_files_t) are plain memory and stay usable in the child.
- * - fork() while another thread is inside the library is supported as far
- *   as the library's own locks go (none is left held in the child).
+ * - The library's process-wide tables are locked across fork(), so a child
+ *   forked while another thread was inside the library does not find them
+ *   locked. Swift tasks in the child run on threads of its own.
  */
 #ifndef SNAPSHOTTER_H
 #define SNAPSHOTTER_H
