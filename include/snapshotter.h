@@ -19,7 +19,12 @@
  * - Handles are opaque. Passing a freed handle, or one that did not come
  *   from this library, is detected and fails with SNAPSHOTTER_EINVAL while
  *   its address has not been reused for a new handle (it is a bug in the
- *   caller all the same).
+ *   caller all the same). A call that races the free of its handle on
+ *   another thread never touches freed memory: either it fails with
+ *   SNAPSHOTTER_EINVAL, or it holds the object until it returns (a store
+ *   being closed then refuses new work with SNAPSHOTTER_ECLOSED, and the
+ *   free completes after the call). The address-reuse caveat above still
+ *   applies, so the caller must order its frees after its other calls.
  * - The library never writes to stdout or stderr; install a log callback
  *   to see what it does.
  *
@@ -39,6 +44,24 @@
  *   snapshotter_files, snapshotter_stats, ...): those return
  *   SNAPSHOTTER_EBUSY when called from a callback. Callbacks should return
  *   quickly: they run on the library's I/O threads.
+ *
+ * Fork
+ * - A store and its operations belong to the process that opened the
+ *   store: their I/O threads and the store's LMDB environment do not
+ *   survive fork(). In a forked child (e.g. Python multiprocessing with the
+ *   "fork" start method), every call on a parent's snapshotter_t or
+ *   snapshotter_op_t fails with SNAPSHOTTER_EFORKED (snapshotter_op_report
+ *   returns NULL, snapshotter_op_error a message saying so), without
+ *   blocking. snapshotter_close and snapshotter_op_free on such a handle
+ *   return at once (close returns SNAPSHOTTER_OK): they forget the handle
+ *   in the child and deliberately leak its memory, leaving the parent's
+ *   store, threads and locks untouched. Nothing is canceled in the parent.
+ * - The child may open stores of its own (the same root too); they work
+ *   normally. Options and file lists (snapshotter_options_t,
+ *   snapshotter_files_t) are plain memory and stay usable in the child.
+ * - The library's process-wide tables are locked across fork(), so a child
+ *   forked while another thread was inside the library does not find them
+ *   locked. Swift tasks in the child run on threads of its own.
  */
 #ifndef SNAPSHOTTER_H
 #define SNAPSHOTTER_H
@@ -98,6 +121,7 @@ SNAPSHOTTER_API const char *snapshotter_version_string(void);
 #define SNAPSHOTTER_ETIMEDOUT (-30615)    /* snapshotter_op_wait timed out */
 #define SNAPSHOTTER_EINPROGRESS (-30616)  /* the operation has not finished */
 #define SNAPSHOTTER_ENOMEM (-30617)       /* out of memory */
+#define SNAPSHOTTER_EFORKED (-30618)      /* handle opened in another process (fork) */
 
 /* A short name for any status code ("SNAPSHOTTER_ENOTFOUND: not found");
  * static storage; never NULL, also for unknown codes. */

@@ -99,15 +99,37 @@ run_suite "swift test" swift_tests swift
 
 # The build without the Dragonfly transport (SNAPSHOTTER_DRAGONFLY=0, what
 # `make lib DRAGONFLY=0` ships): no gRPC stack, its own scratch path, every
-# suite but the Dragonfly one.
-slim_tests() {
+# suite but the Dragonfly one, under AddressSanitizer (which also checks
+# that the slim build builds: no separate plain slim pass). LeakSanitizer
+# stays on; scripts/lsan.supp silences only leaks inside the toolchain's
+# Foundation and XCTest, which the library does not link. Measured on 2
+# shared cores: build ~2 min from scratch, run ~1.8 min (all 95 tests).
+asan_tests() {
     (
         export SNAPSHOTTER_DRAGONFLY=0
-        swift build --build-tests --scratch-path .build/slim &&
-            swift_tests "swift (without Dragonfly)" --skip-build --scratch-path .build/slim
+        export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=1"
+        export LSAN_OPTIONS="suppressions=$REPO_ROOT/scripts/lsan.supp${LSAN_OPTIONS:+:}${LSAN_OPTIONS:-}"
+        swift build --build-tests --sanitize=address --scratch-path .build/asan &&
+            swift_tests "swift (ASan, without Dragonfly)" --skip-build --sanitize=address --scratch-path .build/asan
     )
 }
-run_suite "swift test without Dragonfly" slim_tests
+run_suite "swift test without Dragonfly, AddressSanitizer" asan_tests
+
+# ThreadSanitizer on the slim build: every suite but "Registry against real
+# servers" (RegistryServiceTests), whose stall and cancel tests bound how
+# long a transfer may take and fail under TSan's 5-10x slowdown; the
+# engine's threads are exercised by the other suites. Measured on 2 shared
+# cores: build ~1.5-2 min, run ~3.7 min (88 tests).
+TSAN_SKIP="${TSAN_SKIP:-RegistryServiceTests}"
+tsan_tests() {
+    (
+        export SNAPSHOTTER_DRAGONFLY=0
+        swift build --build-tests --sanitize=thread --scratch-path .build/tsan &&
+            swift_tests "swift (TSan, without Dragonfly)" --skip-build --sanitize=thread --scratch-path .build/tsan \
+                --skip "$TSAN_SKIP"
+    )
+}
+run_suite "swift test without Dragonfly, ThreadSanitizer" tsan_tests
 
 # -------------------------------------------------------------------- fuzz --
 # libFuzzer over the parsers of outside data (scripts/fuzz.sh): each target

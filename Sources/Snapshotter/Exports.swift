@@ -213,6 +213,8 @@ public func snapshotter_close(_ s: OpaquePointer?) -> Int32 {
         guard let store = Handles.remove(s, as: StoreHandle.self) else {
             throw SnapshotterError(.invalidArgument, "store handle is invalid or already closed")
         }
+        // In a forked child: forget the handle, leak its memory (header).
+        if Handles.isForked(store) { Handles.abandon(store); return Status.ok }
         store.close()
         return Status.ok
     }
@@ -291,6 +293,7 @@ public func snapshotter_op_error(_ op: OpaquePointer?) -> UnsafePointer<CChar> {
         Status.fail(Status.invalid, "operation handle is invalid or already freed")
         return UnsafePointer(ThreadState.empty)
     }
+    if Handles.isForked(o) { return UnsafePointer(Status.forkedOpMessage) }
     return o.errorMessage
 }
 
@@ -301,6 +304,7 @@ public func snapshotter_op_free(_ op: OpaquePointer?) {
         Status.fail(Status.invalid, "operation handle is invalid or already freed")
         return
     }
+    if Handles.isForked(o) { Handles.abandon(o); return }
     if !o.isFinished {
         o.cancel.cancel()
         // From a callback the op cannot be waited for: it is released when
@@ -311,12 +315,12 @@ public func snapshotter_op_free(_ op: OpaquePointer?) {
 
 @_cdecl("snapshotter_op_report")
 public func snapshotter_op_report(_ op: OpaquePointer?) -> UnsafePointer<snapshotter_report_t>? {
-    Handles.lookup(op, as: OpHandle.self)?.finishedReport
+    Handles.lookup(op, as: OpHandle.self).flatMap { Handles.isForked($0) ? nil : $0.finishedReport }
 }
 
 @_cdecl("snapshotter_op_verify_report")
 public func snapshotter_op_verify_report(_ op: OpaquePointer?) -> UnsafePointer<snapshotter_verify_report_t>? {
-    Handles.lookup(op, as: OpHandle.self)?.finishedVerifyReport
+    Handles.lookup(op, as: OpHandle.self).flatMap { Handles.isForked($0) ? nil : $0.finishedVerifyReport }
 }
 
 /// Starts an async operation and hands its handle to C.

@@ -8,7 +8,9 @@ import Glibc
 /// Every handle given to C is registered here, so a freed or foreign
 /// pointer is detected instead of dereferenced.
 enum Handles {
-    private static let live = Mutex<[UInt: ObjectIdentifier]>([:])
+    /// Fork-safe: a child forked while another thread held it can still
+    /// look handles up (and refuse them).
+    private static let live = ForkSafeLock<[UInt: ObjectIdentifier]>([:])
 
     static func register<T: AnyObject>(_ object: T) -> OpaquePointer {
         let raw = Unmanaged.passRetained(object).toOpaque()
@@ -17,13 +19,17 @@ enum Handles {
     }
 
     /// The object behind a handle, or nil when it is NULL, freed, foreign
-    /// or of another kind.
+    /// or of another kind. The caller's reference is taken under the lock
+    /// that `remove` takes, so a free racing this call cannot release the
+    /// object before the call holds it: the call then runs on a live (if
+    /// closed) object and the free completes after it lets go.
     static func lookup<T: AnyObject>(_ p: OpaquePointer?, as: T.Type) -> T? {
         guard let p else { return nil }
         let raw = UnsafeMutableRawPointer(p)
-        let ok = live.withLock { $0[UInt(bitPattern: raw)] == ObjectIdentifier(T.self) }
-        guard ok else { return nil }
-        return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue()
+        return live.withLock {
+            guard $0[UInt(bitPattern: raw)] == ObjectIdentifier(T.self) else { return nil }
+            return Unmanaged<T>.fromOpaque(raw).takeUnretainedValue()
+        }
     }
 
     /// Unregisters and releases; returns the object (retained by the
@@ -41,50 +47,80 @@ enum Handles {
         guard let o = lookup(p, as: type) else {
             throw SnapshotterError(.invalidArgument, "\(what) handle is invalid or already freed")
         }
+        if isForked(o) { throw SnapshotterError(.forked, forkedMessage(what)) }
         return o
+    }
+
+    /// Whether `o` is a store or operation of the process this one was
+    /// forked from: its threads and LMDB environment are not this
+    /// process's to use (class casts only: no runtime lock in a child).
+    static func isForked(_ o: AnyObject) -> Bool {
+        if let s = o as? StoreHandle { return s.generation != Fork.generation }
+        if let op = o as? OpHandle { return op.store.generation != Fork.generation }
+        return false
+    }
+
+    static func forkedMessage(_ what: String) -> String {
+        "the \(what) handle was opened in another process (this one was forked from it): open a new store in this process"
+    }
+
+    /// Releases a forked handle without running any of its teardown: the
+    /// parent's threads, LMDB environment and locks must not be touched.
+    static func abandon(_ o: AnyObject) {
+        _ = Unmanaged.passRetained(o)
     }
 }
 
-/// A mutex and condition variable for blocking C threads.
+/// A mutex and condition variable for blocking C threads. Both live in
+/// allocated memory: pthread objects need a stable address, which a Swift
+/// stored property passed as `&property` is not promised to have.
 final class Gate: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
     init() {
-        pthread_mutex_init(&mutex, nil)
+        mutex.initialize(to: pthread_mutex_t())
+        cond.initialize(to: pthread_cond_t())
+        pthread_mutex_init(mutex, nil)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(&cond, &attr)
+        pthread_cond_init(cond, &attr)
         pthread_condattr_destroy(&attr)
     }
 
     deinit {
-        pthread_cond_destroy(&cond)
-        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
     }
 
     func locked<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
 
-    func broadcast() { pthread_cond_broadcast(&cond) }
+    func broadcast() { pthread_cond_broadcast(cond) }
 
     /// Waits (with the mutex held by the caller through `locked`) until
     /// `done()` or the deadline; returns whether `done()` became true.
     func wait(until done: () -> Bool, timeoutMs: Int64) -> Bool {
-        if timeoutMs < 0 {
-            while !done() { pthread_cond_wait(&cond, &mutex) }
-            return true
-        }
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        let deadlineNs = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) + timeoutMs * 1_000_000
+        let nowNs = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        // A timeout too long to represent is as good as none (no trap on
+        // what C passes in).
+        let (timeoutNs, o1) = timeoutMs.multipliedReportingOverflow(by: 1_000_000)
+        let (deadlineNs, o2) = nowNs.addingReportingOverflow(timeoutNs)
+        if timeoutMs < 0 || o1 || o2 {
+            while !done() { pthread_cond_wait(cond, mutex) }
+            return true
+        }
         var deadline = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
         while !done() {
-            if pthread_cond_timedwait(&cond, &mutex, &deadline) == ETIMEDOUT { return done() }
+            if pthread_cond_timedwait(cond, mutex, &deadline) == ETIMEDOUT { return done() }
         }
         return true
     }
@@ -117,6 +153,8 @@ final class FilesHandle {
 /// An open store.
 final class StoreHandle: @unchecked Sendable {
     let engine: Snapshotter
+    /// The fork generation (see `Fork`) of the process that opened it.
+    let generation = Fork.generation
     private let gate = Gate()
     private var running: [ObjectIdentifier: OpHandle] = [:]
     private var closing = false

@@ -14,6 +14,7 @@ enum Status {
     static let timedOut: Int32 = -30615
     static let inProgress: Int32 = -30616
     static let noMemory: Int32 = -30617
+    static let forked: Int32 = -30618
 
     static func code(_ e: SnapshotterError) -> Int32 {
         switch e.code {
@@ -41,10 +42,12 @@ enum Status {
         -30615: "SNAPSHOTTER_ETIMEDOUT: timed out",
         -30616: "SNAPSHOTTER_EINPROGRESS: in progress",
         -30617: "SNAPSHOTTER_ENOMEM: out of memory",
+        -30618: "SNAPSHOTTER_EFORKED: handle from another process (after fork)",
     ]
 
     /// The static C strings behind snapshotter_strerror.
     nonisolated(unsafe) static let cNames: [Int32: UnsafeMutablePointer<CChar>] = names.mapValues { strdup($0)! }
+    nonisolated(unsafe) static let forkedOpMessage: UnsafeMutablePointer<CChar> = strdup(Handles.forkedMessage("operation"))!
     nonisolated(unsafe) static let unknown: UnsafeMutablePointer<CChar> = strdup("SNAPSHOTTER_E?: unknown status code")!
 
     /// Records `message` as this thread's last error and returns `status`.

@@ -185,15 +185,26 @@ struct GCTests {
         for i in 1..<4 { try await fx.make(store, i) }
         try fx.age(store, [0, 1, 2, 3])
         // The collection starts once the restore is exporting, and the
-        // restore is slowed down so it is still running meanwhile.
+        // restore is held there until the collection is over.
         let (started, signal) = AsyncStream<Void>.makeStream()
+        let collected = Latch()
         async let restored = store.restore(RestoreRequest(name: "sb", version: "v0", outputDir: fx.dir + "/out"), progress: { e in
-            if e.phase == .exporting { signal.yield() }
-            usleep(20_000)
+            if e.phase == .exporting && !collected.isSet {
+                signal.yield()
+                collected.wait()
+            }
             return true
         })
         for await _ in started { break }
-        let r = try await store.gc(policy: policy(high: 1, low: 0, batch: 10))
+        let r: GCReport
+        do {
+            r = try await store.gc(policy: policy(high: 1, low: 0, batch: 10))
+            collected.set()
+        } catch {
+            collected.set()
+            _ = try? await restored
+            throw error
+        }
         #expect(try await fx.versions(store) == ["v0"])
         _ = try await restored
         #expect(FileManager.default.contentsEqual(atPath: fx.dir + "/src/f0", andPath: fx.dir + "/out/f0"))

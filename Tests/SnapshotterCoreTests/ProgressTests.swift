@@ -164,11 +164,11 @@ struct ProgressTests {
                 // The handler holds the work at its first storing event until
                 // the task has been canceled, so the cancel lands mid-way.
                 let (reached, reachedContinuation) = AsyncStream<Void>.makeStream()
-                let released = AtomicFlag()
+                let released = Latch()
                 let hold: ProgressHandler = { e in
                     if e.phase == .storing && e.bytesDone > 0 && !released.isSet {
                         reachedContinuation.yield()
-                        for _ in 0..<5000 where !released.isSet { usleep(1000) }
+                        released.wait()
                     }
                     return true
                 }
@@ -194,11 +194,11 @@ struct ProgressTests {
             let (files, _) = try Self.makeWorkload(fx)
             let store = try fx.open()
             let (reached, reachedContinuation) = AsyncStream<Void>.makeStream()
-            let released = AtomicFlag()
+            let released = Latch()
             let hold: ProgressHandler = { e in
                 if e.phase == .storing && e.bytesDone > 0 && !released.isSet {
                     reachedContinuation.yield()
-                    for _ in 0..<5000 where !released.isSet { usleep(1000) }
+                    released.wait()
                 }
                 return true
             }
@@ -210,7 +210,12 @@ struct ProgressTests {
             _ = await waiter.next()
             #expect(store.activeOperations == 1)
             let closing = Task { await store.close() }
-            try await Task.sleep(for: .milliseconds(20))
+            // Close has canceled what runs once it refuses new work (both
+            // happen under one lock): only then is the snapshot let go.
+            while true {
+                do { _ = try await store.list() } catch let e as SnapshotterError where e.code == .closed { break }
+                await Task.yield()
+            }
             released.set()
             await closing.value
             #expect(store.activeOperations == 0, "close returned only after the snapshot stopped")

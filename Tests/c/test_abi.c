@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,7 +118,8 @@ static int test_version_and_errors(void) {
                    SNAPSHOTTER_EIO, SNAPSHOTTER_ECORRUPT, SNAPSHOTTER_EREGISTRY, SNAPSHOTTER_ETRANSPORT,
                    SNAPSHOTTER_ECANCELED, SNAPSHOTTER_EBUSY, SNAPSHOTTER_ECLOSED, SNAPSHOTTER_ENOSPACE,
                    SNAPSHOTTER_EPERM, SNAPSHOTTER_EUNSUPPORTED, SNAPSHOTTER_EINTERNAL,
-                   SNAPSHOTTER_ETIMEDOUT, SNAPSHOTTER_EINPROGRESS, SNAPSHOTTER_ENOMEM};
+                   SNAPSHOTTER_ETIMEDOUT, SNAPSHOTTER_EINPROGRESS, SNAPSHOTTER_ENOMEM,
+                   SNAPSHOTTER_EFORKED};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *n = snapshotter_strerror(codes[i]);
         CHECK(n != NULL && strncmp(n, "SNAPSHOTTER_", 12) == 0);
@@ -567,12 +569,51 @@ static int test_cancel_from_progress_callback(void) {
     return 0;
 }
 
-struct canceler { snapshotter_op_t *op; };
+/* A progress callback that holds the operation at its first event until
+ * released, so the test decides what happens while it is surely running. */
+struct hold {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, released;
+    snapshotter_op_t *op;
+};
 
+static void hold_init(struct hold *h) {
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+}
+
+static int held_progress(const snapshotter_progress_t *p, void *payload) {
+    (void)p;
+    struct hold *h = payload;
+    pthread_mutex_lock(&h->mu);
+    h->started = 1;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->released) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+static void hold_wait_started(struct hold *h) {
+    pthread_mutex_lock(&h->mu);
+    while (!h->started) pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void hold_release(struct hold *h) {
+    pthread_mutex_lock(&h->mu);
+    h->released = 1;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Cancels the held operation from this thread, then lets it go on. */
 static void *cancel_thread(void *arg) {
-    struct canceler *c = arg;
-    usleep(2000);
-    snapshotter_op_cancel(c->op);
+    struct hold *h = arg;
+    hold_wait_started(h);
+    snapshotter_op_cancel(h->op);
+    hold_release(h);
     return NULL;
 }
 
@@ -590,14 +631,18 @@ static int test_cancel_from_another_thread_and_timeouts(void) {
     CHECK(s != NULL);
     snapshotter_files_t *f = source_files();
     snapshotter_op_t *op = NULL;
-    CHECK_RC(snapshotter_snapshot_async(s, "c", "v1", src, f, slow_progress, NULL, NULL, &op), SNAPSHOTTER_OK);
+    struct hold h;
+    hold_init(&h);
+    CHECK_RC(snapshotter_snapshot_async(s, "c", "v1", src, f, held_progress, NULL, &h, &op), SNAPSHOTTER_OK);
+    hold_wait_started(&h); /* running, and held there */
     CHECK_RC(snapshotter_op_status(op), SNAPSHOTTER_EINPROGRESS);
     CHECK_RC(snapshotter_op_wait(op, 0), SNAPSHOTTER_ETIMEDOUT);
+    CHECK_RC(snapshotter_op_wait(op, 1), SNAPSHOTTER_ETIMEDOUT);
     CHECK(snapshotter_op_report(op) == NULL);
     CHECK(snapshotter_active_operations(s) >= 1);
-    struct canceler c = {op};
+    h.op = op;
     pthread_t t;
-    pthread_create(&t, NULL, cancel_thread, &c);
+    pthread_create(&t, NULL, cancel_thread, &h);
     pthread_join(t, NULL);
     CHECK_RC(snapshotter_op_wait(op, -1), SNAPSHOTTER_ECANCELED);
     snapshotter_op_free(op);
@@ -639,18 +684,19 @@ static int test_close_with_operations_pending(void) {
 static void free_in_done(snapshotter_op_t *op, int status, void *payload) {
     (void)status;
     snapshotter_op_free(op);
-    atomic_int *flag = payload;
-    atomic_store(flag, 1);
+    hold_release(payload);
 }
 
 static int test_free_from_done_callback(void) {
     snapshotter_t *s = open_store("freecb-root");
     CHECK(s != NULL);
-    atomic_int flag = 0;
+    struct hold h;
+    hold_init(&h);
     snapshotter_op_t *op = NULL;
-    CHECK_RC(snapshotter_gc_async(s, NULL, free_in_done, &flag, &op), SNAPSHOTTER_OK);
-    for (int i = 0; i < 5000 && !atomic_load(&flag); i++) usleep(1000);
-    CHECK(atomic_load(&flag) == 1);
+    CHECK_RC(snapshotter_gc_async(s, NULL, free_in_done, &h, &op), SNAPSHOTTER_OK);
+    pthread_mutex_lock(&h.mu);
+    while (!h.released) pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
     CHECK_RC(snapshotter_op_status(op), SNAPSHOTTER_EINVAL); /* already freed */
     CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
     return 0;
@@ -720,6 +766,89 @@ static int test_many_threads(void) {
     CHECK_RC(snapshotter_verify(s, &vr), SNAPSHOTTER_OK);
     CHECK(vr->problem_count == 0);
     snapshotter_verify_report_free(vr);
+    CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
+    return 0;
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+/* The child's half of test_fork: the parent's store and operation fail
+ * with EFORKED, closing and freeing them returns at once, and a store of
+ * its own works. Returns the child's exit status. */
+static int fork_child(snapshotter_t *parent, snapshotter_op_t *parent_op, const char *src) {
+    snapshotter_snapshot_list_t *l = NULL;
+    CHECK_RC(snapshotter_list(parent, &l), SNAPSHOTTER_EFORKED);
+    CHECK(strstr(snapshotter_last_error(), "another process") != NULL);
+    snapshotter_files_t *f = source_files();
+    CHECK_RC(snapshotter_snapshot(parent, "f", "child", src, f, NULL), SNAPSHOTTER_EFORKED);
+    snapshotter_op_t *op = NULL;
+    CHECK_RC(snapshotter_gc_async(parent, NULL, NULL, NULL, &op), SNAPSHOTTER_EFORKED);
+    CHECK(op == NULL);
+    CHECK_RC(snapshotter_active_operations(parent), SNAPSHOTTER_EFORKED);
+    CHECK_RC(snapshotter_op_status(parent_op), SNAPSHOTTER_EFORKED);
+    CHECK_RC(snapshotter_op_wait(parent_op, -1), SNAPSHOTTER_EFORKED);
+    CHECK_RC(snapshotter_op_cancel(parent_op), SNAPSHOTTER_EFORKED);
+    CHECK(snapshotter_op_report(parent_op) == NULL);
+    CHECK(strstr(snapshotter_op_error(parent_op), "another process") != NULL);
+    snapshotter_op_free(parent_op);                      /* must not wait */
+    CHECK_RC(snapshotter_close(parent), SNAPSHOTTER_OK); /* must not hang */
+    CHECK_RC(snapshotter_close(parent), SNAPSHOTTER_EINVAL);
+    /* A store opened in the child works, on the parent's root too. */
+    snapshotter_t *own = open_store("fork-root");
+    CHECK(own != NULL);
+    CHECK_RC(snapshotter_snapshot(own, "f", "child", src, f, NULL), SNAPSHOTTER_OK);
+    char out[4096];
+    path_join(out, sizeof out, base, "fork-child-out");
+    CHECK_RC(snapshotter_restore(own, "f", "child", out, 0, NULL), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_restore(own, "f", "v1", out, SNAPSHOTTER_RESTORE_OVERWRITE, NULL), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_close(own), SNAPSHOTTER_OK);
+    snapshotter_files_free(f);
+    return 0;
+}
+
+static int test_fork(void) {
+    char src[4096];
+    path_join(src, sizeof src, base, "fork-src");
+    CHECK(make_source(src, 1 << 20) == 0);
+    snapshotter_t *s = open_store("fork-root");
+    CHECK(s != NULL);
+    snapshotter_files_t *f = source_files();
+    snapshotter_op_t *op = NULL;
+    CHECK_RC(snapshotter_snapshot_async(s, "f", "v1", src, f, NULL, NULL, NULL, &op), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_op_wait(op, -1), SNAPSHOTTER_OK); /* the pool's threads run */
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(fork_child(s, op, src));
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The parent's handles are untouched by the child's close. */
+    CHECK_RC(snapshotter_op_status(op), SNAPSHOTTER_OK);
+    snapshotter_op_free(op);
+    CHECK_RC(snapshotter_snapshot(s, "f", "v2", src, f, NULL), SNAPSHOTTER_OK);
+    snapshotter_snapshot_list_t *l = NULL;
+    CHECK_RC(snapshotter_list(s, &l), SNAPSHOTTER_OK);
+    CHECK(l->count == 3); /* v1, the child's, v2 */
+    snapshotter_snapshot_list_free(l);
+    snapshotter_verify_report_t *vr = NULL;
+    CHECK_RC(snapshotter_verify(s, &vr), SNAPSHOTTER_OK);
+    CHECK(vr->problem_count == 0);
+    snapshotter_verify_report_free(vr);
+    snapshotter_files_free(f);
+    CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
+    return 0;
+}
+
+/* A wait longer than any clock can count is a wait without limit. */
+static int test_huge_timeout(void) {
+    snapshotter_t *s = open_store("timeout-root");
+    CHECK(s != NULL);
+    snapshotter_op_t *op = NULL;
+    CHECK_RC(snapshotter_gc_async(s, NULL, NULL, NULL, &op), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_op_wait(op, INT64_MAX), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_op_wait(op, INT64_MAX / 1000), SNAPSHOTTER_OK);
+    snapshotter_op_free(op);
     CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
     return 0;
 }
@@ -826,6 +955,8 @@ int main(void) {
     RUN(test_many_threads);
     RUN(test_registry_directory);
     RUN(test_log_callback);
+    RUN(test_huge_timeout);
+    RUN(test_fork);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);

@@ -177,17 +177,16 @@ func TestRegistryChangeWaitsForRunningOperations(t *testing.T) {
 	}
 	second := make(chan error)
 	go func() { second <- s.Snapshot(context.Background(), c.request("app", "b"), with(r2)) }()
-	// A call without options queues behind the change and runs after it.
-	third := make(chan error)
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		third <- s.Snapshot(context.Background(), c.request("app", "c"))
-	}()
+	// The change now waits for the first call, which is held.
+	snapshotter.WaitGateChanging(s)
 	select {
 	case err := <-second:
 		t.Fatalf("the registry change did not wait (%v)", err)
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
+	// A call without options queues behind the change and runs after it.
+	third := make(chan error)
+	go func() { third <- s.Snapshot(context.Background(), c.request("app", "c")) }()
 	close(release)
 	for _, ch := range []chan error{first, second, third} {
 		if err := <-ch; err != nil {

@@ -35,6 +35,7 @@ const (
 	CodeTimedOut    Code = C.SNAPSHOTTER_ETIMEDOUT
 	CodeInProgress  Code = C.SNAPSHOTTER_EINPROGRESS
 	CodeOutOfMemory Code = C.SNAPSHOTTER_ENOMEM
+	CodeForked      Code = C.SNAPSHOTTER_EFORKED
 )
 
 // Sentinel errors, one per status code, for errors.Is.
@@ -58,6 +59,9 @@ var (
 	ErrTimedOut    error = CodeTimedOut
 	ErrInProgress  error = CodeInProgress
 	ErrOutOfMemory error = CodeOutOfMemory
+	// ErrForked: a handle used in a process forked from the one that
+	// opened it (a Go program only sees it through a C fork in cgo code).
+	ErrForked error = CodeForked
 
 	// ErrSnapshotAlreadyExists is d7y.io/snapshotter's name for
 	// ErrAlreadyExists (the same value): Snapshot of a name:version the
@@ -83,6 +87,7 @@ var codeText = map[Code]string{
 	CodeTimedOut:    "timed out",
 	CodeInProgress:  "in progress",
 	CodeOutOfMemory: "out of memory",
+	CodeForked:      "handle from another process (after fork)",
 }
 
 func (c Code) Error() string {

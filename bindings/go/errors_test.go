@@ -40,6 +40,7 @@ var sentinels = []struct {
 	{"ErrTimedOut", snapshotter.CodeTimedOut, -30615, snapshotter.ErrTimedOut},
 	{"ErrInProgress", snapshotter.CodeInProgress, -30616, snapshotter.ErrInProgress},
 	{"ErrOutOfMemory", snapshotter.CodeOutOfMemory, -30617, snapshotter.ErrOutOfMemory},
+	{"ErrForked", snapshotter.CodeForked, -30618, snapshotter.ErrForked},
 }
 
 func TestEveryStatusMatchesItsSentinelAndNoOther(t *testing.T) {

@@ -33,8 +33,10 @@ final class MetadataStore: Sendable {
     let leaseFile: LeaseFile
 
     /// LMDB must not be opened twice in one process (its POSIX locks are
-    /// per process), so stores on the same root share one environment.
-    private static let open = Mutex<[String: WeakEnvironment]>([:])
+    /// per process), so stores on the same root share one environment. A
+    /// forked child must not use its parent's (LMDB: no environment across
+    /// fork), so environments are keyed by fork generation too.
+    private static let open = ForkSafeLock<[String: WeakEnvironment]>([:])
 
     private struct WeakEnvironment {
         weak var env: LMDBEnvironment?
@@ -42,16 +44,17 @@ final class MetadataStore: Sendable {
 
     init(directory: String, mapSize: Int, permissions: StorePermissions = StorePermissions()) throws {
         try permissions.ownDirectory(directory)
-        let key = try Sys.realpath(directory)
+        let path = try Sys.realpath(directory)
+        let key = "\(Fork.generation) " + path
         env = try Self.open.withLock { table in
             if let existing = table[key]?.env { return existing }
-            let e = try LMDBEnvironment(directory: key, mapSize: mapSize, maxDatabases: 16, mode: permissions.databaseMode)
+            let e = try LMDBEnvironment(directory: path, mapSize: mapSize, maxDatabases: 16, mode: permissions.databaseMode)
             // An older store's 0644 files are brought to the mode too.
             for name in ["data.mdb", "lock.mdb"] {
-                let path = key + "/" + name
-                let fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                let file = path + "/" + name
+                let fd = try Sys.open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
                 defer { Sys.close(fd) }
-                try permissions.apply(fd, mode: permissions.databaseMode, path)
+                try permissions.apply(fd, mode: permissions.databaseMode, file)
             }
             table[key] = WeakEnvironment(env: e)
             return e
@@ -64,7 +67,7 @@ final class MetadataStore: Sendable {
         trash = try env.openDatabase("trash")
         leases = try env.openDatabase("leases")
         uploaded = try env.openDatabase("uploaded")
-        leaseFile = LeaseFile(dir: Paths.dirname(key) + "/leases")
+        leaseFile = LeaseFile(dir: Paths.dirname(path) + "/leases")
     }
 
     // MARK: reads

@@ -8,21 +8,39 @@ import Synchronization
 /// never block; Dispatch's global queues throttle blocking work on small
 /// machines. Jobs run in submission order.
 final class BlockingPool: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
+    // Allocated: pthread objects need a stable address, which a Swift
+    // stored property passed as `&property` is not promised to have.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var queue: [() -> Void] = []
     private var head = 0
     private var stopping = false
     private var threads: [pthread_t] = []
     let size: Int
 
-    /// Shared by every store in the process.
-    static let shared = BlockingPool(threads: max(8, 4 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    /// The fork generation the threads belong to (see `Fork`).
+    let generation = Fork.generation
+
+    private static let sharedSlot = ForkSafeLock<BlockingPool?>(nil)
+
+    /// Shared by every store in the process. A forked child has none of
+    /// its parent's pool threads: it gets a pool of its own on first use.
+    static var shared: BlockingPool {
+        let generation = Fork.generation
+        return sharedSlot.withLock { slot in
+            if let pool = slot, pool.generation == generation { return pool }
+            let pool = BlockingPool(threads: max(8, 4 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+            slot = pool
+            return pool
+        }
+    }
 
     init(threads count: Int) {
         size = count
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
+        mutex.initialize(to: pthread_mutex_t())
+        cond.initialize(to: pthread_cond_t())
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
         for _ in 0..<count {
             var tid = pthread_t()
             let box = Unmanaged.passRetained(self).toOpaque()
@@ -42,12 +60,12 @@ final class BlockingPool: @unchecked Sendable {
 
     private func work() {
         while true {
-            pthread_mutex_lock(&mutex)
+            pthread_mutex_lock(mutex)
             while head == queue.count && !stopping {
-                pthread_cond_wait(&cond, &mutex)
+                pthread_cond_wait(cond, mutex)
             }
             if head == queue.count && stopping {
-                pthread_mutex_unlock(&mutex)
+                pthread_mutex_unlock(mutex)
                 return
             }
             let job = queue[head]
@@ -56,16 +74,16 @@ final class BlockingPool: @unchecked Sendable {
                 queue.removeFirst(head)
                 head = 0
             }
-            pthread_mutex_unlock(&mutex)
+            pthread_mutex_unlock(mutex)
             job()
         }
     }
 
     func submit(_ job: @escaping () -> Void) {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         queue.append(job)
-        pthread_cond_signal(&cond)
-        pthread_mutex_unlock(&mutex)
+        pthread_cond_signal(cond)
+        pthread_mutex_unlock(mutex)
     }
 
     /// Runs `body` on a pool thread and returns its result to the caller's
@@ -130,13 +148,30 @@ func forEachConcurrently<Item: Sendable>(
 }
 
 /// A value behind a mutex, shareable by reference across tasks and threads
-/// (`Mutex` itself cannot be captured by escaping closures).
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
+/// (`Mutex` itself cannot be captured by escaping closures). A pthread
+/// mutex rather than `Synchronization.Mutex`: ThreadSanitizer sees it (the
+/// toolchain's Mutex locks in code TSan does not instrument, so every value
+/// it guards was reported as racing).
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
     @discardableResult
     func withLock<R>(_ body: (inout sending Value) throws -> sending R) rethrows -> sending R {
-        try mutex.withLock(body)
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
     }
 }
 

@@ -22,6 +22,8 @@ public struct SnapshotterError: Error, Sendable, CustomStringConvertible, Equata
         case unsupported = 13
         case `internal` = 14
         case crossDevice = 15
+        /// A handle used in a process forked from the one that opened it.
+        case forked = 18
     }
 
     public let code: Code

@@ -414,6 +414,47 @@ final class AtomicFlag: Sendable {
     var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
 }
 
+/// A one-shot event a blocking thread (a pool thread in a progress handler)
+/// waits for, without polling or a time limit.
+final class Latch: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var open = false
+
+    init() {
+        mutex.initialize(to: pthread_mutex_t())
+        cond.initialize(to: pthread_cond_t())
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func set() {
+        pthread_mutex_lock(mutex)
+        open = true
+        pthread_cond_broadcast(cond)
+        pthread_mutex_unlock(mutex)
+    }
+
+    var isSet: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return open
+    }
+
+    func wait() {
+        pthread_mutex_lock(mutex)
+        while !open { pthread_cond_wait(cond, mutex) }
+        pthread_mutex_unlock(mutex)
+    }
+}
+
 /// Location of the golden vectors: `<repo>/../shared/testdata/vectors.json`.
 func sharedTestdata(_ name: String) -> String {
     var url = URL(fileURLWithPath: #filePath)

@@ -110,19 +110,16 @@ def test_cancelling_the_task_cancels_the_operation(slow_store, many_files):
         task = asyncio.ensure_future(
             slow_store.snapshot_async("sb", "v1", base, files, progress=lambda p: started.set())
         )
-        await asyncio.wait_for(started.wait(), 30)
+        await started.wait()
         assert slow_store.active_operations() == 1
-        t0 = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         # Nothing left running the moment the task is done.
         assert slow_store.active_operations() == 0
-        return time.monotonic() - t0
 
-    elapsed = asyncio.run(main())
-    assert elapsed < 5
-    assert slow_store.list() == []
+    asyncio.run(main())
+    assert slow_store.list() == []  # canceled, not run to the end
     # The store is fine afterwards.
     slow_store.snapshot("sb", "v1", base, files[:3])
 
@@ -176,10 +173,8 @@ def test_exception_in_async_progress_cancels_and_is_reraised(slow_store, many_fi
             await slow_store.snapshot_async("sb", "v1", base, files, progress=progress)
         assert slow_store.active_operations() == 0
 
-    t0 = time.monotonic()
     asyncio.run(main())
-    assert time.monotonic() - t0 < 5
-    assert slow_store.list() == []
+    assert slow_store.list() == []  # canceled, not run to the end
 
 
 def test_many_async_operations_at_once(store, checkpoint, tmp_path):
@@ -216,8 +211,11 @@ def test_asyncio_run_shutdown_cancels_pending_operations(tmp_path, many_files):
     task_box = {}
 
     async def main():
-        task_box["t"] = asyncio.ensure_future(s.snapshot_async("sb", "v1", base, files))
-        await asyncio.sleep(0.1)
+        started = asyncio.Event()
+        task_box["t"] = asyncio.ensure_future(
+            s.snapshot_async("sb", "v1", base, files, progress=lambda p: started.set())
+        )
+        await started.wait()  # running (400 files, one at a time: far from done)
         # return without awaiting: asyncio.run cancels the task and waits
 
     asyncio.run(main())

@@ -73,12 +73,10 @@ def test_exception_in_progress_cancels_and_is_reraised(slow_store, many_files):
         calls.append(p)
         raise Stop("enough")
 
-    t0 = time.monotonic()
     with pytest.raises(Stop, match="enough"):
         slow_store.snapshot("sb", "v1", base, files, progress=progress)
-    assert time.monotonic() - t0 < 5  # canceled, not run to the end (~2 s)
     assert len(calls) == 1  # not called again once it raised
-    assert slow_store.list() == []
+    assert slow_store.list() == []  # canceled, not run to the end
     assert slow_store.active_operations() == 0
 
 
@@ -97,20 +95,32 @@ def test_keyboard_interrupt_in_progress_is_reraised(store, checkpoint, tmp_path)
 def test_ctrl_c_while_waiting_cancels_the_operation(slow_store, many_files):
     base, files = many_files
     events = []
+    handled = threading.Event()
+
+    def on_sigint(signum, frame):
+        # Python's default SIGINT handler, plus a note that it ran.
+        handled.set()
+        signal.default_int_handler(signum, frame)
 
     def progress(p):
         events.append(p)
         if len(events) == 1:
             # As a terminal's Ctrl-C would: SIGINT to the process, handled by
-            # the main thread, which is waiting for the operation.
+            # the main thread, which is waiting for the operation. The
+            # operation waits here until the handler has run, so it cannot
+            # finish before the interrupt reaches the waiting call.
             os.kill(os.getpid(), signal.SIGINT)
+            handled.wait()
 
-    t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        slow_store.snapshot("sb", "v1", base, files, progress=progress)
-    elapsed = time.monotonic() - t0
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            slow_store.snapshot("sb", "v1", base, files, progress=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert handled.is_set()
     assert slow_store.active_operations() == 0
-    assert slow_store.list() == [], f"not canceled: {len(events)} events in {elapsed:.2f} s"
+    assert slow_store.list() == [], f"not canceled after {len(events)} progress events"
     assert events[-1].files_done < len(files)
 
 def test_store_calls_from_a_callback_are_busy_not_deadlocked(store, checkpoint, tmp_path):

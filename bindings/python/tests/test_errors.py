@@ -37,6 +37,7 @@ CODES = {
     -30615: snapshotter.TimedOutError,
     -30616: snapshotter.InProgressError,
     -30617: snapshotter.OutOfMemoryError,
+    -30618: snapshotter.ForkedError,
 }
 
 

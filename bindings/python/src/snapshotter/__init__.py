@@ -24,6 +24,7 @@ from .errors import (
     ClosedError,
     CorruptContentError,
     FileSystemError,
+    ForkedError,
     InProgressError,
     InternalError,
     InvalidArgumentError,

@@ -59,6 +59,7 @@ EINTERNAL = -30614
 ETIMEDOUT = -30615
 EINPROGRESS = -30616
 ENOMEM = -30617
+EFORKED = -30618
 
 # ---- option numbers ---------------------------------------------------------
 OPT_SNAPSHOT_CONCURRENCY = 1

@@ -36,6 +36,7 @@ __all__ = [
     "TimedOutError",
     "InProgressError",
     "OutOfMemoryError",
+    "ForkedError",
     "LibraryError",
 ]
 
@@ -170,6 +171,13 @@ class OutOfMemoryError(SnapshotterError):
     CODE = _ffi.ENOMEM
 
 
+class ForkedError(SnapshotterError):
+    """The store was opened in another process, this one forked from it
+    (SNAPSHOTTER_EFORKED): open a new :class:`Snapshotter` in this process."""
+
+    CODE = _ffi.EFORKED
+
+
 _BY_CODE: Dict[int, Type[SnapshotterError]] = {
     cls.CODE: cls
     for cls in (
@@ -190,6 +198,7 @@ _BY_CODE: Dict[int, Type[SnapshotterError]] = {
         TimedOutError,
         InProgressError,
         OutOfMemoryError,
+        ForkedError,
     )
 }
 

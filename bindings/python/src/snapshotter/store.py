@@ -7,6 +7,7 @@ import atexit
 import contextlib
 import functools
 import json
+import os
 import threading
 import warnings
 import weakref
@@ -72,6 +73,7 @@ class _Handle:
         self._users = 0
         self._cond = threading.Condition()
         self._what = what
+        self._pid = os.getpid()
 
     @property
     def closed(self) -> bool:
@@ -96,7 +98,9 @@ class _Handle:
         """The handle, now no longer lent to anyone; None when already taken."""
         with self._cond:
             handle, self._handle = self._handle, None
-            while self._users:
+            # In a forked child the borrowers were the parent's threads,
+            # which do not exist here (the library just forgets the handle).
+            while self._users and os.getpid() == self._pid:
                 self._cond.wait()
             return handle
 
