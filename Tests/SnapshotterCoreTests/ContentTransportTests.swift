@@ -48,6 +48,15 @@ struct ContentTransportTests {
         #expect(info.config == snap.info.config)
         let report = try await b.verify()
         #expect(report.isConsistent && report.snapshotsChecked == 1 && report.contentFilesChecked == 3)
+        // Downloaded content is the store's own: readable by its owner only,
+        // as ingested content is.
+        let contentDir = m.fx.dir + "/b/storage/content/xxh3"
+        let modes = try FileManager.default.contentsOfDirectory(atPath: contentDir).map { name -> mode_t in
+            var st = stat()
+            _ = lstat(contentDir + "/" + name, &st)
+            return st.st_mode & 0o777
+        }
+        #expect(modes.count == 3 && modes.allSatisfy { $0 == 0o400 }, "\(modes.map { String($0, radix: 8) })")
         // Deleting it on B frees the content: the references were recorded.
         let d = try await b.delete(name: "sb", version: "v1")
         #expect(d.contentFilesRemoved == 3)

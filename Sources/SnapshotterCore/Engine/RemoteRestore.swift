@@ -132,7 +132,8 @@ extension Snapshotter {
         } else if plan.pipelined, let rw = uses.first(where: { !plan.files[$0].readOnly }) {
             sink = .output(rw)
         }
-        let pending = try PendingFetch(d, contentDir: store.contentDir, sink: sink, linkDir: store.linkDir, plan: plan)
+        let pending = try PendingFetch(d, contentDir: store.contentDir, permissions: store.permissions, sink: sink,
+                                       linkDir: store.linkDir, plan: plan)
         do {
             try transport.download(d, into: pending.fd, tempPath: pending.tmp, cancel: plan.cancel, tap: pending.tap) {
                 plan.reporter.addBytes($0)
@@ -324,13 +325,17 @@ final class PendingFetch: @unchecked Sendable {
     let output: OutputDirectory
     let tap: DownloadTap
 
-    init(_ digest: Digest, contentDir: String, sink: Sink, linkDir: String, plan: ExportPlan) throws {
+    init(_ digest: Digest, contentDir: String, permissions: StorePermissions, sink: Sink, linkDir: String,
+         plan: ExportPlan) throws {
         self.digest = digest
         self.sink = sink
         output = plan.output
         tmp = ContentStore.tempPath(in: contentDir)
-        fd = try Sys.open(tmp, O_RDWR | O_CREAT | O_EXCL, 0o444)
+        fd = try Sys.open(tmp, O_RDWR | O_CREAT | O_EXCL, permissions.contentMode)
         do {
+            // Content is the store's: not readable by others (its group's
+            // with a store group), as ingested content is.
+            if permissions.group != nil { try permissions.apply(fd, mode: permissions.contentMode, tmp) }
             switch sink {
             case .link:
                 sinkTmp = ContentStore.tempPath(in: linkDir)
