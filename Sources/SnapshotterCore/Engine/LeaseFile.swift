@@ -21,7 +21,7 @@ final class LeaseFile: Sendable {
         var fd: Int32
         var name: String
     }
-    private let held = Mutex<Held?>(nil)
+    private let held = Locked<Held?>(nil)
 
     init(dir: String) {
         self.dir = dir

@@ -15,7 +15,7 @@ enum SnapshotHooks {
     typealias Hook = @Sendable (Point) -> Void
 
     private static let installed = Atomic<Int>(0)
-    private static let hooks = Mutex<[String: Hook]>([:])
+    private static let hooks = Locked<[String: Hook]>([:])
 
     static func install(root: String, _ hook: @escaping Hook) {
         hooks.withLock { $0[root] = hook }

@@ -18,9 +18,9 @@ public final class Snapshotter: Sendable {
         var next: UInt64 = 0
         var active: [UInt64: CancellationFlag] = [:]
     }
-    private let operations = Mutex(Operations())
-    private let collector = Mutex<Task<Void, Never>?>(nil)
-    private let registrySlot: Mutex<(any MetadataRegistry)?>
+    private let operations = Locked(Operations())
+    private let collector = Locked<Task<Void, Never>?>(nil)
+    private let registrySlot: Locked<(any MetadataRegistry)?>
 
     /// The registry snapshots are published to and fetched from, if any.
     var registry: (any MetadataRegistry)? { registrySlot.withLock { $0 } }
@@ -32,7 +32,7 @@ public final class Snapshotter: Sendable {
         registrySlot.withLock { $0 = r }
     }
 
-    private let transportSlot: Mutex<(any ContentTransport)?>
+    private let transportSlot: Locked<(any ContentTransport)?>
     let downloads = SingleFlight()
 
     /// The content transport, if any.
@@ -58,8 +58,8 @@ public final class Snapshotter: Sendable {
         if created { try permissions.ownDirectory(root) }
         self.root = try Sys.realpath(root)
         self.options = options
-        self.registrySlot = Mutex(try options.registry.map { try makeRegistry($0, maxConfigBytes: options.maxConfigBytes) })
-        self.transportSlot = Mutex(try options.content.map(makeTransport))
+        self.registrySlot = Locked(try options.registry.map { try makeRegistry($0, maxConfigBytes: options.maxConfigBytes) })
+        self.transportSlot = Locked(try options.content.map(makeTransport))
         self.pool = BlockingPool.shared
         self.store = try ContentStore(root: self.root, permissions: permissions)
         self.meta = try MetadataStore(directory: self.root + "/metadata", mapSize: options.metadataMapSize, permissions: permissions)

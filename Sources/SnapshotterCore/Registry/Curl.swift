@@ -75,7 +75,7 @@ enum CurlGlobal {
 /// sessions are reused across calls without sharing a handle between
 /// threads.
 final class CurlPool: Sendable {
-    private let idle = Mutex<[CurlEasy]>([])
+    private let idle = Locked<[CurlEasy]>([])
 
     func perform(_ request: HTTPRequest, _ settings: HTTPSettings) throws -> HTTPResponse {
         let easy = try idle.withLock { $0.popLast() } ?? CurlEasy()

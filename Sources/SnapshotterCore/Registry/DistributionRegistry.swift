@@ -14,7 +14,7 @@ final class DistributionRegistry: MetadataRegistry {
     private let registryOrigin: URLOrigin
     private let http: HTTPSettings
     private let pool = CurlPool()
-    private let auth = Mutex(AuthState())
+    private let auth = Locked(AuthState())
 
     private struct AuthState {
         /// The registry asked for Basic credentials.

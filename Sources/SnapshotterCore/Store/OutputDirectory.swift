@@ -43,7 +43,7 @@ final class OutputDirectory: Sendable {
         /// Directories whose entries this restore changed.
         var changed = Set<String>()
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Open directory descriptors kept at most (more are closed when unused).
     static let openLimit = 128
 

@@ -173,6 +173,14 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
     }
+
+    /// Runs `body` holding the lock only if it is free right now (nil when
+    /// it is not); for a lock that guards a section, not the value.
+    func ifAvailable<R>(_ body: () throws -> R) rethrows -> R? {
+        guard pthread_mutex_trylock(mutex) == 0 else { return nil }
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
 }
 
 /// A shared counter handing out 0, 1, 2, ...

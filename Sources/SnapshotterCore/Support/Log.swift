@@ -16,11 +16,11 @@ public enum Log {
         var handler: Handler?
         var maxLevel: LogLevel = .info
     }
-    private static let state = Mutex(State())
+    private static let state = Locked(State())
 
     /// Messages held until the end of the `deferring` call that made it.
     final class Held: Sendable {
-        let messages = Mutex<[(LogLevel, String)]>([])
+        let messages = Locked<[(LogLevel, String)]>([])
     }
     @TaskLocal static var held: Held?
 

@@ -56,10 +56,10 @@ final class ProgressReporter: Sendable {
     private let filesDone = Atomic<Int64>(0)
     private let bytesDone = Atomic<Int64>(0)
     private let filesCopied = Atomic<Int64>(0)
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Serialises calls to the handler; taken with try-lock by workers, so a
     /// slow handler costs skipped intermediate events, never blocked I/O.
-    private let emitting = Mutex(())
+    private let emitting = Locked(())
     /// Least time between two intermediate events (forced ones, like phase
     /// changes and the final event, always go out).
     private let minInterval: UInt64
@@ -122,7 +122,7 @@ final class ProgressReporter: Sendable {
         if force {
             emitting.withLock { _ in deliver(force: true) }
         } else {
-            _ = emitting.withLockIfAvailable { _ in deliver(force: false) }
+            _ = emitting.ifAvailable { deliver(force: false) }
         }
     }
 

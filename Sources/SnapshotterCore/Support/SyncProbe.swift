@@ -5,7 +5,7 @@ import Synchronization
 enum SyncProbe {
     private static let watching = Atomic<Int>(0)
     private static let nextID = Atomic<UInt64>(0)
-    private static let watchers = Mutex<[UInt64: @Sendable (String) -> Void]>([:])
+    private static let watchers = Locked<[UInt64: @Sendable (String) -> Void]>([:])
 
     static func note(_ what: String) {
         guard watching.load(ordering: .relaxed) > 0 else { return }

@@ -43,7 +43,7 @@ extension Sys {
 
         /// How many rules are installed: the one load production pays.
         static let armed = Atomic<Int>(0)
-        private static let table = Mutex<(next: UInt64, entries: [Entry])>((0, []))
+        private static let table = Locked<(next: UInt64, entries: [Entry])>((0, []))
 
         /// Installs a rule; returns its id for `fired` and `remove`.
         static func install(_ rule: Rule) -> UInt64 {
