@@ -18,7 +18,11 @@ struct DragonflyTransportTests {
         c.dragonflyEndpoint = try endpoint ?? RegistryServices.value("DRAGONFLY_ENDPOINT")
         c.dragonflyFallback = fallback
         c.retries = 2
-        c.connectTimeoutSeconds = 3
+        // Generous: on a loaded 2-core machine the Python stand-in may take
+        // seconds to answer its first health check (3 s failed in a CI-like
+        // run). No test here depends on this timeout: a dead daemon refuses
+        // at once, and stalls are the stall timeout's.
+        c.connectTimeoutSeconds = 60
         return c
     }
 
