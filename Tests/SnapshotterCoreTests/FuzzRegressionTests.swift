@@ -21,7 +21,7 @@ struct FuzzRegressionTests {
         let seeds = Self.inputs("corpus", target)
         #expect(!seeds.isEmpty, "no seed corpus for \(target) in \(Self.fuzzDir)/corpus")
         for path in seeds + Self.inputs("crashes", target) {
-            FuzzHarness.run(target, try readFile(path))
+            #expect(FuzzHarness.run(target, try readFile(path)), "\(target) is not a fuzz target")
         }
     }
 }
