@@ -94,6 +94,18 @@ struct FaultInjectionTests {
 
     static func code(_ errno: Int32) -> SnapshotterError.Code { errno == ENOSPC ? .noSpace : .io }
 
+    /// Runs `operation` with `rules` installed: it must fail with the status
+    /// `errno` maps to, and the fault under test (the last rule) must have
+    /// fired exactly once. Returns the error for the caller's checks.
+    static func failing<R>(_ rules: [Sys.Faults.Rule], _ fault: WriteFault, _ errno: Int32,
+                           _ operation: () async throws -> R) async -> SnapshotterError? {
+        await withFaults(rules) { armed in
+            let e = await expectError(code(errno), "\(fault.name)", operation)
+            #expect(armed.fired(rules.count - 1) == 1, "the fault was injected")
+            return e
+        }
+    }
+
     /// Problems other than orphan content: content a failed snapshot put in
     /// place before it failed has no record yet, which verify reports and
     /// the collector sweeps after its grace period (docs/store-health.md).
@@ -113,11 +125,7 @@ struct FaultInjectionTests {
             req.baseDir = fx.base
             try await withStore(fx) { store in
                 let rules = fault.rules(fx, "", errno)
-                let error = await withFaults(rules) { armed in
-                    let e = await expectError(Self.code(errno), "\(fault.name)") { try await store.snapshot(req) }
-                    #expect(armed.fired(rules.count - 1) == 1, "the fault was injected")
-                    return e
-                }
+                let error = await Self.failing(rules, fault, errno) { try await store.snapshot(req) }
                 #expect(error?.message.contains(fault.named(fx, "")) == true, "\(error?.message ?? "") names \(fault.named(fx, ""))")
                 #expect(try fx.storageTemps() == [])
                 #expect(try await store.list().isEmpty, "nothing recorded")
@@ -142,12 +150,8 @@ struct FaultInjectionTests {
                 let info = try await store.snapshot(req).info
                 let out = fx.output()
                 let rules = fault.rules(fx, out, errno)
-                let error = await withFaults(rules) { armed in
-                    let e = await expectError(Self.code(errno), "\(fault.name)") {
-                        try await store.restore(RestoreRequest(name: "faults", version: "1", outputDir: out))
-                    }
-                    #expect(armed.fired(rules.count - 1) == 1, "the fault was injected")
-                    return e
+                let error = await Self.failing(rules, fault, errno) {
+                    try await store.restore(RestoreRequest(name: "faults", version: "1", outputDir: out))
                 }
                 #expect(error?.message.contains(fault.named(fx, out)) == true, "\(error?.message ?? "") names \(fault.named(fx, out))")
                 #expect(try Self.temps(under: out) == [])
@@ -179,12 +183,8 @@ struct FaultInjectionTests {
             let store = try Snapshotter(root: b.root, options: o)
             let out = fx.output()
             let rules = fault.rules(b, out, errno)
-            let error = await withFaults(rules) { armed in
-                let e = await expectError(Self.code(errno), "\(fault.name)") {
-                    try await store.restore(RestoreRequest(name: "faults", version: "1", outputDir: out))
-                }
-                #expect(armed.fired(rules.count - 1) == 1, "the fault was injected")
-                return e
+            let error = await Self.failing(rules, fault, errno) {
+                try await store.restore(RestoreRequest(name: "faults", version: "1", outputDir: out))
             }
             #expect(error?.message.contains(fault.named(b, out)) == true, "\(error?.message ?? "") names \(fault.named(b, out))")
             #expect(try b.storageTemps() == [])
