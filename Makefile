@@ -1,8 +1,5 @@
 # libsnapshotter: build, install and test the C library.
 #   make lib                      release libsnapshotter.so (Swift runtime linked in)
-#   make lib DRAGONFLY=0          the same without the Dragonfly transport (no gRPC
-#                                 stack: about 9 MB instead of 81 MB stripped);
-#                                 built in .build/slim, applies to every target
 #   make install PREFIX=/opt/x    library, header and pkg-config file
 #   make test-c                   C test suite against an installed copy
 #   make example-c                the C example
@@ -14,21 +11,14 @@ SOMAJOR := 0
 LIBDIR := $(DESTDIR)$(PREFIX)/lib
 INCDIR := $(DESTDIR)$(PREFIX)/include
 PCDIR := $(LIBDIR)/pkgconfig
-DRAGONFLY ?= 1
-ifeq ($(DRAGONFLY),0)
-SCRATCH := .build/slim
-BUILDENV := SNAPSHOTTER_DRAGONFLY=0
-else
 SCRATCH := .build
-BUILDENV :=
-endif
 RELEASE := $(SCRATCH)/release
 TESTPREFIX := $(CURDIR)/$(SCRATCH)/test-prefix
 
 .PHONY: lib install uninstall test-c example-c clean-c
 
 lib:
-	$(BUILDENV) $(SWIFT) build -c release --product snapshotter -Xswiftc -static-stdlib --scratch-path $(SCRATCH)
+	$(SWIFT) build -c release --product snapshotter -Xswiftc -static-stdlib --scratch-path $(SCRATCH)
 
 install: lib
 	install -d $(LIBDIR) $(INCDIR) $(PCDIR)

@@ -1,38 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// SNAPSHOTTER_DRAGONFLY=0 builds without the Dragonfly transport: no gRPC
-// stack (and no Foundation) in the library, which is then about a tenth
-// of the size; a Dragonfly endpoint is refused as unsupported. Builds with
-// and without it want separate scratch paths (`make lib DRAGONFLY=0`).
-let dragonfly = Context.environment["SNAPSHOTTER_DRAGONFLY"] != "0"
-let dragonflyPackages: [Package.Dependency] = dragonfly ? [
-    .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
-    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
-    .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
-    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
-] : []
-let dragonflyTargets: [Target] = dragonfly ? [
-    // Generated client code for the Dragonfly peer daemon's gRPC API
-    // (scripts/gen-dragonfly.sh).
-    .target(
-        name: "DragonflyAPI",
-        dependencies: [
-            .product(name: "GRPCCore", package: "grpc-swift-2"),
-            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ],
-        path: "Sources/DragonflyAPI"
-    ),
-] : []
-let dragonflyDependencies: [Target.Dependency] = dragonfly ? [
-    "DragonflyAPI",
-    .product(name: "GRPCCore", package: "grpc-swift-2"),
-    .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-    .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-] : []
-let dragonflySettings: [SwiftSetting] = dragonfly ? [.define("SNAPSHOTTER_DRAGONFLY")] : []
-
 let package = Package(
     name: "libsnapshotter",
     products: [
@@ -40,8 +8,9 @@ let package = Package(
         .executable(name: "snapshotctl", targets: ["snapshotctl"]),
     ],
     dependencies: [
+        // For snapshotctl only; the library depends on system libraries.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-    ] + dragonflyPackages,
+    ],
     targets: [
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
@@ -52,8 +21,7 @@ let package = Package(
         .target(name: "CShim"),
         .target(
             name: "SnapshotterCore",
-            dependencies: ["CXXHash", "CLMDB", "CCurl", "CShim"] + dragonflyDependencies,
-            swiftSettings: dragonflySettings
+            dependencies: ["CXXHash", "CLMDB", "CCurl", "CShim"]
         ),
         // The public header as a module, so the ABI layer uses its types.
         .systemLibrary(name: "CSnapshotterABI"),
@@ -91,9 +59,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SnapshotterCoreTests",
-            dependencies: ["SnapshotterCore", "CShim"],
-            swiftSettings: dragonflySettings
+            dependencies: ["SnapshotterCore", "CShim"]
         ),
-    ] + dragonflyTargets,
+    ],
     swiftLanguageModes: [.v6]
 )

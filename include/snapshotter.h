@@ -204,15 +204,14 @@ typedef enum snapshotter_option {
     /* 200-299: content transport settings (string unless noted). The URL
      * is s3://bucket (S3-compatible storage, Signature V4) or file:///dir
      * (a directory); content lives under <bucket or dir>/xxh3/<hex>. With
-     * a Dragonfly endpoint (206, unix:///path to the dfdaemon socket)
+     * a Dragonfly endpoint (206: a gRPC target, unix:///path to the
+     * dfdaemon socket, or host:port / dns:///host:port over TCP)
      * content goes through the Dragonfly peer daemon, backed by the object
      * storage of the URL (s3://, oss://, obs://, cos://, gs://, abs://
      * bucket); 207 set to 1 uses the object storage directly (s3:// only)
      * when the daemon cannot be reached; 208 is the number of persistent
      * replicas asked for on upload (default 3, 1-1000); 209 the TTL of
      * uploaded tasks in seconds (default 0: the daemon's default).
-     * A library built without the Dragonfly transport (make lib
-     * DRAGONFLY=0) refuses a non-empty 206 with SNAPSHOTTER_EUNSUPPORTED.
      * Secrets are never logged or put in an error message. */
     SNAPSHOTTER_OPT_CONTENT_URL = 200,
     SNAPSHOTTER_OPT_CONTENT_ENDPOINT = 201,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer driver (SnapshotterCore without Dragonfly, with
+# Builds the libFuzzer driver (SnapshotterCore, with
 # -sanitize=fuzzer,address, in .build/fuzz) and runs each fuzz target
 # (FuzzHarness.targets) for FUZZ_SECONDS (default 20) from its seed corpus in
 # Tests/fuzz/corpus/<target>. New inputs go to a temporary directory, not the
@@ -20,7 +20,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 # The engine's objects, instrumented; then the driver, linked by swiftc so
 # libFuzzer supplies main.
-if ! SNAPSHOTTER_DRAGONFLY=0 swift build --scratch-path .build/fuzz --target SnapshotterCore \
+if ! swift build --scratch-path .build/fuzz --target SnapshotterCore \
     $(printf -- '-Xswiftc %s ' "${FLAGS[@]}") >"$WORK/build.log" 2>&1; then
     grep -v "^\[" "$WORK/build.log" | tail -30
     echo "fuzz: building SnapshotterCore failed" >&2

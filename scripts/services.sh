@@ -66,6 +66,7 @@
 #   S3_PROXY S3_PROXY_CONTROL            proxy to moto; POST /mode there
 #   DRAGONFLY_ENDPOINT                   unix://DIR/dfdaemon.sock
 #   DRAGONFLY_SOCKET                     DIR/dfdaemon.sock
+#   DRAGONFLY_TCP_ENDPOINT               127.0.0.1:PORT: the same daemon over TCP
 #   DRAGONFLY_CONTROL                    http://127.0.0.1:PORT: POST /fault,
 #                                        /settings, /reset, /cache/clear;
 #                                        GET /counts, /tasks

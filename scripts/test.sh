@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds all products (debug),
-# then runs the Swift test suite (Swift Testing). Exits non-zero when
+# Runs every test: installs what is missing, builds every product and runs
+# the Swift test suite (Swift Testing) under AddressSanitizer, then under
+# ThreadSanitizer, then the fuzzers, the C ABI and the bindings' suites. Exits non-zero when
 # anything fails. Later sections (C ABI, Go and Python bindings, and the
 # services their tests need: registry, S3, Dragonfly stand-in) go below, each
 # in its own section; services are started with start_service so the trap
@@ -65,10 +66,6 @@ scripts/setup.sh
 ensure_swift_on_path
 swift --version 2>&1 | head -1
 
-# ------------------------------------------------------------------- build --
-section "swift build (debug, all products)"
-swift build
-
 # ---------------------------------------------------------------- services --
 # Real servers on 127.0.0.1 (scripts/services.sh): docker-registry plain,
 # TLS + Basic and token auth, a fault proxy and a hostile registry; moto's
@@ -95,41 +92,35 @@ swift_tests() {  # LABEL [swift test arguments...]
     fi
     return "$rc"
 }
-run_suite "swift test" swift_tests swift
-
-# The build without the Dragonfly transport (SNAPSHOTTER_DRAGONFLY=0, what
-# `make lib DRAGONFLY=0` ships): no gRPC stack, its own scratch path, every
-# suite but the Dragonfly one, under AddressSanitizer (which also checks
-# that the slim build builds: no separate plain slim pass). LeakSanitizer
-# stays on; scripts/lsan.supp silences only leaks inside the toolchain's
-# Foundation and XCTest, which the library does not link. Measured on 2
-# shared cores: build ~2 min from scratch, run ~1.8 min (all 95 tests).
+# The one Swift pass: every suite, Dragonfly's included, built and run
+# under AddressSanitizer (there is one build of the library; this also
+# builds every product: snapshotctl, the bench tool, the lease tests'
+# child). LeakSanitizer stays on; scripts/lsan.supp silences only leaks
+# inside the toolchain's Foundation and XCTest, which the library does not
+# link.
 asan_tests() {
     (
-        export SNAPSHOTTER_DRAGONFLY=0
         export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=1"
         export LSAN_OPTIONS="suppressions=$REPO_ROOT/scripts/lsan.supp${LSAN_OPTIONS:+:}${LSAN_OPTIONS:-}"
         swift build --build-tests --sanitize=address --scratch-path .build/asan &&
-            swift_tests "swift (ASan, without Dragonfly)" --skip-build --sanitize=address --scratch-path .build/asan
+            swift_tests "swift (ASan)" --skip-build --sanitize=address --scratch-path .build/asan
     )
 }
-run_suite "swift test without Dragonfly, AddressSanitizer" asan_tests
+run_suite "swift test, AddressSanitizer" asan_tests
 
-# ThreadSanitizer on the slim build: every suite but "Registry against real
-# servers" (RegistryServiceTests), whose stall and cancel tests bound how
-# long a transfer may take and fail under TSan's 5-10x slowdown; the
-# engine's threads are exercised by the other suites. Measured on 2 shared
-# cores: build ~1.5-2 min, run ~3.7 min (88 tests).
+# The engine's threads under ThreadSanitizer: every suite but "Registry
+# against real servers" (RegistryServiceTests), whose stall and cancel tests
+# bound how long a transfer may take and fail under TSan's 5-10x slowdown;
+# the engine's threads are exercised by the other suites.
 TSAN_SKIP="${TSAN_SKIP:-RegistryServiceTests}"
 tsan_tests() {
     (
-        export SNAPSHOTTER_DRAGONFLY=0
         swift build --build-tests --sanitize=thread --scratch-path .build/tsan &&
-            swift_tests "swift (TSan, without Dragonfly)" --skip-build --sanitize=thread --scratch-path .build/tsan \
+            swift_tests "swift (TSan)" --skip-build --sanitize=thread --scratch-path .build/tsan \
                 --skip "$TSAN_SKIP"
     )
 }
-run_suite "swift test without Dragonfly, ThreadSanitizer" tsan_tests
+run_suite "swift test, ThreadSanitizer" tsan_tests
 
 # -------------------------------------------------------------------- fuzz --
 # libFuzzer over the parsers of outside data (scripts/fuzz.sh): each target

@@ -175,11 +175,7 @@ public func snapshotter_options_set_string(_ opts: OpaquePointer?, _ option: Int
         case 203: o.content.accessKeyID = v ?? ""
         case 204: o.content.secretAccessKey = v ?? ""
         case 205: o.content.sessionToken = v ?? ""
-        case 206:
-            if let v, !v.isEmpty, !ContentSettings.dragonflyBuilt {
-                throw SnapshotterError(.unsupported, ContentSettings.notBuilt(v))
-            }
-            o.content.dragonflyEndpoint = v ?? ""
+        case 206: o.content.dragonflyEndpoint = v ?? ""
         default: throw SnapshotterError(.internal, "option \(option) has no setter")
         }
         return Status.ok

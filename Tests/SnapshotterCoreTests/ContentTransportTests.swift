@@ -103,19 +103,6 @@ struct ContentTransportTests {
         #expect(m.same(out))
     }
 
-#if !SNAPSHOTTER_DRAGONFLY
-    @Test("Built without Dragonfly: a Dragonfly endpoint is refused as unsupported, naming the build")
-    func dragonflyNotBuilt() throws {
-        #expect(!ContentSettings.dragonflyBuilt)
-        var c = ContentSettings(url: "s3://bucket")
-        c.dragonflyEndpoint = "unix:///run/dfdaemon.sock"
-        #expect { _ = try makeTransport(c) } throws: { e in
-            guard let e = e as? SnapshotterError else { return false }
-            return e.code == .unsupported && e.message.contains("built without the Dragonfly transport")
-        }
-    }
-#endif
-
     @Test("Eight restores of overlapping snapshots at once, each digest downloaded once")
     func concurrentRestores() async throws {
         let m = try TwoMachines()

@@ -1,4 +1,3 @@
-#if SNAPSHOTTER_DRAGONFLY
 import Foundation
 import Testing
 @testable import SnapshotterCore
@@ -291,4 +290,3 @@ struct DragonflyTransportTests {
         #expect(try makeTransport(c) is DragonflyTransport)
     }
 }
-#endif

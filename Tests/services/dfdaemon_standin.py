@@ -899,7 +899,9 @@ def main():
     parser.add_argument("--cache-dir", required=True, help="the task cache (emptied at start)")
     parser.add_argument("--control-host", default="127.0.0.1")
     parser.add_argument("--control-port", type=int, default=0, help="0 picks a free one")
-    parser.add_argument("--port-file", help='write "SOCKET CONTROL_PORT" here once serving')
+    parser.add_argument("--tcp-port", type=int, default=0,
+                        help="also serve gRPC on 127.0.0.1:PORT (0 picks one; -1: not at all)")
+    parser.add_argument("--port-file", help='write "SOCKET CONTROL_PORT TCP_PORT" here once serving')
     parser.add_argument("--workers", type=int, default=128)
     args = parser.parse_args()
 
@@ -933,6 +935,17 @@ def main():
     except FileNotFoundError:
         pass
     server.add_insecure_port("unix:" + sock)
+    tcp_port = -1
+    if args.tcp_port >= 0:
+        try:
+            tcp_port = server.add_insecure_port("127.0.0.1:%d" % args.tcp_port)
+        except RuntimeError:  # grpcio raises for a port in use (older ones return 0)
+            tcp_port = 0
+        if tcp_port == 0:
+            if args.tcp_port == 0:
+                raise RuntimeError("no TCP port for gRPC")
+            log(event="tcp-port-taken", port=args.tcp_port)
+            tcp_port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     os.chmod(sock, 0o777)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -942,9 +955,9 @@ def main():
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:
-            f.write("%s %d\n" % (sock, control_port))
+            f.write("%s %d %d\n" % (sock, control_port, tcp_port))
         os.replace(tmp, args.port_file)
-    log(event="listening", socket=sock, control="%s:%d" % (args.control_host, control_port), cache=cache.root)
+    log(event="listening", socket=sock, tcp_port=tcp_port, control="%s:%d" % (args.control_host, control_port), cache=cache.root)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

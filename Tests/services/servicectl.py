@@ -417,21 +417,22 @@ def dfdaemon_socket(d):
     return sock
 
 
-def spawn_dfdaemon(d, python, control_port=0):
+def spawn_dfdaemon(d, python, control_port=0, tcp_port=0):
     port_file = os.path.join(d, "dfdaemon", "port")
     if os.path.exists(port_file):
         os.unlink(port_file)
     return spawn(d, "dfdaemon", [
         python, os.path.join(HERE, "dfdaemon_standin.py"), "--socket", dfdaemon_socket(d),
         "--cache-dir", os.path.join(d, "dfdaemon", "cache"), "--port-file", port_file,
-        "--control-port", str(control_port)]), port_file
+        "--control-port", str(control_port), "--tcp-port", str(tcp_port)]), port_file
 
 
 def wait_dfdaemon(d, proc, port_file):
-    sock, control_port = wait_file(d, "dfdaemon", proc, port_file, lambda t: (t.split()[0], int(t.split()[1])))
+    sock, control_port, tcp_port = wait_file(d, "dfdaemon", proc, port_file,
+                                             lambda t: (t.split()[0], int(t.split()[1]), int(t.split()[2])))
     if not wait_for(d, "dfdaemon", proc, "http://%s:%d/healthz" % (HOST, control_port), {200}):
         raise ServiceError("dfdaemon exited; see %s" % os.path.join(d, "logs", "dfdaemon.log"))
-    return sock, control_port
+    return sock, control_port, tcp_port
 
 
 def read_env(path):
@@ -453,10 +454,12 @@ def revive_dfdaemon(d, python):
         return False
     env = read_env(env_file(d, "content"))
     old_port = int(env["DRAGONFLY_CONTROL"].rsplit(":", 1)[1])
-    proc, port_file = spawn_dfdaemon(d, python, old_port)
-    _, control_port = wait_dfdaemon(d, proc, port_file)
-    if control_port != old_port:
+    old_tcp = int(env["DRAGONFLY_TCP_ENDPOINT"].rsplit(":", 1)[1])
+    proc, port_file = spawn_dfdaemon(d, python, old_port, old_tcp)
+    _, control_port, tcp_port = wait_dfdaemon(d, proc, port_file)
+    if control_port != old_port or tcp_port != old_tcp:
         env["DRAGONFLY_CONTROL"] = "http://%s:%d" % (HOST, control_port)
+        env["DRAGONFLY_TCP_ENDPOINT"] = "%s:%d" % (HOST, tcp_port)
         write_env(d, "content", list(env.items()))
     return True
 
@@ -485,7 +488,7 @@ def start_content_services(d, python):
     # strict mode, an unsigned object GET a 403).
     if not wait_for(d, "s3-proxy", proxy, "http://%s:%d/moto-api/" % (HOST, proxy_port), {200}):
         raise ServiceError("s3-proxy exited; see %s" % os.path.join(d, "logs", "s3-proxy.log"))
-    sock, df_control = wait_dfdaemon(d, dfdaemon, df_port_file)
+    sock, df_control, df_tcp = wait_dfdaemon(d, dfdaemon, df_port_file)
 
     return [
         ("SERVICES_DIR", d),
@@ -500,6 +503,7 @@ def start_content_services(d, python):
         ("S3_PROXY_CONTROL", "http://%s:%d" % (HOST, control_port)),
         ("DRAGONFLY_ENDPOINT", "unix://" + sock),
         ("DRAGONFLY_SOCKET", sock),
+        ("DRAGONFLY_TCP_ENDPOINT", "%s:%d" % (HOST, df_tcp)),
         ("DRAGONFLY_CONTROL", "http://%s:%d" % (HOST, df_control)),
         ("DRAGONFLY_CACHE_DIR", os.path.join(d, "dfdaemon", "cache")),
     ]

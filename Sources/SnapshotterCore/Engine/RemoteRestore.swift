@@ -135,9 +135,10 @@ extension Snapshotter {
         let pending = try PendingFetch(d, contentDir: store.contentDir, permissions: store.permissions, sink: sink,
                                        linkDir: store.linkDir, plan: plan)
         do {
-            try transport.download(d, into: pending.fd, tempPath: pending.tmp, cancel: plan.cancel, tap: pending.tap) {
+            let got = try transport.download(d, into: pending.fd, tempPath: pending.tmp, cancel: plan.cancel, tap: pending.tap) {
                 plan.reporter.addBytes($0)
             }
+            if case .replaced(let fd) = got { try pending.replaceFile(with: fd, permissions: store.permissions) }
             try plan.cancel.check()
         } catch {
             pending.discard()
@@ -312,7 +313,8 @@ final class PendingFetch: @unchecked Sendable {
     enum Sink { case none, link(Int), output(Int) }
 
     let digest: Digest
-    let fd: Int32
+    /// Replaced when the transport put another file at `tmp`.
+    private(set) var fd: Int32
     /// Emptied once renamed into place.
     var tmp: String
     let sink: Sink
@@ -355,6 +357,14 @@ final class PendingFetch: @unchecked Sendable {
             throw error
         }
         tap = DownloadTap(SPF1.Decoder(name: tmp, to: sinkFD), file: fd)
+    }
+
+    /// Takes the file the transport put at `tmp` in place of the one
+    /// created here (whose descriptor is closed), with the store's mode.
+    func replaceFile(with newFD: Int32, permissions: StorePermissions) throws {
+        Sys.close(fd)
+        fd = newFD
+        try permissions.apply(fd, mode: permissions.contentMode, tmp)
     }
 
     /// Closes both files and removes what was not placed.

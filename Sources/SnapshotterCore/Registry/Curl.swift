@@ -29,6 +29,15 @@ struct HTTPRequest: @unchecked Sendable {
     /// nothing moves: true aborts (a canceled operation does not wait for
     /// a stalled server's timeout).
     var shouldAbort: (@Sendable () -> Bool)? = nil
+    /// Takes the whole response body as it arrives (any status), instead
+    /// of it being gathered or written to a file; false aborts.
+    var onBody: ((UnsafeRawBufferPointer) -> Bool)? = nil
+    /// Connect through this Unix socket instead of the URL's host.
+    var unixSocketPath: String? = nil
+    /// HTTP/2 without negotiation (cleartext h2, as gRPC speaks it).
+    var http2PriorKnowledge = false
+    /// 3xx answers are followed (checked hop by hop) unless this is false.
+    var followRedirects = true
 }
 
 struct HTTPResponse: Sendable {
@@ -53,6 +62,8 @@ struct HTTPTransportError: Error {
     /// The server answered a download that starts past 0 (a resumed one)
     /// with the whole body instead of the range; nothing was written.
     var rangeIgnored = false
+    /// The connect, total or stall timeout ended it.
+    var timedOut = false
 }
 
 /// TLS and timeout settings shared by the requests of one client.
@@ -61,7 +72,7 @@ struct HTTPSettings: Sendable {
     var caFile: String?
     var connectTimeoutMs = 10_000
     /// A transfer that moves less than one byte a second for this long
-    /// fails (a registry that stops answering).
+    /// fails (a registry that stops answering); 0: no such limit.
     var stallTimeoutSeconds = 30
     var totalTimeoutMs = 300_000
 }
@@ -114,6 +125,7 @@ final class CurlEasy: @unchecked Sendable {
         var onData: ((UnsafeRawBufferPointer, Int64) -> Void)?
         var rangeIgnored = false
         var shouldAbort: (@Sendable () -> Bool)?
+        var onBody: ((UnsafeRawBufferPointer) -> Bool)?
         /// HEAD responses announce a length but carry no body.
         var noBody = false
         /// A download's bytes gathered before they are written: curl hands
@@ -171,7 +183,7 @@ final class CurlEasy: @unchecked Sendable {
         var hops = 0
         while true {
             let (response, next) = try performOnce(req, settings)
-            guard HTTPRedirect.statuses.contains(response.status), let next else { return response }
+            guard req.followRedirects, HTTPRedirect.statuses.contains(response.status), let next else { return response }
             guard hops < HTTPRedirect.maxHops else {
                 throw HTTPTransportError(message: "more than \(HTTPRedirect.maxHops) redirects", retryable: false, tooLarge: false)
             }
@@ -192,6 +204,7 @@ final class CurlEasy: @unchecked Sendable {
         exchange.onBytes = request.onBytes
         exchange.onData = request.onData
         exchange.shouldAbort = request.shouldAbort
+        exchange.onBody = request.onBody
         exchange.noBody = request.method == "HEAD"
         let context = Unmanaged.passRetained(exchange)
         defer { context.release() }
@@ -203,15 +216,24 @@ final class CurlEasy: @unchecked Sendable {
         let rc: CURLcode = request.url.withCString { url in
             errorBuffer.withUnsafeMutableBufferPointer { errBuf in
                 (settings.caFile ?? "").withCString { caFile in
+                  (request.unixSocketPath ?? "").withCString { socketPath in
                     request.method.withCString { method in
                         _ = cshim_curl_setopt_ptr(handle, CURLOPT_URL, url)
                         _ = cshim_curl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errBuf.baseAddress)
                         _ = cshim_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
                         _ = cshim_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, settings.connectTimeoutMs)
                         _ = cshim_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, settings.totalTimeoutMs)
-                        _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
-                        _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, settings.stallTimeoutSeconds)
+                        if settings.stallTimeoutSeconds > 0 {
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, settings.stallTimeoutSeconds)
+                        }
                         _ = cshim_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, headerList)
+                        if request.unixSocketPath != nil {
+                            _ = cshim_curl_setopt_ptr(handle, CURLOPT_UNIX_SOCKET_PATH, socketPath)
+                        }
+                        if request.http2PriorKnowledge {
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
+                        }
                         if request.downloadFile != nil {
                             // Large reads: fewer system calls, and whole
                             // pages written to the file.
@@ -226,6 +248,11 @@ final class CurlEasy: @unchecked Sendable {
                         _ = cshim_curl_setopt_write(handle) { ptr, size, count, user in
                             let ex = Unmanaged<Exchange>.fromOpaque(user!).takeUnretainedValue()
                             let n = size * count
+                            if let onBody = ex.onBody {
+                                guard let ptr else { return n }
+                                if !onBody(UnsafeRawBufferPointer(start: ptr, count: n)) { ex.aborted = true; return 0 }
+                                return n
+                            }
                             if let sink = ex.sink, (200..<300).contains(ex.status), let ptr {
                                 if sink.offset > 0 && ex.status != 206 { ex.rangeIgnored = true; return 0 }
                                 if !ex.take(ptr, n) { return 0 }
@@ -312,6 +339,7 @@ final class CurlEasy: @unchecked Sendable {
                         }
                         return curl_easy_perform(handle)
                     }
+                  }
                 }
             }
         }
@@ -338,7 +366,8 @@ final class CurlEasy: @unchecked Sendable {
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
             let retryable = [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR,
                              CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE].contains(rc)
-            throw HTTPTransportError(message: text, retryable: retryable, tooLarge: false, bytesWritten: exchange.written)
+            throw HTTPTransportError(message: text, retryable: retryable, tooLarge: false, bytesWritten: exchange.written,
+                                     timedOut: rc == CURLE_OPERATION_TIMEDOUT)
         }
         var status = 0
         _ = cshim_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)

@@ -6,6 +6,17 @@
 enum Redact {
     static let mask = "***"
 
+    /// Text from a server for a message: control characters shown as `?`,
+    /// cut to `max` characters.
+    static func printable(_ s: String, max: Int) -> String {
+        var out = ""
+        for (i, c) in s.unicodeScalars.enumerated() {
+            if i == max { out += "..."; break }
+            out.unicodeScalars.append(c.properties.generalCategory == .control ? "?" : c)
+        }
+        return out
+    }
+
     static func text(_ s: String) -> String {
         guard s.contains("://") || s.contains("=") else { return s }
         return queryValues(userinfo(s))

@@ -15,9 +15,21 @@ protocol ContentTransport: Sendable {
     func upload(_ digest: Digest, path: String, cancel: CancellationFlag) throws
     /// Downloads the digest into the (new, empty) file `fd` at `tempPath`,
     /// showing `tap` the bytes it writes there (when they pass through this
-    /// process) and telling `onBytes` of progress. Not-found is `.notFound`.
+    /// process) and telling `onBytes` of progress; or puts another file
+    /// holding them at `tempPath` instead (see `DownloadedFile`).
+    /// Not-found is `.notFound`.
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
-                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws
+                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws -> DownloadedFile
+}
+
+/// Where a download left its bytes.
+enum DownloadedFile: Equatable {
+    /// In the caller's file.
+    case written
+    /// In a new file the transport renamed to the temporary name in place
+    /// of the caller's (the Dragonfly daemon's hard link to its cache file:
+    /// no byte copied); `fd` is that file, read-only, the caller's to close.
+    case replaced(fd: Int32)
 }
 
 /// Checks a download's bytes as they are written into its file, so they
@@ -102,17 +114,6 @@ public struct ContentSettings: Sendable, Equatable {
 
     public init(url: String) { self.url = url }
 
-    /// Whether this build has the Dragonfly transport (see Package.swift).
-#if SNAPSHOTTER_DRAGONFLY
-    public static let dragonflyBuilt = true
-#else
-    public static let dragonflyBuilt = false
-#endif
-
-    public static func notBuilt(_ endpoint: String) -> String {
-        "Dragonfly endpoint \(endpoint.debugDescription): this libsnapshotter was built without the Dragonfly transport (SNAPSHOTTER_DRAGONFLY=0)"
-    }
-
     var scheme: String { url.split(separator: ":").first.map(String.init) ?? "" }
 
     /// The bucket of an object-storage URL (`s3://bucket[/prefix]`).
@@ -124,11 +125,7 @@ public struct ContentSettings: Sendable, Equatable {
 
 func makeTransport(_ settings: ContentSettings) throws -> any ContentTransport {
     if !settings.dragonflyEndpoint.isEmpty {
-#if SNAPSHOTTER_DRAGONFLY
         return try DragonflyTransport(settings)
-#else
-        throw SnapshotterError(.unsupported, ContentSettings.notBuilt(settings.dragonflyEndpoint))
-#endif
     }
     switch settings.scheme {
     case "file":
@@ -189,7 +186,7 @@ final class DirectoryTransport: ContentTransport {
     }
 
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
-                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws {
+                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws -> DownloadedFile {
         let path = dir + "/" + digest.hex
         let src: Int32
         do { src = try Sys.open(path, O_RDONLY) } catch let e as SnapshotterError where e.code == .notFound {
@@ -201,5 +198,6 @@ final class DirectoryTransport: ContentTransport {
             tap?.received(bytes, at: offset)
             onBytes(Int64(bytes.count))
         }
+        return .written
     }
 }

@@ -1,22 +1,17 @@
-#if SNAPSHOTTER_DRAGONFLY
 #if canImport(Glibc)
 import Glibc
 #endif
 import CShim
-import DragonflyAPI
-import GRPCCore
-import GRPCNIOTransportHTTP2
-import SwiftProtobuf
-import Synchronization
 
-/// Content through the Dragonfly peer daemon (dfdaemon), a gRPC client of
-/// `dfdaemon.v2.DfdaemonDownload` on a Unix socket (DRAGONFLY.md). Objects
-/// are persistent tasks with the URL `<provider>://<bucket>/xxh3/<hex>`,
-/// backed by the object storage of the settings.
+/// Content through the Dragonfly peer daemon (dfdaemon): a gRPC client of
+/// `dfdaemon.v2.DfdaemonDownload` (DRAGONFLY.md) over libcurl (GRPC.swift),
+/// on its Unix socket or a TCP target. Objects are persistent tasks with
+/// the URL `<provider>://<bucket>/xxh3/<hex>`, backed by the object storage
+/// of the settings. Synchronous, called on the blocking pool's threads.
 ///
-/// The protocol is synchronous and called on the blocking pool's threads:
-/// every gRPC call runs in a detached task and the pool thread waits on a
-/// condition variable, so Swift's cooperative pool is never blocked.
+/// A download asks the daemon for a hard link to its cache file next to
+/// the engine's temporary file and hands that file to the engine in place
+/// of its own (nothing copied); the engine verifies it by reading it.
 ///
 /// When the fallback is on (and the URL is s3://) the S3 transport is used
 /// directly whenever the daemon cannot be reached. `has` asks object
@@ -25,14 +20,18 @@ import Synchronization
 final class DragonflyTransport: ContentTransport {
     let settings: ContentSettings
     let endpoint: String
-    private let socketPath: String
+    private let target: GRPCTarget
+    private let channel: GRPCChannel
     private let provider: String
     private let bucket: String
+    private let storage: DaemonMessages.ObjectStorage
     /// Object storage directly: for `has`, and for the fallback.
     private let s3: S3Transport?
     private let fallback: Bool
-    private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let ready = Locked(false)
+    /// The daemon could not hard-link its cache file into the store (its
+    /// cache is on another file system): it is asked to copy instead.
+    private let linkFails = Locked(false)
 
     static let providers: Set<String> = ["s3", "oss", "obs", "cos", "gs", "abs"]
     static let service = "dfdaemon.v2.DfdaemonDownload"
@@ -42,10 +41,12 @@ final class DragonflyTransport: ContentTransport {
     init(_ settings: ContentSettings) throws {
         self.settings = settings
         endpoint = settings.dragonflyEndpoint
-        guard endpoint.hasPrefix("unix://"), endpoint.dropFirst("unix://".count).hasPrefix("/") else {
-            throw SnapshotterError.invalid("Dragonfly endpoint \(endpoint.debugDescription) must be unix:///absolute/path/to/dfdaemon.sock")
+        do {
+            target = try GRPCTarget.parse(endpoint)
+        } catch let e as SnapshotterError {
+            throw SnapshotterError.invalid("Dragonfly endpoint: \(e.message)")
         }
-        socketPath = String(endpoint.dropFirst("unix://".count))
+        channel = GRPCChannel(target)
         provider = settings.scheme
         guard Self.providers.contains(provider) else {
             throw SnapshotterError.invalid("content URL \(settings.url.debugDescription) must name object storage for Dragonfly: s3://, oss://, obs://, cos://, gs:// or abs:// and a bucket")
@@ -63,27 +64,23 @@ final class DragonflyTransport: ContentTransport {
             throw SnapshotterError.invalid("the Dragonfly fallback needs s3:// object storage with an access key id and a secret access key")
         }
         fallback = settings.dragonflyFallback
-        let transport = try HTTP2ClientTransport.Posix(
-            target: .unixDomainSocket(path: socketPath, authority: "localhost"),
-            transportSecurity: .plaintext)
-        let client = GRPCClient(transport: transport)
-        self.client = client
-        Task.detached { try? await client.runConnections() }
+        storage = DaemonMessages.ObjectStorage(region: settings.region, endpoint: settings.endpoint,
+                                               accessKeyID: settings.accessKeyID, accessKeySecret: settings.secretAccessKey,
+                                               sessionToken: settings.sessionToken)
     }
-
-    deinit { client.beginGracefulShutdown() }
 
     private func url(_ d: Digest) -> String { "\(provider)://\(bucket)/xxh3/\(d.hex)" }
 
-    private var objectStorage: Common_V2_ObjectStorage {
-        var o = Common_V2_ObjectStorage()
-        o.region = settings.region
-        o.endpoint = settings.endpoint
-        if !settings.accessKeyID.isEmpty { o.accessKeyID = settings.accessKeyID }
-        if !settings.secretAccessKey.isEmpty { o.accessKeySecret = settings.secretAccessKey }
-        if !settings.sessionToken.isEmpty { o.sessionToken = settings.sessionToken }
+    private func options(cancel: CancellationFlag?, stallSeconds: Int, timeoutMs: Int = 0) -> GRPCChannel.CallOptions {
+        var o = GRPCChannel.CallOptions()
+        o.connectTimeoutMs = Int.clamped(settings.connectTimeoutSeconds * 1000, 100, 86_400_000)
+        o.timeoutMs = timeoutMs
+        o.stallSeconds = stallSeconds
+        if let cancel { o.shouldAbort = { cancel.isCanceled } }
         return o
     }
+
+    private var stallSeconds: Int { Int.clamped(settings.stallTimeoutSeconds.rounded(.up), 1, 86_400) }
 
     // MARK: the three operations
 
@@ -97,25 +94,16 @@ final class DragonflyTransport: ContentTransport {
         if let s3 = try fallbackIfUnreachable(what) {
             return try s3.upload(digest, path: path, cancel: cancel)
         }
-        var req = Dfdaemon_V2_UploadPersistentTaskRequest()
-        req.url = url(digest)
-        req.objectStorage = objectStorage
-        req.path = path
-        req.persistentReplicaCount = settings.replicas
-        if settings.ttlSeconds > 0 { req.ttl = Google_Protobuf_Duration(seconds: settings.ttlSeconds) }
-        let client = self.client
-        let request = req
+        let request = DaemonMessages.uploadPersistentTaskRequest(
+            url: url(digest), objectStorage: storage, path: path, replicas: settings.replicas, ttlSeconds: settings.ttlSeconds)
         do {
-            _ = try blocking(cancel: cancel) {
-                try await Dfdaemon_V2_DfdaemonDownload.Client(wrapping: client).uploadPersistentTask(request) { r in
-                    _ = try r.message
-                    return true
-                }
-            }
-        } catch let e as RPCError where e.code == .alreadyExists {
+            // The answer comes once the object is in object storage, which
+            // may take long with nothing moving: no stall limit.
+            try channel.call("/\(Self.service)/UploadPersistentTask", request, options(cancel: cancel, stallSeconds: 0)) { _ in }
+        } catch let e as GRPCStatusError where e.code == GRPCStatusError.alreadyExists {
             return
         } catch {
-            let failure = classify(error, what: what, digest: digest, download: false)
+            let failure = classify(error, what: what, digest: digest, download: false, messages: 0)
             if fallback, let s3, failure.code == .transport, !isReachable() {
                 Log.info("\(what): the daemon cannot be reached; uploading to \(s3.remoteID) directly")
                 return try s3.upload(digest, path: path, cancel: cancel)
@@ -125,65 +113,86 @@ final class DragonflyTransport: ContentTransport {
     }
 
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
-                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws {
+                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws -> DownloadedFile {
         let what = "download \(digest) through Dragonfly (\(endpoint))"
         if let s3 = try fallbackIfUnreachable(what) {
             return try s3.download(digest, into: fd, tempPath: tempPath, cancel: cancel, tap: tap, onBytes: onBytes)
         }
-        // The daemon creates the output itself (a hard link to its task
-        // file, so on the same file system, and it must not exist yet);
-        // the engine holds `fd` on `tempPath`, so the bytes are copied in
-        // once the stream has ended OK.
+        // The daemon creates the output itself (it must not exist yet), as
+        // a hard link to its task file: on the same file system only.
         let output = tempPath + ".df"
         try? Sys.unlinkIfExists(output)
         defer { try? Sys.unlinkIfExists(output) }
-        var req = Dfdaemon_V2_DownloadPersistentTaskRequest()
-        req.url = url(digest)
-        req.objectStorage = objectStorage
-        req.persistent = true
-        req.outputPath = output
-        req.forceHardLink = true
-        req.needPieceContent = false
-        let request = req
-        let client = self.client
-        let progress = ProgressBox(onBytes)
-        let messages = Locked(0)
-        // A daemon that keeps the stream open but sends nothing for the
-        // stall timeout fails the download (it would otherwise hang until
-        // canceled).
-        let stall = Stall(seconds: settings.stallTimeoutSeconds)
+        var messages = 0
         do {
-            _ = try blocking(cancel: cancel, stall: stall) {
-                try await Dfdaemon_V2_DfdaemonDownload.Client(wrapping: client).downloadPersistentTask(request) { response in
-                    for try await message in response.messages {
-                        stall.touch()
-                        messages.withLock { $0 += 1 }
-                        if case .downloadPieceFinishedResponse(let p)? = message.response {
-                            progress.add(try DaemonNumbers.pieceLength(p.piece.length, what: what))
-                        }
-                        if cancel.isCanceled { throw CancellationError() }
-                    }
-                    return true
-                }
+            do {
+                try stream(digest, output: output, forceLink: !linkFails.withLock { $0 }, cancel: cancel,
+                           messages: &messages, onBytes: onBytes, what: what)
+            } catch let e as GRPCStatusError where e.code == GRPCStatusError.internalError && messages == 0
+                        && !Self.saysNotFound(e.message) && !linkFails.withLock({ $0 }) {
+                // Most likely its cache is on another file system: it copies.
+                linkFails.withLock { $0 = true }
+                Log.info("\(what): the daemon could not hard-link its cache file into \(tempPath)'s directory (\(e.message)); asking it to copy the file instead (the daemon's cache on another file system costs a copy per download)")
+                try? Sys.unlinkIfExists(output)
+                try stream(digest, output: output, forceLink: false, cancel: cancel, messages: &messages,
+                           onBytes: onBytes, what: what)
             }
-        } catch is StalledError {
-            throw SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) sent nothing for \(settings.stallTimeoutSeconds) s (after \(messages.withLock { $0 }) messages); the download is incomplete")
         } catch {
-            let failure = classify(error, what: what, digest: digest, download: true)
+            let failure = classify(error, what: what, digest: digest, download: true, messages: messages)
             if fallback, let s3, failure.code == .transport, !isReachable() {
                 Log.info("\(what): the daemon cannot be reached (\(failure.message)); downloading from \(s3.remoteID) directly")
                 try cancel.check()
-                guard ftruncate(fd, 0) == 0 else { throw SnapshotterError(.io, "truncate \(tempPath): \(String(cString: strerror(errno)))") }
+                try Sys.ftruncate(fd, 0, tempPath)
                 return try s3.download(digest, into: fd, tempPath: tempPath, cancel: cancel, tap: tap, onBytes: onBytes)
-            }
-            let got = messages.withLock { $0 }
-            if failure.code == .transport && got > 0 {
-                throw SnapshotterError(.transport, "\(failure.message) (the stream broke after \(got) messages; the download is incomplete)")
             }
             throw failure
         }
         try cancel.check()
-        try copy(from: output, into: fd, tempPath: tempPath, tap: tap)
+        return try adopt(output, as: tempPath, or: fd, tap: tap)
+    }
+
+    /// One DownloadPersistentTask call to its OK end, counting messages and
+    /// reporting each finished piece's length.
+    private func stream(_ digest: Digest, output: String, forceLink: Bool, cancel: CancellationFlag,
+                        messages: inout Int, onBytes: @escaping (Int64) -> Void, what: String) throws {
+        let request = DaemonMessages.downloadPersistentTaskRequest(
+            url: url(digest), objectStorage: storage, outputPath: output, persistent: true,
+            forceHardLink: forceLink, needPieceContent: false)
+        let counter = Locked(0)
+        defer { messages = counter.withLock { $0 } }
+        try channel.call("/\(Self.service)/DownloadPersistentTask", request,
+                         options(cancel: cancel, stallSeconds: stallSeconds)) { bytes in
+            counter.withLock { $0 += 1 }
+            if case .pieceFinished(let length) = try DaemonMessages.downloadPersistentTaskResponse(bytes) {
+                onBytes(try DaemonNumbers.pieceLength(length, what: what))
+            }
+        }
+    }
+
+    /// Puts the daemon's finished output at `tempPath` in place of the
+    /// engine's empty file, when this process owns it (then the daemon's
+    /// user could write the store anyway, so sharing the inode gives it
+    /// nothing); otherwise copies its bytes into `fd`.
+    private func adopt(_ output: String, as tempPath: String, or fd: Int32, tap: DownloadTap?) throws -> DownloadedFile {
+        let src = try Sys.open(output, O_RDONLY | cshim_o_nofollow())
+        var keep = false
+        defer { if !keep { Sys.close(src) } }
+        let st = try Sys.fstat(src, output)
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw SnapshotterError(.transport, "the Dragonfly daemon's output \(output) is not a regular file")
+        }
+        if st.st_uid == geteuid() {
+            try Sys.rename(output, tempPath)
+            keep = true
+            return .replaced(fd: src)
+        }
+        try copy(from: src, output, size: Int64(st.st_size), into: fd, tempPath: tempPath, tap: tap)
+        return .written
+    }
+
+    static func saysNotFound(_ message: String) -> Bool {
+        let lower = message.lowercased()
+        return lower.contains("not found") || lower.contains("notfound") || lower.contains("no such")
     }
 
     // MARK: reaching the daemon
@@ -216,28 +225,24 @@ final class DragonflyTransport: ContentTransport {
         }
     }
 
-    /// grpc.health.v1 Health/Check for the download service.
+    /// grpc.health.v1 Health/Check for the download service, within the
+    /// connect timeout.
     private func checkHealth() throws {
-        guard (try? Sys.lstatIfExists(socketPath)) ?? nil != nil else {
-            throw SnapshotterError(.transport, "the Dragonfly daemon at \(endpoint) cannot be reached: \(socketPath) does not exist (is dfdaemon running?)")
+        let unreachable = "the Dragonfly daemon at \(endpoint) cannot be reached"
+        if let path = target.socketPath, (try? Sys.lstatIfExists(path)) ?? nil == nil {
+            throw SnapshotterError(.transport, "\(unreachable): \(path) does not exist (is dfdaemon running?)")
         }
-        var req = Grpc_Health_V1_HealthCheckRequest()
-        req.service = Self.service
-        let request = req
-        let client = self.client
-        var options = CallOptions.defaults
-        options.timeout = .milliseconds(Int64(Int.clamped(settings.connectTimeoutSeconds * 1000, 100, 86_400_000)))
-        options.waitForReady = false
-        let opts = options
-        let status: Grpc_Health_V1_HealthCheckResponse.ServingStatus
+        let o = options(cancel: nil, stallSeconds: 0, timeoutMs: Int.clamped(settings.connectTimeoutSeconds * 1000, 100, 86_400_000))
+        let status: DaemonMessages.ServingStatus
         do {
-            status = try blocking(cancel: nil) {
-                try await Grpc_Health_V1_Health.Client(wrapping: client).check(request, options: opts) { try $0.message.status }
-            }
-        } catch let e as RPCError {
-            throw SnapshotterError(.transport, "the Dragonfly daemon at \(endpoint) cannot be reached: \(e.code): \(e.message)")
-        } catch {
-            throw SnapshotterError(.transport, "the Dragonfly daemon at \(endpoint) cannot be reached: \(error)")
+            let answer = try channel.unary("/grpc.health.v1.Health/Check", DaemonMessages.healthCheckRequest(service: Self.service), o)
+            status = try answer.withUnsafeBytes { try DaemonMessages.healthCheckResponse($0) }
+        } catch let e as GRPCStatusError {
+            throw SnapshotterError(.transport, "\(unreachable): \(e)")
+        } catch let e as GRPCTransportError {
+            throw SnapshotterError(.transport, "\(unreachable): \(e.message)")
+        } catch let e as SnapshotterError {
+            throw SnapshotterError(.transport, "\(unreachable): \(e.message)")
         }
         guard status == .serving else {
             throw SnapshotterError(.transport, "the Dragonfly daemon at \(endpoint) is not serving \(Self.service) (health: \(status))")
@@ -246,35 +251,37 @@ final class DragonflyTransport: ContentTransport {
 
     /// A clear error: not found (for a download: NOT_FOUND, or the daemon's
     /// INTERNAL for a missing object), canceled, or a transport error
-    /// naming the daemon.
-    private func classify(_ error: Error, what: String, digest: Digest, download: Bool) -> SnapshotterError {
-        if let e = error as? SnapshotterError { return e }
-        if error is CancellationError { return .canceled }
-        guard let e = error as? RPCError else {
-            return SnapshotterError(.transport, "\(what): \(error)")
-        }
-        let lower = e.message.lowercased()
-        switch e.code {
-        case .notFound where download:
-            return SnapshotterError(.notFound, "content \(digest) is not in \(remoteID): \(e.message)")
-        case .internalError where download && (lower.contains("not found") || lower.contains("notfound") || lower.contains("no such")):
-            return SnapshotterError(.notFound, "content \(digest) is not in \(remoteID): \(e.message)")
-        case .cancelled:
-            return .canceled
-        case .unavailable:
-            return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) is unavailable: \(e.message)")
+    /// naming the daemon (and, for a download that broke, how far it got).
+    private func classify(_ error: Error, what: String, digest: Digest, download: Bool, messages: Int) -> SnapshotterError {
+        let incomplete = download ? " (the stream broke after \(messages) messages; the download is incomplete)" : ""
+        switch error {
+        case let e as SnapshotterError:
+            return e.code == .transport ? SnapshotterError(.transport, "\(what): \(e.message)\(incomplete)") : e
+        case let e as GRPCTransportError where e.timedOut && download:
+            return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) sent nothing for \(stallSeconds) s (after \(messages) messages); the download is incomplete")
+        case let e as GRPCTransportError:
+            return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) cannot be reached or broke the call: \(e.message)\(messages > 0 ? incomplete : "")")
+        case let e as GRPCStatusError:
+            switch e.code {
+            case GRPCStatusError.notFound where download,
+                 GRPCStatusError.internalError where download && Self.saysNotFound(e.message):
+                return SnapshotterError(.notFound, "content \(digest) is not in \(remoteID): \(e.message)")
+            case GRPCStatusError.cancelled:
+                return .canceled
+            case GRPCStatusError.unavailable:
+                return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) is unavailable: \(e.message)\(messages > 0 ? incomplete : "")")
+            default:
+                return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) answered \(e)")
+            }
         default:
-            return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) answered \(e.code): \(e.message)")
+            return SnapshotterError(.transport, "\(what): \(error)")
         }
     }
 
     // MARK: helpers
 
     /// Copies the daemon's finished output into the engine's file.
-    private func copy(from output: String, into fd: Int32, tempPath: String, tap: DownloadTap?) throws {
-        let src = try Sys.open(output, O_RDONLY)
-        defer { Sys.close(src) }
-        let size = Int64(try Sys.fstat(src, output).st_size)
+    private func copy(from src: Int32, _ output: String, size: Int64, into fd: Int32, tempPath: String, tap: DownloadTap?) throws {
         var inOff: Int64 = 0
         var outOff: Int64 = 0
         // Without a tap the kernel copies; with one the bytes are read here
@@ -289,11 +296,12 @@ final class DragonflyTransport: ContentTransport {
         if inOff < size {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
             defer { buffer.deallocate() }
+            guard let base = buffer.baseAddress else { throw SnapshotterError(.internal, "no copy buffer") }
             while inOff < size {
-                let r = try Sys.pread(src, buffer.baseAddress!, Int(min(Int64(buffer.count), size - inOff)), inOff, output)
+                let r = try Sys.pread(src, base, Int(min(Int64(buffer.count), size - inOff)), inOff, output)
                 if r == 0 { break }
-                try Sys.pwriteAll(fd, buffer.baseAddress!, r, outOff, tempPath)
-                tap?.received(UnsafeRawBufferPointer(start: buffer.baseAddress!, count: r), at: outOff)
+                try Sys.pwriteAll(fd, base, r, outOff, tempPath)
+                tap?.received(UnsafeRawBufferPointer(start: base, count: r), at: outOff)
                 inOff += Int64(r)
                 outOff += Int64(r)
             }
@@ -303,103 +311,3 @@ final class DragonflyTransport: ContentTransport {
         }
     }
 }
-
-/// The engine's progress callback, called from the gRPC task.
-private final class ProgressBox: @unchecked Sendable {
-    let onBytes: (Int64) -> Void
-    init(_ onBytes: @escaping (Int64) -> Void) { self.onBytes = onBytes }
-    func add(_ n: Int64) { onBytes(n) }
-}
-
-/// Runs `body` in a detached task and waits for it on this (blocking pool)
-/// thread with a condition variable; the cancel flag, polled while
-/// waiting, cancels the task.
-func blocking<T: Sendable>(cancel: CancellationFlag?, stall: Stall? = nil,
-                            _ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let waiter = Waiter<T>()
-    let task = Task.detached {
-        let r: Result<T, Error>
-        do { r = .success(try await body()) } catch { r = .failure(error) }
-        waiter.finish(r)
-    }
-    var canceled = false
-    var stalled = false
-    while true {
-        if let r = waiter.wait(milliseconds: 100) {
-            if stalled, case .failure = r { throw StalledError() }
-            return try r.get()
-        }
-        if !canceled, cancel?.isCanceled == true {
-            canceled = true
-            task.cancel()
-        }
-        if !canceled, let stall, stall.expired {
-            canceled = true
-            stalled = true
-            task.cancel()
-        }
-    }
-}
-
-/// When a call last showed signs of life; `expired` once it has been quiet
-/// for longer than its limit.
-final class Stall: Sendable {
-    private let limitNanos: UInt64
-    private let last = Atomic<UInt64>(Sys.monotonicNanos())
-
-    init(seconds: Double) { limitNanos = UInt64(Int64.nanos(seconds: max(0.1, seconds))) }
-
-    func touch() { last.store(Sys.monotonicNanos(), ordering: .relaxed) }
-
-    var expired: Bool { Sys.monotonicNanos() &- last.load(ordering: .relaxed) > limitNanos }
-}
-
-/// A call `blocking` ended because it stalled.
-struct StalledError: Error {}
-
-private final class Waiter<T: Sendable>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var result: Result<T, Error>?
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &attr)
-        pthread_condattr_destroy(&attr)
-    }
-
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        cond.deallocate()
-        mutex.deallocate()
-    }
-
-    func finish(_ r: Result<T, Error>) {
-        pthread_mutex_lock(mutex)
-        result = r
-        pthread_cond_broadcast(cond)
-        pthread_mutex_unlock(mutex)
-    }
-
-    /// The result, or nil after `milliseconds` without one.
-    func wait(milliseconds: Int) -> Result<T, Error>? {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        if result == nil {
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            let ns = Int(ts.tv_nsec) + milliseconds * 1_000_000
-            ts.tv_sec += ns / 1_000_000_000
-            ts.tv_nsec = ns % 1_000_000_000
-            while result == nil {
-                if pthread_cond_timedwait(cond, mutex, &ts) == ETIMEDOUT { break }
-            }
-        }
-        return result
-    }
-}
-#endif

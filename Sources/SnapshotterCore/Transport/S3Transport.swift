@@ -105,7 +105,7 @@ final class S3Transport: ContentTransport {
     }
 
     func download(_ digest: Digest, into fd: Int32, tempPath: String, cancel: CancellationFlag,
-                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws {
+                  tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws -> DownloadedFile {
         let what = "download \(digest) from \(remoteID)"
         var have: Int64 = 0
         var attempt = 0
@@ -129,7 +129,7 @@ final class S3Transport: ContentTransport {
                     continue
                 }
                 guard r.status == 200 || (have > 0 && r.status == 206) else { throw failure(r, what: what) }
-                return
+                return .written
             } catch let e as HTTPTransportError {
                 if e.aborted { throw SnapshotterError.canceled }
                 if e.rangeIgnored && attempt < settings.retries {

@@ -1,0 +1,269 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a gRPC server listens, from the target forms gRPC clients accept:
+/// `unix:///abs/path`, `unix:/abs/path`, `unix:abs/path` (a Unix socket),
+/// `host:port`, `dns:///host:port`, `dns:host:port` and `http://host:port`
+/// (TCP, cleartext HTTP/2). TLS targets are not supported: the daemon is
+/// local.
+struct GRPCTarget: Sendable, Equatable {
+    /// The socket's path, or nil for TCP.
+    let socketPath: String?
+    /// `http://authority` the calls go to (`localhost` on a socket).
+    let base: String
+
+    static func parse(_ target: String) throws -> GRPCTarget {
+        func bad(_ why: String) -> SnapshotterError {
+            SnapshotterError.invalid("gRPC target \(target.debugDescription) \(why): use unix:///path/to/socket, host:port or dns:///host:port")
+        }
+        guard !target.isEmpty, !target.utf8.contains(where: { $0 < 0x21 || $0 == 0x7f }) else {
+            throw bad("is empty or holds spaces or control characters")
+        }
+        if target.hasPrefix("unix:") {
+            var path = target.dropFirst("unix:".count)
+            if path.hasPrefix("//") { path = path.dropFirst(2) }
+            guard !path.isEmpty, !path.contains("\0") else { throw bad("names no socket") }
+            return GRPCTarget(socketPath: String(path), base: "http://localhost")
+        }
+        var hostPort = Substring(target)
+        for prefix in ["dns:///", "dns:", "http://"] where hostPort.hasPrefix(prefix) {
+            hostPort = hostPort.dropFirst(prefix.count)
+            break
+        }
+        if hostPort.hasSuffix("/") { hostPort = hostPort.dropLast() }
+        guard !target.hasPrefix("https://"), !hostPort.contains("://") else { throw bad("has an unsupported scheme") }
+        guard let colon = hostPort.lastIndex(of: ":") else { throw bad("has no port") }
+        let host = hostPort[..<colon]
+        let port = hostPort[hostPort.index(after: colon)...]
+        guard let p = Int(port), (1...65535).contains(p), port.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw bad("has no valid port")
+        }
+        let bracketed = host.hasPrefix("[") && host.hasSuffix("]") && host.count > 2
+        let hostChars = bracketed ? host.dropFirst().dropLast() : host
+        let allowed: (Character) -> Bool = { c in
+            c.isASCII && (c.isLetter || c.isNumber || c == "." || c == "-" || c == "_" || (bracketed && c == ":"))
+        }
+        guard !hostChars.isEmpty, hostChars.allSatisfy(allowed) else { throw bad("has no valid host") }
+        return GRPCTarget(socketPath: nil, base: "http://\(host):\(p)")
+    }
+}
+
+/// A call's end other than OK: the server's grpc-status and grpc-message.
+struct GRPCStatusError: Error, CustomStringConvertible {
+    let code: Int
+    let message: String
+
+    static let cancelled = 1, notFound = 5, alreadyExists = 6, internalError = 13, unavailable = 14
+
+    static let names = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+                        "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"]
+
+    var name: String { names(code) }
+    private func names(_ c: Int) -> String { c >= 0 && c < Self.names.count ? Self.names[c] : "status \(c)" }
+
+    var description: String { message.isEmpty ? name : "\(name): \(message)" }
+
+    /// The status gRPC gives an HTTP answer that is not a gRPC one.
+    static func fromHTTP(_ status: Int) -> GRPCStatusError {
+        let code: Int
+        switch status {
+        case 400: code = 13
+        case 401: code = 16
+        case 403: code = 7
+        case 404: code = 12
+        case 429, 502, 503, 504: code = 14
+        default: code = 2
+        }
+        return GRPCStatusError(code: code, message: "the server answered HTTP \(status), not gRPC")
+    }
+}
+
+/// A call that broke below gRPC: no connection, a dropped stream, a
+/// timeout (connect, whole call, or nothing moving for the stall time).
+struct GRPCTransportError: Error {
+    let message: String
+    let timedOut: Bool
+}
+
+/// The length-prefixed messages of a gRPC body, taken as the bytes arrive
+/// in any pieces: a flag byte (0: not compressed), a 4-byte big-endian
+/// length, the message. Outside data: lengths are bounded, compressed
+/// messages (never asked for) and a truncated last message are errors.
+struct GRPCFrameDecoder {
+    static let headerBytes = 5
+    let maxMessageBytes: Int
+    private var header: [UInt8] = []
+    private var message: [UInt8] = []
+    private var expected = -1
+
+    init(maxMessageBytes: Int = 4 << 20) { self.maxMessageBytes = maxMessageBytes }
+
+    /// Feeds body bytes, handing each complete message to `onMessage`.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer,
+                       _ onMessage: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var at = 0
+        while at < bytes.count {
+            if expected < 0 {
+                let k = min(Self.headerBytes - header.count, bytes.count - at)
+                header.append(contentsOf: bytes[at..<(at + k)])
+                at += k
+                guard header.count == Self.headerBytes else { continue }
+                guard header[0] == 0 else {
+                    throw SnapshotterError(.transport, "gRPC message with flags \(header[0]): compression was not asked for")
+                }
+                let length = header[1...4].reduce(0) { $0 << 8 | Int($1) }
+                guard length <= maxMessageBytes else {
+                    throw SnapshotterError(.transport, "gRPC message of \(length) bytes is larger than \(maxMessageBytes)")
+                }
+                expected = length
+                message.removeAll(keepingCapacity: true)
+                message.reserveCapacity(length)
+            }
+            let k = min(expected - message.count, bytes.count - at)
+            message.append(contentsOf: bytes[at..<(at + k)])
+            at += k
+            if message.count == expected {
+                try message.withUnsafeBytes { try onMessage($0) }
+                header.removeAll(keepingCapacity: true)
+                expected = -1
+            }
+        }
+    }
+
+    /// Checks the body ended on a message boundary.
+    func finish() throws {
+        guard header.isEmpty && expected < 0 else {
+            let got = expected < 0 ? "\(header.count) of 5 header bytes" : "\(message.count) of \(expected) bytes"
+            throw SnapshotterError(.transport, "gRPC stream ended inside a message (\(got))")
+        }
+    }
+
+    /// A message framed for sending.
+    static func frame(_ message: [UInt8]) -> [UInt8] {
+        let n = UInt32(truncatingIfNeeded: message.count)
+        return [0, UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + message
+    }
+}
+
+/// gRPC calls over libcurl: HTTP/2 with prior knowledge on a Unix socket or
+/// TCP, one request message, the response messages taken as they arrive,
+/// and the status from the headers or trailers. Synchronous: called on the
+/// blocking pool's threads. Connections are kept by the pool's handles.
+final class GRPCChannel: Sendable {
+    let target: GRPCTarget
+    private let pool = CurlPool()
+
+    init(_ target: GRPCTarget) { self.target = target }
+
+    struct CallOptions {
+        var connectTimeoutMs = 10_000
+        /// The whole call; 0: no limit (streams end by cancel or stall).
+        var timeoutMs = 0
+        /// A call that moves no byte for this long fails; 0: no limit.
+        var stallSeconds = 30
+        var shouldAbort: (@Sendable () -> Bool)? = nil
+        var maxMessageBytes = 4 << 20
+    }
+
+    /// A unary call: the one response message.
+    func unary(_ path: String, _ request: [UInt8], _ options: CallOptions) throws -> [UInt8] {
+        var response: [UInt8]?
+        try call(path, request, options) { message in
+            guard response == nil else { throw SnapshotterError(.transport, "gRPC \(path): more than one response message") }
+            response = Array(message)
+        }
+        guard let response else { throw SnapshotterError(.transport, "gRPC \(path): no response message") }
+        return response
+    }
+
+    /// A call with one request message: every response message goes to
+    /// `onMessage` as it arrives (its error ends the call and is rethrown);
+    /// returns when the server ends the call with OK, throws
+    /// `GRPCStatusError` for any other status.
+    func call(_ path: String, _ request: [UInt8], _ options: CallOptions,
+              onMessage: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+        let state = CallState(maxMessageBytes: options.maxMessageBytes, onMessage: onMessage)
+        var req = HTTPRequest(method: "POST", url: target.base + path)
+        req.headers = ["Content-Type: application/grpc", "TE: trailers"]
+        req.body = GRPCFrameDecoder.frame(request)
+        req.unixSocketPath = target.socketPath
+        req.http2PriorKnowledge = true
+        req.followRedirects = false
+        req.shouldAbort = options.shouldAbort
+        req.onBody = { state.take($0) }
+        var settings = HTTPSettings()
+        settings.connectTimeoutMs = options.connectTimeoutMs
+        settings.totalTimeoutMs = options.timeoutMs
+        settings.stallTimeoutSeconds = max(0, options.stallSeconds)
+        let response: HTTPResponse
+        do {
+            response = try pool.perform(req, settings)
+        } catch let e as HTTPTransportError {
+            if let failure = state.failure { throw failure }
+            if e.aborted { throw SnapshotterError.canceled }
+            throw GRPCTransportError(message: e.message, timedOut: e.timedOut)
+        }
+        if let failure = state.failure { throw failure }
+        let status = response.header("grpc-status")
+        if response.status != 200 && status == nil { throw GRPCStatusError.fromHTTP(response.status) }
+        guard let status else {
+            throw SnapshotterError(.transport, "gRPC \(path): the call ended without a grpc-status")
+        }
+        guard let code = Int(status), code >= 0, status.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            throw SnapshotterError(.transport, "gRPC \(path): grpc-status \(Redact.printable(status, max: 16).debugDescription) is not a number")
+        }
+        guard code == 0 else {
+            throw GRPCStatusError(code: code, message: Self.statusMessage(response.header("grpc-message") ?? ""))
+        }
+        try state.decoder.finish()
+    }
+
+    /// grpc-message is percent-encoded; the result is kept printable and
+    /// short (it goes into error messages).
+    static func statusMessage(_ raw: String) -> String {
+        var out: [UInt8] = []
+        var bytes = Array(raw.utf8).makeIterator()
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x41...0x46: return c - 0x41 + 10
+            case 0x61...0x66: return c - 0x61 + 10
+            default: return nil
+            }
+        }
+        while let c = bytes.next() {
+            if c == 0x25, let h = bytes.next(), let l = bytes.next(), let a = hex(h), let b = hex(l) {
+                out.append(a << 4 | b)
+            } else {
+                out.append(c)
+            }
+        }
+        return Redact.printable(String(decoding: out, as: UTF8.self), max: 512)
+    }
+}
+
+/// What the body callback of one call keeps: the frame decoder and the
+/// first error, which aborts the transfer.
+private final class CallState: @unchecked Sendable {
+    var decoder: GRPCFrameDecoder
+    let onMessage: (UnsafeRawBufferPointer) throws -> Void
+    var failure: Error?
+
+    init(maxMessageBytes: Int, onMessage: @escaping (UnsafeRawBufferPointer) throws -> Void) {
+        decoder = GRPCFrameDecoder(maxMessageBytes: maxMessageBytes)
+        self.onMessage = onMessage
+    }
+
+    func take(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard failure == nil else { return false }
+        do {
+            try decoder.feed(bytes, onMessage)
+            return true
+        } catch {
+            failure = error
+            return false
+        }
+    }
+}
