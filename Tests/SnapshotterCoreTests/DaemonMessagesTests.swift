@@ -123,16 +123,16 @@ struct DaemonMessagesHostileTests {
         #expect(try download([0x22, 0x03, 0x08, 0x80, 0x01]) == .started(contentLength: 128))
     }
 
-    @Test("Encodings: field-number order, defaults left out, optional output_path always sent")
+    @Test("Encodings: field-number order, defaults left out; output_path, region and endpoint always sent")
     func encodings() {
         #expect(DaemonMessages.healthCheckRequest(service: "") == [])
         #expect(DaemonMessages.healthCheckRequest(service: "a") == [0x0A, 0x01, 0x61])
         let up = DaemonMessages.uploadPersistentTaskRequest(url: "", objectStorage: .init(), path: "", replicas: 0, ttlSeconds: 0)
-        #expect(up == [0x12, 0x00])
+        #expect(up == [0x12, 0x04, 0x0A, 0x00, 0x12, 0x00])
         let down = DaemonMessages.downloadPersistentTaskRequest(url: "", objectStorage: .init(), outputPath: "", persistent: false, forceHardLink: true, needPieceContent: true)
-        #expect(down == [0x12, 0x00, 0x22, 0x00, 0x30, 0x01, 0x38, 0x01])
+        #expect(down == [0x12, 0x04, 0x0A, 0x00, 0x12, 0x00, 0x22, 0x00, 0x30, 0x01, 0x38, 0x01])
         let ttl = DaemonMessages.uploadPersistentTaskRequest(url: "", objectStorage: .init(), path: "", replicas: 0, ttlSeconds: -1)
-        #expect(ttl == [0x12, 0x00, 0x2A, 0x0B, 0x08] + [UInt8](repeating: 0xFF, count: 9) + [0x01])
+        #expect(ttl == [0x12, 0x04, 0x0A, 0x00, 0x12, 0x00, 0x2A, 0x0B, 0x08] + [UInt8](repeating: 0xFF, count: 9) + [0x01])
     }
 }
 

@@ -30,8 +30,11 @@ U64 = (1 << 64) - 1
 
 
 def object_storage(o):
-    # DaemonMessages leaves an empty string out; a set optional field is sent.
-    return common_pb2.ObjectStorage(**{k: v for k, v in o.items() if v != ""})
+    # As DaemonMessages (and the gRPC code before it) sends them: region and
+    # endpoint always (the daemon requires them present), a credential only
+    # when not empty. A set optional field is serialized even when empty.
+    keep = ("region", "endpoint")
+    return common_pb2.ObjectStorage(**{k: v for k, v in o.items() if k in keep or v != ""})
 
 
 def encode(case):

@@ -6,14 +6,17 @@
 /// unknown fields are skipped, the last value of a scalar wins, a message
 /// field seen twice is merged, and of the oneof the last member present wins.
 enum DaemonMessages {
-    /// common.v2.ObjectStorage; an empty string leaves its field out.
+    /// common.v2.ObjectStorage; an empty credential leaves its field out.
+    /// region and endpoint are always sent, even empty, as the gRPC code
+    /// did: the daemon refuses a request without them (INVALID_ARGUMENT
+    /// "missing object storage region"; an empty string counts as present).
     struct ObjectStorage: Sendable, Equatable {
         var region = "", endpoint = "", accessKeyID = "", accessKeySecret = "", sessionToken = ""
 
         var encoded: [UInt8] {
             var w = ProtoWire.Writer()
-            w.string(1, region)
-            w.string(2, endpoint)
+            w.string(1, region, present: true)
+            w.string(2, endpoint, present: true)
             w.string(3, accessKeyID)
             w.string(4, accessKeySecret)
             w.string(5, sessionToken)
