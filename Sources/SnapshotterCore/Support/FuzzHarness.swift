@@ -4,7 +4,7 @@
 /// only a trap (or a broken round trip, checked with `precondition`) is a
 /// finding.
 public enum FuzzHarness {
-    public static let targets = ["spf1", "json", "config", "manifest", "rfc3339", "www-authenticate", "s3-xml", "records"]
+    public static let targets = ["spf1", "json", "config", "manifest", "rfc3339", "www-authenticate", "s3-xml", "records", "daemon-proto"]
 
     /// Feeds `data` to `target`; false for a target that does not exist.
     @discardableResult
@@ -18,6 +18,7 @@ public enum FuzzHarness {
         case "www-authenticate": _ = AuthChallenge.parse(String(decoding: data, as: UTF8.self))
         case "s3-xml": for tag in ["Code", "Message", "UploadId"] { _ = S3Transport.xmlValue(data, tag) }
         case "records": records(data)
+        case "daemon-proto": daemonProto(data)
         default: return false
         }
         return true
@@ -67,6 +68,18 @@ public enum FuzzHarness {
             case 3: _ = try? Lease.decode(key: [], raw)
             case 4: _ = try? SnapshotKey(bytes: raw)
             default: _ = try? Digest(key: raw)
+            }
+        }
+    }
+
+    /// The Dragonfly daemon's response decoders; the first byte picks one.
+    static func daemonProto(_ data: [UInt8]) {
+        guard let kind = data.first else { return }
+        let rest = Array(data.dropFirst())
+        rest.withUnsafeBytes { raw in
+            switch kind % 2 {
+            case 0: _ = try? DaemonMessages.downloadPersistentTaskResponse(raw)
+            default: _ = try? DaemonMessages.healthCheckResponse(raw)
             }
         }
     }
