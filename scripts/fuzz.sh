@@ -12,7 +12,7 @@ cd "$REPO_ROOT"
 ensure_swift_on_path
 
 SECONDS_EACH="${FUZZ_SECONDS:-20}"
-TARGETS="${FUZZ_TARGETS:-spf1 json config manifest rfc3339 www-authenticate s3-xml records daemon-proto}"
+TARGETS="${FUZZ_TARGETS:-spf1 json config manifest rfc3339 www-authenticate s3-xml records daemon-proto grpc-frames}"
 B=.build/fuzz/debug
 FLAGS=(-sanitize=fuzzer,address)
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/snapshotter-fuzz.XXXXXX")"

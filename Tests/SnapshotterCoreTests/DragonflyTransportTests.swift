@@ -105,14 +105,12 @@ struct DragonflyTransportTests {
         try clearCache()
         let tmp = dir + "/tmp"
         let total = Locked<Int64>(0)
-        try await BlockingPool.shared.run {
-            let fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0o600)
-            defer { close(fd) }
-            try t.download(digest, into: fd, tempPath: tmp, cancel: flag, tap: nil) { n in total.withLock { $0 += n } }
-        }
+        let got = try await BlockingPool.shared.run { try Self.download(t, digest, to: tmp, cancel: flag) { n in total.withLock { $0 += n } } }
         #expect(try Data(contentsOf: URL(fileURLWithPath: tmp)) == bytes)
         #expect(total.withLock { $0 } == Int64(bytes.count))
         #expect(!FileManager.default.fileExists(atPath: tmp + ".df"))
+        // Nothing copied: the file is the daemon's cache file, linked.
+        #expect(got.replaced && got.links == 2, "\(got)")
         for code in ["INTERNAL", "NOT_FOUND"] {
             _ = try control("/settings", #"{"missing_code":"\#(code)"}"#)
             defer { _ = try? control("/settings", #"{"missing_code":"INTERNAL"}"#) }
@@ -120,10 +118,23 @@ struct DragonflyTransportTests {
             #expect(try await !BlockingPool.shared.run { try t.has(missing) })
             let path = dir + "/missing-\(code)"
             await #expect { try await BlockingPool.shared.run {
-                let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
-                defer { close(fd) }
-                try t.download(missing, into: fd, tempPath: path, cancel: flag, tap: nil) { _ in }
+                _ = try Self.download(t, missing, to: path, cancel: flag) { _ in }
             } } throws: { e in (e as? SnapshotterError)?.code == .notFound }
+        }
+    }
+
+    /// Downloads into a new file at `path` as the engine does; whether the
+    /// transport put its own file there instead, and that file's link count.
+    static func download(_ t: DragonflyTransport, _ d: Digest, to path: String, cancel: CancellationFlag,
+                         onBytes: @escaping (Int64) -> Void) throws -> (replaced: Bool, links: Int) {
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
+        defer { close(fd) }
+        switch try t.download(d, into: fd, tempPath: path, cancel: cancel, tap: nil, onBytes: onBytes) {
+        case .written:
+            return (false, Int(try Sys.fstat(fd, path).st_nlink))
+        case .replaced(let other):
+            defer { close(other) }
+            return (true, Int(try Sys.fstat(other, path).st_nlink))
         }
     }
 
@@ -275,7 +286,7 @@ struct DragonflyTransportTests {
         #expect(try await b2.verify().isConsistent)
     }
 
-    @Test("Settings are checked: unix:// endpoint, object storage provider, fallback needs S3 credentials")
+    @Test("Settings are checked: gRPC target forms, object storage provider, fallback needs S3 credentials")
     func settingsChecked() throws {
         var c = try settings(endpoint: "tcp://127.0.0.1:65000")
         #expect(throws: SnapshotterError.self) { _ = try makeTransport(c) }
@@ -288,5 +299,98 @@ struct DragonflyTransportTests {
         c = try settings()
         c.url = "oss://bucket"
         #expect(try makeTransport(c) is DragonflyTransport)
+    }
+
+    @Test("A canceled download ends without waiting for the daemon, canceled, the daemon's output removed")
+    func canceledDownload() async throws {
+        try fault(#"{"mode":"none"}"#)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dfcancel-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("cancel me \(UUID())".utf8).write(to: URL(fileURLWithPath: dir + "/src"))
+        let digest = Digest(UInt64.random(in: 1...UInt64.max))
+        let t = try DragonflyTransport(try settings())
+        try await BlockingPool.shared.run { try t.upload(digest, path: dir + "/src", cancel: CancellationFlag()) }
+        try clearCache()
+        // The daemon sleeps a minute before its first message; the test
+        // cancels once the call has reached it.
+        try fault(#"{"mode":"delay","delay_ms":60000,"times":1}"#)
+        defer { try? fault(#"{"mode":"none"}"#) }
+        let before = try calls("DownloadPersistentTask")
+        let flag = CancellationFlag()
+        let download = Task { try await BlockingPool.shared.run { try Self.download(t, digest, to: dir + "/tmp", cancel: flag) { _ in } } }
+        while try calls("DownloadPersistentTask") == before { await Task.yield() }
+        flag.cancel()
+        await #expect { _ = try await download.value } throws: { e in (e as? SnapshotterError)?.code == .canceled }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/tmp.df"))
+    }
+
+    @Test("TCP targets (host:port, dns:///host:port, http://host:port): upload, ALREADY_EXISTS, download, not found")
+    func tcpTargets() async throws {
+        try fault(#"{"mode":"none"}"#)
+        let hostPort = try RegistryServices.value("DRAGONFLY_TCP_ENDPOINT")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dftcp-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bytes = Data("over tcp \(UUID())".utf8)
+        try bytes.write(to: URL(fileURLWithPath: dir + "/src"))
+        let digest = Digest(UInt64.random(in: 1...UInt64.max))
+        let flag = CancellationFlag()
+        for (i, target) in [hostPort, "dns:///" + hostPort, "http://" + hostPort].enumerated() {
+            let t = try DragonflyTransport(try settings(endpoint: target))
+            try await BlockingPool.shared.run { try t.upload(digest, path: dir + "/src", cancel: flag) }
+            try clearCache()
+            let tmp = dir + "/tmp\(i)"
+            _ = try await BlockingPool.shared.run { try Self.download(t, digest, to: tmp, cancel: flag) { _ in } }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: tmp)) == bytes, "\(target)")
+            await #expect { try await BlockingPool.shared.run {
+                _ = try Self.download(t, Digest(UInt64.random(in: 1...UInt64.max)), to: tmp + ".missing", cancel: flag) { _ in }
+            } } throws: { e in (e as? SnapshotterError)?.code == .notFound }
+        }
+        // Nothing listens there: an error naming the target.
+        let dead = "127.0.0.1:1"
+        let t = try DragonflyTransport(try settings(endpoint: dead))
+        await #expect { try await BlockingPool.shared.run { try t.upload(digest, path: dir + "/src", cancel: flag) } } throws: { e in
+            guard let e = e as? SnapshotterError else { return false }
+            return e.code == .transport && e.message.contains(dead) && e.message.contains("cannot be reached")
+        }
+    }
+
+    @Test("The daemon's cache on another file system: its hard link fails, it is asked to copy, the bytes arrive",
+          .enabled(if: geteuid() == 0, "mounts a tmpfs"))
+    func otherFileSystem() async throws {
+        try fault(#"{"mode":"none"}"#)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dfxdev-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mnt = dir + "/tmpfs"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        try #require(Self.run("/bin/mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt]) == 0)
+        defer { _ = Self.run("/bin/umount", ["-l", mnt]) }
+        let bytes = Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }) + Data(UUID().uuidString.utf8)
+        try bytes.write(to: URL(fileURLWithPath: dir + "/src"))
+        let digest = Digest(UInt64.random(in: 1...UInt64.max))
+        let flag = CancellationFlag()
+        let t = try DragonflyTransport(try settings())
+        try await BlockingPool.shared.run { try t.upload(digest, path: dir + "/src", cancel: flag) }
+        try clearCache()
+        let downloads = try calls("DownloadPersistentTask")
+        let got = try await BlockingPool.shared.run { try Self.download(t, digest, to: mnt + "/tmp", cancel: flag) { _ in } }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: mnt + "/tmp")) == bytes)
+        #expect(got.replaced && got.links == 1, "\(got)")
+        #expect(try calls("DownloadPersistentTask") == downloads + 2)
+        // The transport remembers: the next download asks for a copy at once.
+        let again = try await BlockingPool.shared.run { try Self.download(t, digest, to: mnt + "/tmp2", cancel: flag) { _ in } }
+        #expect(again.replaced)
+        #expect(try calls("DownloadPersistentTask") == downloads + 3)
+    }
+
+    static func run(_ tool: String, _ args: [String]) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        do { try p.run() } catch { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
     }
 }

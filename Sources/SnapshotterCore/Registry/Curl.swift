@@ -38,6 +38,8 @@ struct HTTPRequest: @unchecked Sendable {
     var http2PriorKnowledge = false
     /// 3xx answers are followed (checked hop by hop) unless this is false.
     var followRedirects = true
+    /// A new connection, closed after the exchange.
+    var freshConnection = false
 }
 
 struct HTTPResponse: Sendable {
@@ -230,6 +232,10 @@ final class CurlEasy: @unchecked Sendable {
                         _ = cshim_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, headerList)
                         if request.unixSocketPath != nil {
                             _ = cshim_curl_setopt_ptr(handle, CURLOPT_UNIX_SOCKET_PATH, socketPath)
+                        }
+                        if request.freshConnection {
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_FRESH_CONNECT, 1)
+                            _ = cshim_curl_setopt_long(handle, CURLOPT_FORBID_REUSE, 1)
                         }
                         if request.http2PriorKnowledge {
                             _ = cshim_curl_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))

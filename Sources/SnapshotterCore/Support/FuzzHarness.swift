@@ -4,7 +4,7 @@
 /// only a trap (or a broken round trip, checked with `precondition`) is a
 /// finding.
 public enum FuzzHarness {
-    public static let targets = ["spf1", "json", "config", "manifest", "rfc3339", "www-authenticate", "s3-xml", "records", "daemon-proto"]
+    public static let targets = ["spf1", "json", "config", "manifest", "rfc3339", "www-authenticate", "s3-xml", "records", "daemon-proto", "grpc-frames"]
 
     /// Feeds `data` to `target`; false for a target that does not exist.
     @discardableResult
@@ -19,6 +19,7 @@ public enum FuzzHarness {
         case "s3-xml": for tag in ["Code", "Message", "UploadId"] { _ = S3Transport.xmlValue(data, tag) }
         case "records": records(data)
         case "daemon-proto": daemonProto(data)
+        case "grpc-frames": grpcFrames(data)
         default: return false
         }
         return true
@@ -70,6 +71,28 @@ public enum FuzzHarness {
             default: _ = try? Digest(key: raw)
             }
         }
+    }
+
+    /// A gRPC response body fed in pieces whose size the first byte picks,
+    /// each message decoded as a daemon download response; the rest of the
+    /// input also goes through the grpc-message decoder.
+    static func grpcFrames(_ data: [UInt8]) {
+        guard let first = data.first else { return }
+        let piece = Int(first) + 1
+        let body = Array(data.dropFirst())
+        var d = GRPCFrameDecoder(maxMessageBytes: 1 << 16)
+        body.withUnsafeBytes { raw in
+            var at = 0
+            while at < raw.count {
+                let n = min(piece, raw.count - at)
+                do {
+                    try d.feed(UnsafeRawBufferPointer(rebasing: raw[at..<(at + n)])) { _ = try? DaemonMessages.downloadPersistentTaskResponse($0) }
+                } catch { return }
+                at += n
+            }
+            _ = try? d.finish()
+        }
+        _ = GRPCChannel.statusMessage(String(decoding: body, as: UTF8.self))
     }
 
     /// The Dragonfly daemon's response decoders; the first byte picks one.

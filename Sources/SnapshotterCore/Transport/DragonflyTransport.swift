@@ -71,7 +71,7 @@ final class DragonflyTransport: ContentTransport {
 
     private func url(_ d: Digest) -> String { "\(provider)://\(bucket)/xxh3/\(d.hex)" }
 
-    private func options(cancel: CancellationFlag?, stallSeconds: Int, timeoutMs: Int = 0) -> GRPCChannel.CallOptions {
+    private func options(cancel: CancellationFlag?, stallSeconds: Double, timeoutMs: Int = 0) -> GRPCChannel.CallOptions {
         var o = GRPCChannel.CallOptions()
         o.connectTimeoutMs = Int.clamped(settings.connectTimeoutSeconds * 1000, 100, 86_400_000)
         o.timeoutMs = timeoutMs
@@ -80,7 +80,7 @@ final class DragonflyTransport: ContentTransport {
         return o
     }
 
-    private var stallSeconds: Int { Int.clamped(settings.stallTimeoutSeconds.rounded(.up), 1, 86_400) }
+    private var stallSeconds: Double { min(max(settings.stallTimeoutSeconds, 0.1), 86_400) }
 
     // MARK: the three operations
 
@@ -258,7 +258,7 @@ final class DragonflyTransport: ContentTransport {
         case let e as SnapshotterError:
             return e.code == .transport ? SnapshotterError(.transport, "\(what): \(e.message)\(incomplete)") : e
         case let e as GRPCTransportError where e.timedOut && download:
-            return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) sent nothing for \(stallSeconds) s (after \(messages) messages); the download is incomplete")
+            return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) sent nothing for \(settings.stallTimeoutSeconds) s (after \(messages) messages); the download is incomplete")
         case let e as GRPCTransportError:
             return SnapshotterError(.transport, "\(what): the Dragonfly daemon at \(endpoint) cannot be reached or broke the call: \(e.message)\(messages > 0 ? incomplete : "")")
         case let e as GRPCStatusError:

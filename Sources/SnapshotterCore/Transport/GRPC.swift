@@ -161,8 +161,9 @@ final class GRPCChannel: Sendable {
         var connectTimeoutMs = 10_000
         /// The whole call; 0: no limit (streams end by cancel or stall).
         var timeoutMs = 0
-        /// A call that moves no byte for this long fails; 0: no limit.
-        var stallSeconds = 30
+        /// A call that receives no byte of its response for this long
+        /// fails (timed out); 0: no limit.
+        var stallSeconds: Double = 30
         var shouldAbort: (@Sendable () -> Bool)? = nil
         var maxMessageBytes = 4 << 20
     }
@@ -184,24 +185,32 @@ final class GRPCChannel: Sendable {
     /// `GRPCStatusError` for any other status.
     func call(_ path: String, _ request: [UInt8], _ options: CallOptions,
               onMessage: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
-        let state = CallState(maxMessageBytes: options.maxMessageBytes, onMessage: onMessage)
+        let state = CallState(maxMessageBytes: options.maxMessageBytes, stallSeconds: options.stallSeconds, onMessage: onMessage)
         var req = HTTPRequest(method: "POST", url: target.base + path)
         req.headers = ["Content-Type: application/grpc", "TE: trailers"]
         req.body = GRPCFrameDecoder.frame(request)
         req.unixSocketPath = target.socketPath
         req.http2PriorKnowledge = true
         req.followRedirects = false
-        req.shouldAbort = options.shouldAbort
+        // libcurl 7.88 fails a second request on a kept HTTP/2 connection
+        // to grpcio's server ("Error in the HTTP2 framing layer", before
+        // sending anything; the curl tool does the same): one connection
+        // per call, which on a local socket costs little against a
+        // content file's transfer.
+        req.freshConnection = true
+        let abort = options.shouldAbort
+        req.shouldAbort = { state.isStalled || abort?() == true }
         req.onBody = { state.take($0) }
         var settings = HTTPSettings()
         settings.connectTimeoutMs = options.connectTimeoutMs
         settings.totalTimeoutMs = options.timeoutMs
-        settings.stallTimeoutSeconds = max(0, options.stallSeconds)
+        settings.stallTimeoutSeconds = 0  // the call's own, below
         let response: HTTPResponse
         do {
             response = try pool.perform(req, settings)
         } catch let e as HTTPTransportError {
             if let failure = state.failure { throw failure }
+            if e.aborted && state.stalled { throw GRPCTransportError(message: "nothing received for \(options.stallSeconds) s", timedOut: true) }
             if e.aborted { throw SnapshotterError.canceled }
             throw GRPCTransportError(message: e.message, timedOut: e.timedOut)
         }
@@ -223,8 +232,8 @@ final class GRPCChannel: Sendable {
     /// grpc-message is percent-encoded; the result is kept printable and
     /// short (it goes into error messages).
     static func statusMessage(_ raw: String) -> String {
+        let bytes = Array(raw.utf8)
         var out: [UInt8] = []
-        var bytes = Array(raw.utf8).makeIterator()
         func hex(_ c: UInt8) -> UInt8? {
             switch c {
             case 0x30...0x39: return c - 0x30
@@ -233,30 +242,46 @@ final class GRPCChannel: Sendable {
             default: return nil
             }
         }
-        while let c = bytes.next() {
-            if c == 0x25, let h = bytes.next(), let l = bytes.next(), let a = hex(h), let b = hex(l) {
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 0x25, i + 2 < bytes.count, let a = hex(bytes[i + 1]), let b = hex(bytes[i + 2]) {
                 out.append(a << 4 | b)
+                i += 3
             } else {
-                out.append(c)
+                out.append(bytes[i])
+                i += 1
             }
         }
         return Redact.printable(String(decoding: out, as: UTF8.self), max: 512)
     }
 }
 
-/// What the body callback of one call keeps: the frame decoder and the
-/// first error, which aborts the transfer.
+/// What the callbacks of one call keep: the frame decoder, the first
+/// error (which aborts the transfer) and when the last bytes came. Used on
+/// the transfer's thread only.
 private final class CallState: @unchecked Sendable {
     var decoder: GRPCFrameDecoder
     let onMessage: (UnsafeRawBufferPointer) throws -> Void
     var failure: Error?
+    private let stallNanos: UInt64
+    private var last = Sys.monotonicNanos()
+    private(set) var stalled = false
 
-    init(maxMessageBytes: Int, onMessage: @escaping (UnsafeRawBufferPointer) throws -> Void) {
+    init(maxMessageBytes: Int, stallSeconds: Double, onMessage: @escaping (UnsafeRawBufferPointer) throws -> Void) {
         decoder = GRPCFrameDecoder(maxMessageBytes: maxMessageBytes)
+        stallNanos = stallSeconds > 0 ? UInt64(Int64.nanos(seconds: stallSeconds)) : 0
         self.onMessage = onMessage
     }
 
+    /// Asked by the progress callback: true once nothing came for the
+    /// stall time (then it stays true).
+    var isStalled: Bool {
+        if !stalled && stallNanos > 0 && Sys.monotonicNanos() &- last > stallNanos { stalled = true }
+        return stalled
+    }
+
     func take(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        last = Sys.monotonicNanos()
         guard failure == nil else { return false }
         do {
             try decoder.feed(bytes, onMessage)
