@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -107,4 +108,10 @@ int cshim_ofd_trylock(int fd, int exclusive) {
     int rc;
     do { rc = fcntl(fd, F_OFD_SETLK, &fl); } while (rc == -1 && errno == EINTR);
     return rc;
+}
+
+void cshim_set_thread_name(const char *name) {
+    char buf[16];
+    snprintf(buf, sizeof buf, "%s", name);
+    (void)pthread_setname_np(pthread_self(), buf);
 }

@@ -40,4 +40,6 @@ uint64_t cshim_random_u64(void);
  * with errno EAGAIN or EACCES when another open file description holds a
  * conflicting lock (in any process, this one included). */
 int cshim_ofd_trylock(int fd, int exclusive);
+/* Names the calling thread (at most 15 bytes are kept). */
+void cshim_set_thread_name(const char *name);
 #endif

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShim
 import Synchronization
 
 /// A fixed set of threads for blocking file I/O and LMDB transactions.
@@ -46,6 +47,8 @@ final class BlockingPool: @unchecked Sendable {
             let box = Unmanaged.passRetained(self).toOpaque()
             let rc = pthread_create(&tid, nil, { arg in
                 let pool = Unmanaged<BlockingPool>.fromOpaque(arg!).takeRetainedValue()
+                // Named, so a host's thread list shows whose they are.
+                cshim_set_thread_name("snapshotter-io")
                 pool.work()
                 return nil
             }, box)
