@@ -63,10 +63,11 @@ var (
 	// opened it (a Go program only sees it through a C fork in cgo code).
 	ErrForked error = CodeForked
 
-	// ErrSnapshotAlreadyExists is d7y.io/snapshotter's name for
-	// ErrAlreadyExists (the same value): Snapshot of a name:version the
-	// store already has.
-	ErrSnapshotAlreadyExists = ErrAlreadyExists
+	// ErrSnapshotAlreadyExists is what Snapshot of a name:version the
+	// store already has returns: this value itself, so err ==
+	// ErrSnapshotAlreadyExists holds as with d7y.io/snapshotter. It is an
+	// *Error with CodeExists: errors.Is(err, ErrAlreadyExists) holds too.
+	ErrSnapshotAlreadyExists error = &Error{Code: CodeExists, Op: "snapshot", Message: "snapshot already exists"}
 )
 
 var codeText = map[Code]string{

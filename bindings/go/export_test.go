@@ -21,3 +21,16 @@ func WaitGateChanging(s *Store) {
 		runtime.Gosched()
 	}
 }
+
+// GCSettings is what a GC maps to: the library options it sets, by name.
+func GCSettings(g GC) map[string]int64 {
+	s := gcFrom(g)
+	m := map[string]int64{}
+	for name, v := range map[string]*int64{"interval": s.interval, "high": s.high, "low": s.low,
+		"batch": s.batch, "retention": s.retention} {
+		if v != nil {
+			m[name] = *v
+		}
+	}
+	return m
+}

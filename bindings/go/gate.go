@@ -12,8 +12,8 @@ import "context"
 // operation to the new registry. The gate therefore lets operations with
 // the current settings run together, and makes a call that changes them
 // wait until those have finished; while it waits, new calls queue behind
-// it (no starvation). Options apply on top of the settings current when
-// the call gets its turn, so they hold "for that call and after".
+// it (no starvation). Options apply on top of the store's settings from
+// New, for that call only, as in d7y.io/snapshotter.
 type remoteGate struct {
 	// running counts operations started under cfg and not yet finished;
 	// changing is set while a call waits for them to change cfg. The
@@ -30,8 +30,8 @@ func (g *remoteGate) broadcast() {
 	g.wake = make(chan struct{})
 }
 
-func sameRemote(a, b *Config) bool {
-	return a.Metadata == b.Metadata && a.Content == b.Content && a.Dragonfly == b.Dragonfly
+func sameRemote(a, b *Config, xa, xb *extras) bool {
+	return a.Metadata == b.Metadata && a.Content == b.Content && a.Dragonfly == b.Dragonfly && xa.remote == xb.remote
 }
 
 // enterRemote applies opts to the store's settings, reconfiguring the
@@ -39,7 +39,7 @@ func sameRemote(a, b *Config) bool {
 // running under them: it must call leaveRemote when its operation is
 // over (or was never started). Called without cfgMu; returns with it
 // held, so the operation starts before anyone can change the settings.
-func (s *Store) enterRemote(ctx context.Context, what string, opts []Option) (Config, error) {
+func (s *Store) enterRemote(ctx context.Context, what string, opts []Option) (Config, extras, error) {
 	g := &s.gate
 	s.cfgMu.Lock()
 	if g.wake == nil {
@@ -59,19 +59,17 @@ func (s *Store) enterRemote(ctx context.Context, what string, opts []Option) (Co
 		}
 	}
 	for {
-		cfg := s.cfg
-		for _, opt := range opts {
-			opt(&cfg)
-		}
+		cfg, x := s.cfg, s.ext
+		apply(&cfg, &x, opts)
 		switch {
 		case g.changing:
 			if err := wait(); err != nil {
 				s.cfgMu.Unlock()
-				return Config{}, err
+				return Config{}, extras{}, err
 			}
-		case sameRemote(&cfg, &s.cfg):
+		case sameRemote(&cfg, &s.cur, &x, &s.curExt):
 			g.running++
-			return cfg, nil
+			return cfg, x, nil
 		default:
 			g.changing = true
 			for g.running > 0 {
@@ -79,19 +77,19 @@ func (s *Store) enterRemote(ctx context.Context, what string, opts []Option) (Co
 					g.changing = false
 					g.broadcast()
 					s.cfgMu.Unlock()
-					return Config{}, err
+					return Config{}, extras{}, err
 				}
 			}
-			err := s.reconfigure(what, &cfg)
+			err := s.reconfigure(what, &cfg, &x)
 			g.changing = false
 			g.broadcast()
 			if err != nil {
 				s.cfgMu.Unlock()
-				return Config{}, err
+				return Config{}, extras{}, err
 			}
-			s.cfg.Metadata, s.cfg.Content, s.cfg.Dragonfly = cfg.Metadata, cfg.Content, cfg.Dragonfly
+			s.cur, s.curExt = cfg, x
 			g.running++
-			return cfg, nil
+			return cfg, x, nil
 		}
 	}
 }

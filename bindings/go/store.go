@@ -10,6 +10,7 @@ import "C"
 import (
 	"context"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -27,18 +28,20 @@ type Store struct {
 	mu  sync.RWMutex
 	ptr *C.snapshotter_t
 
-	// cfgMu guards cfg (whose registry and content settings persist
-	// from call to call) and gate.
-	cfgMu sync.Mutex
-	cfg   Config
-	gate  remoteGate
+	// cfgMu guards cfg and ext (the settings from New), cur and curExt
+	// (the remote settings the library has now) and gate.
+	cfgMu  sync.Mutex
+	cfg    Config
+	ext    extras
+	cur    Config
+	curExt extras
+	gate   remoteGate
 }
 
 // Open is New with the concrete type.
 func Open(config Config, opts ...Option) (*Store, error) {
-	for _, opt := range opts {
-		opt(&config)
-	}
+	x := &extras{}
+	apply(&config, x, opts)
 	if config.RootDir == "" {
 		return nil, &Error{Code: CodeInvalid, Op: "open", Message: "root directory is required"}
 	}
@@ -50,7 +53,7 @@ func Open(config Config, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	defer o.free()
-	o.setStore(&config)
+	o.setStore(&config, x)
 	if o.err != nil {
 		return nil, o.err
 	}
@@ -61,8 +64,8 @@ func Open(config Config, opts ...Option) (*Store, error) {
 	if rc != 0 {
 		return nil, newError("open", rc, msg)
 	}
-	config.report = nil // per call only
-	s := &Store{ptr: p, cfg: config}
+	x.report = nil // per call only
+	s := &Store{ptr: p, cfg: config, ext: *x, cur: config, curExt: *x}
 	runtime.SetFinalizer(s, finalizeStore)
 	return s, nil
 }
@@ -131,41 +134,39 @@ func (s *Store) withStore(op string, fn func(p *C.snapshotter_t) C.int) error {
 // gate.go): with per-call options applied, the library reconfigured when
 // they change the registry or content settings, and those settings held
 // until the operation is over.
-func (s *Store) startRemoteOp(ctx context.Context, what string, opts []Option, start func(cfg *Config) startFunc) (*pendingOp, *Config, error) {
-	cfg, err := s.enterRemote(ctx, what, opts)
+func (s *Store) startRemoteOp(ctx context.Context, what string, opts []Option, start func(x *extras) startFunc) (*pendingOp, *extras, error) {
+	_, x, err := s.enterRemote(ctx, what, opts)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer s.cfgMu.Unlock()
-	p, err := s.begin(ctx, what, cfg.progress, start(&cfg))
+	p, err := s.begin(ctx, what, x.progress, start(&x))
 	if err != nil {
 		s.leaveRemoteLocked()
 		return nil, nil, err
 	}
 	p.leave = s.leaveRemote
-	return p, &cfg, nil
+	return p, &x, nil
 }
 
 // startOp starts an operation that does not involve the registry: only
 // the per-call options of this binding (progress, report) apply.
-func (s *Store) startOp(ctx context.Context, what string, opts []Option, start func(cfg *Config) startFunc) (*pendingOp, *Config, error) {
+func (s *Store) startOp(ctx context.Context, what string, opts []Option, start func(x *extras) startFunc) (*pendingOp, *extras, error) {
 	s.cfgMu.Lock()
-	cfg := s.cfg
+	cfg, x := s.cfg, s.ext
 	s.cfgMu.Unlock()
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	p, err := s.begin(ctx, what, cfg.progress, start(&cfg))
-	return p, &cfg, err
+	apply(&cfg, &x, opts)
+	p, err := s.begin(ctx, what, x.progress, start(&x))
+	return p, &x, err
 }
 
-func (s *Store) reconfigure(what string, cfg *Config) error {
+func (s *Store) reconfigure(what string, cfg *Config, x *extras) error {
 	o, err := newCOptions()
 	if err != nil {
 		return err
 	}
 	defer o.free()
-	o.setRemote(cfg)
+	o.setRemote(cfg, &x.remote)
 	if o.err != nil {
 		o.err.(*Error).Op = what
 		return o.err
@@ -197,7 +198,8 @@ func (c cstrings) free() {
 
 // Snapshot snapshots req.Files under req.BaseDir as req.Name:req.Version,
 // publishing it to the registry when one is configured. A name:version
-// the store already has fails with ErrSnapshotAlreadyExists.
+// the store already has fails with ErrSnapshotAlreadyExists itself (==
+// holds, as with d7y.io/snapshotter).
 func (s *Store) Snapshot(ctx context.Context, req *SnapshotRequest, opts ...Option) error {
 	if req == nil {
 		return &Error{Code: CodeInvalid, Op: "snapshot", Message: "snapshot: request is nil"}
@@ -220,7 +222,7 @@ func (s *Store) Snapshot(ctx context.Context, req *SnapshotRequest, opts ...Opti
 		}
 	}
 	name, version, base := cs.add(req.Name), cs.add(req.Version), cs.add(req.BaseDir)
-	p, cfg, err := s.startRemoteOp(ctx, "snapshot", opts, func(*Config) startFunc {
+	p, x, err := s.startRemoteOp(ctx, "snapshot", opts, func(*extras) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
 			return C.sgo_snapshot_async(st, name, version, base, files, wp, payload, out)
 		}
@@ -228,11 +230,17 @@ func (s *Store) Snapshot(ctx context.Context, req *SnapshotRequest, opts ...Opti
 	if err != nil {
 		return err
 	}
-	return p.wait(ctx, cfg.fillReport)
+	err = p.wait(ctx, x.fillReport)
+	if e, ok := err.(*Error); ok && e.Code == CodeExists && strings.HasPrefix(e.Message, "snapshot ") &&
+		strings.HasSuffix(e.Message, " already exists") {
+		return ErrSnapshotAlreadyExists
+	}
+	return err
 }
 
 // Restore restores req.Name:req.Version into req.OutputDir. A snapshot not
 // in the local store is fetched from the registry when one is configured.
+// Files already in OutputDir are replaced unless WithRefuseExisting.
 func (s *Store) Restore(ctx context.Context, req *RestoreRequest, opts ...Option) error {
 	if req == nil {
 		return &Error{Code: CodeInvalid, Op: "restore", Message: "restore: request is nil"}
@@ -243,9 +251,9 @@ func (s *Store) Restore(ctx context.Context, req *RestoreRequest, opts ...Option
 	var cs cstrings
 	defer cs.free()
 	name, version, output := cs.add(req.Name), cs.add(req.Version), cs.add(req.OutputDir)
-	p, cfg, err := s.startRemoteOp(ctx, "restore", opts, func(cfg *Config) startFunc {
+	p, x, err := s.startRemoteOp(ctx, "restore", opts, func(x *extras) startFunc {
 		var flags C.uint
-		if cfg.overwrite {
+		if !x.refuse {
 			flags |= C.SNAPSHOTTER_RESTORE_OVERWRITE
 		}
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
@@ -255,12 +263,12 @@ func (s *Store) Restore(ctx context.Context, req *RestoreRequest, opts ...Option
 	if err != nil {
 		return err
 	}
-	return p.wait(ctx, cfg.fillReport)
+	return p.wait(ctx, x.fillReport)
 }
 
-func (c *Config) fillReport(op *C.snapshotter_op_t) {
-	if c.report != nil {
-		*c.report = reportFromC(C.snapshotter_op_report(op))
+func (x *extras) fillReport(op *C.snapshotter_op_t) {
+	if x.report != nil {
+		*x.report = reportFromC(C.snapshotter_op_report(op))
 	}
 }
 
@@ -292,7 +300,7 @@ func (s *Store) GC(ctx context.Context, opts ...Option) (Report, error) {
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
-	p, _, err := s.startOp(ctx, "gc", opts, func(*Config) startFunc {
+	p, _, err := s.startOp(ctx, "gc", opts, func(*extras) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
 			return C.sgo_gc_async(st, wp, payload, out)
 		}
@@ -312,7 +320,7 @@ func (s *Store) Verify(ctx context.Context, opts ...Option) (*VerifyReport, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p, _, err := s.startOp(ctx, "verify", opts, func(*Config) startFunc {
+	p, _, err := s.startOp(ctx, "verify", opts, func(*extras) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
 			return C.sgo_verify_async(st, wp, payload, out)
 		}

@@ -125,6 +125,7 @@ public struct ContentSettings: Sendable, Equatable {
 func makeTransport(_ settings: ContentSettings) throws -> any ContentTransport {
     if !settings.dragonflyEndpoint.isEmpty {
 #if SNAPSHOTTER_DRAGONFLY
+        if settings.url.isEmpty { return MissingObjectStorage(settings.dragonflyEndpoint) }
         return try DragonflyTransport(settings)
 #else
         throw SnapshotterError(.unsupported, ContentSettings.notBuilt(settings.dragonflyEndpoint))
