@@ -9,7 +9,8 @@
 
 PREFIX ?= /usr/local
 SWIFT ?= swift
-VERSION := 0.2.0
+# The one version: the header's.
+VERSION := $(shell sed -n 's/^\#define SNAPSHOTTER_VERSION_STRING "\(.*\)"/\1/p' include/snapshotter.h)
 SOMAJOR := 0
 LIBDIR := $(DESTDIR)$(PREFIX)/lib
 INCDIR := $(DESTDIR)$(PREFIX)/include

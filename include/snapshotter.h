@@ -96,7 +96,7 @@ extern "C" {
  * so a binding can refuse a library older than the header it was built
  * against. */
 SNAPSHOTTER_API int snapshotter_version(void);
-/* The library's version as text ("0.1.0"); static storage. */
+/* The library's version as text ("MAJOR.MINOR.PATCH"); static storage. */
 SNAPSHOTTER_API const char *snapshotter_version_string(void);
 
 /* ---- Status codes ------------------------------------------------------ */

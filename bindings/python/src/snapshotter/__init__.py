@@ -44,11 +44,11 @@ from .models import File, FileInfo, Phase, Problem, Progress, Report, SnapshotIn
 from .options import ContentProvider, Dragonfly, GCOptions, Registry
 from .store import Snapshotter
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the header's SNAPSHOTTER_VERSION_STRING (tests/test_header.py)
 
 
 def library_version() -> str:
-    """The loaded libsnapshotter's version ("0.1.0"); loads it if needed."""
+    """The loaded libsnapshotter's version ("MAJOR.MINOR.PATCH"); loads it if needed."""
     return _ffi.load().version_string
 
 

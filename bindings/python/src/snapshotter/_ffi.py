@@ -41,6 +41,8 @@ MIN_VERSION = 100
 MAJOR = 0
 
 # ---- status codes (stable, from the header) --------------------------------
+# Every SNAPSHOTTER_ constant of include/snapshotter.h is checked against
+# this module by tests/test_header.py.
 OK = 0
 EINVAL = -30601
 ENOTFOUND = -30602
@@ -92,6 +94,7 @@ OPT_GC_LOW_WATERMARK_PERCENT = 302
 OPT_GC_BATCH_SIZE = 303
 OPT_GC_MIN_RETENTION_SECONDS = 304
 OPT_GC_MAX_STORE_BYTES = 305
+OPT_GC_ORPHAN_GRACE_SECONDS = 306
 
 RESTORE_OVERWRITE = 0x1
 
