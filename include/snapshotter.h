@@ -474,6 +474,23 @@ SNAPSHOTTER_API int snapshotter_restore_async(snapshotter_t *s, const char *name
 SNAPSHOTTER_API int snapshotter_restore(snapshotter_t *s, const char *name, const char *version,
                                         const char *output_dir, unsigned int flags, snapshotter_report_t *report);
 
+/* Per-call settings: snapshot and restore with the registry (100-199) and
+ * content (200-299) settings of `opts` instead of the store's, for this
+ * operation only; the store keeps its own, and operations with different
+ * settings run side by side. The other settings of `opts` are not read
+ * (they are fixed at open). NULL `opts` is the store's settings. `opts` is
+ * read during the call only. */
+SNAPSHOTTER_API int snapshotter_snapshot_with_options_async(snapshotter_t *s, const char *name, const char *version,
+                                                            const char *base_dir, const snapshotter_files_t *files,
+                                                            const snapshotter_options_t *opts,
+                                                            snapshotter_progress_cb progress, snapshotter_done_cb done,
+                                                            void *payload, snapshotter_op_t **op_out);
+SNAPSHOTTER_API int snapshotter_restore_with_options_async(snapshotter_t *s, const char *name, const char *version,
+                                                           const char *output_dir, unsigned int flags,
+                                                           const snapshotter_options_t *opts,
+                                                           snapshotter_progress_cb progress, snapshotter_done_cb done,
+                                                           void *payload, snapshotter_op_t **op_out);
+
 /* Deletes name:version and the content nothing else references. */
 SNAPSHOTTER_API int snapshotter_delete_async(snapshotter_t *s, const char *name, const char *version,
                                              snapshotter_done_cb done, void *payload, snapshotter_op_t **op_out);

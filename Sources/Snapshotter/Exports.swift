@@ -206,7 +206,7 @@ public func snapshotter_op_verify_report(_ op: OpaquePointer?) -> UnsafePointer<
 }
 
 /// Starts an async operation and hands its handle to C.
-private func startAsync(_ s: OpaquePointer?, _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
+func startAsync(_ s: OpaquePointer?, _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
                         _ payload: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
                         _ body: @escaping @Sendable (StoreHandle, OpHandle) async throws -> OpResult) throws -> Int32 {
     guard let out else { throw SnapshotterError(.invalidArgument, "op_out pointer is NULL") }
@@ -236,15 +236,15 @@ private func runSync(_ s: OpaquePointer?, _ report: UnsafeMutablePointer<snapsho
     return st
 }
 
-private func snapshotBody(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
-                          _ baseDir: UnsafePointer<CChar>?, _ files: OpaquePointer?) throws
+func snapshotBody(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
+                  _ baseDir: UnsafePointer<CChar>?, _ files: OpaquePointer?, remote: CallRemote? = nil) throws
     -> @Sendable (StoreHandle, OpHandle) async throws -> OpResult {
     let request = SnapshotRequest(
         name: try cString(name, "name"), version: try cString(version, "version"),
         baseDir: try cString(baseDir, "base directory"),
         files: try Handles.require(files, FilesHandle.self, "files").files)
     return { store, op in
-        let r = try await store.engine.snapshot(request, progress: op.progressHandler, cancel: op.cancel)
+        let r = try await store.engine.snapshot(request, progress: op.progressHandler, cancel: op.cancel, remote: remote)
         return .report(Report(filesStored: Int64(r.filesStored), filesKnownByInode: Int64(r.filesKnownByInode),
                               bytesRead: r.bytesRead))
     }
@@ -271,15 +271,15 @@ public func snapshotter_snapshot(_ s: OpaquePointer?, _ name: UnsafePointer<CCha
     }
 }
 
-private func restoreBody(_ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
-                         _ output: UnsafePointer<CChar>?, _ flags: UInt32) throws
+func restoreBody(_ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
+                 _ output: UnsafePointer<CChar>?, _ flags: UInt32, remote: CallRemote? = nil) throws
     -> @Sendable (StoreHandle, OpHandle) async throws -> OpResult {
     let overwrite = UInt32(SNAPSHOTTER_RESTORE_OVERWRITE)
     guard flags & ~overwrite == 0 else { throw SnapshotterError(.invalidArgument, "unknown restore flags 0x\(String(flags, radix: 16))") }
     let request = RestoreRequest(name: try cString(name, "name"), version: try cString(version, "version"),
                                  outputDir: try cString(output, "output directory"), overwrite: flags & overwrite != 0)
     return { store, op in
-        let r = try await store.engine.restore(request, progress: op.progressHandler, cancel: op.cancel)
+        let r = try await store.engine.restore(request, progress: op.progressHandler, cancel: op.cancel, remote: remote)
         return .report(Report(filesLinked: Int64(r.filesLinked), filesCopied: Int64(r.filesCopied),
                               filesDecoded: Int64(r.filesDecoded), bytesWritten: r.bytesWritten))
     }

@@ -82,9 +82,8 @@ func extra(set func(x *extras)) Option {
 // to New, of every Snapshot, Restore, GC and Verify that has no progress
 // option of its own). fn runs on a library thread, never concurrently for
 // one operation; it must return quickly and must not call List, Files,
-// Stats or Close (they fail with ErrBusy there), nor Snapshot or Restore
-// with other registry settings (those wait for running operations, this
-// one included). To stop the operation, cancel its context (canceled
+// Stats or Close (they fail with ErrBusy there). To stop the operation,
+// cancel its context (canceled
 // from fn, it stops at that event); a panic in fn cancels it and is raised
 // again in the goroutine that called.
 func WithProgress(fn func(Progress)) Option {

@@ -28,14 +28,10 @@ type Store struct {
 	mu  sync.RWMutex
 	ptr *C.snapshotter_t
 
-	// cfgMu guards cfg and ext (the settings from New), cur and curExt
-	// (the remote settings the library has now) and gate.
-	cfgMu  sync.Mutex
-	cfg    Config
-	ext    extras
-	cur    Config
-	curExt extras
-	gate   remoteGate
+	// The settings from New, fixed after Open: each call applies its
+	// options to a copy.
+	cfg Config
+	ext extras
 }
 
 // Open is New with the concrete type.
@@ -65,7 +61,7 @@ func Open(config Config, opts ...Option) (*Store, error) {
 		return nil, newError("open", rc, msg)
 	}
 	x.report = nil // per call only
-	s := &Store{ptr: p, cfg: config, ext: *x, cur: config, curExt: *x}
+	s := &Store{ptr: p, cfg: config, ext: *x}
 	runtime.SetFinalizer(s, finalizeStore)
 	return s, nil
 }
@@ -130,48 +126,57 @@ func (s *Store) withStore(op string, fn func(p *C.snapshotter_t) C.int) error {
 	return nil
 }
 
-// startRemoteOp starts a Snapshot or Restore under the remote gate (see
-// gate.go): with per-call options applied, the library reconfigured when
-// they change the registry or content settings, and those settings held
-// until the operation is over.
-func (s *Store) startRemoteOp(ctx context.Context, what string, opts []Option, start func(x *extras) startFunc) (*pendingOp, *extras, error) {
-	_, x, err := s.enterRemote(ctx, what, opts)
+// callSettings applies a call's options on top of the store's settings:
+// its extras, and the C options of its registry and content settings when
+// they differ from the store's (nil: the store's own). Free the options
+// once the operation has started.
+func (s *Store) callSettings(what string, opts []Option) (*extras, *cOptions, error) {
+	cfg, x := s.cfg, s.ext // fixed at open: read without a lock
+	apply(&cfg, &x, opts)
+	if sameRemote(&cfg, &s.cfg, &x, &s.ext) {
+		return &x, nil, nil
+	}
+	o, err := newCOptions()
 	if err != nil {
 		return nil, nil, err
 	}
-	defer s.cfgMu.Unlock()
-	p, err := s.begin(ctx, what, x.progress, start(&x))
-	if err != nil {
-		s.leaveRemoteLocked()
+	o.setRemote(&cfg, &x.remote)
+	if o.err != nil {
+		err := o.err
+		err.(*Error).Op = what
+		o.free()
 		return nil, nil, err
 	}
-	p.leave = s.leaveRemote
-	return p, &x, nil
+	return &x, o, nil
+}
+
+func sameRemote(a, b *Config, xa, xb *extras) bool {
+	return a.Metadata == b.Metadata && a.Content == b.Content && a.Dragonfly == b.Dragonfly && xa.remote == xb.remote
+}
+
+// startRemoteOp starts a Snapshot or Restore with the call's settings.
+func (s *Store) startRemoteOp(ctx context.Context, what string, opts []Option,
+	start func(x *extras, o *C.snapshotter_options_t) startFunc) (*pendingOp, *extras, error) {
+	x, o, err := s.callSettings(what, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	var co *C.snapshotter_options_t
+	if o != nil {
+		defer o.free()
+		co = o.p
+	}
+	p, err := s.begin(ctx, what, x.progress, start(x, co))
+	return p, x, err
 }
 
 // startOp starts an operation that does not involve the registry: only
 // the per-call options of this binding (progress, report) apply.
 func (s *Store) startOp(ctx context.Context, what string, opts []Option, start func(x *extras) startFunc) (*pendingOp, *extras, error) {
-	s.cfgMu.Lock()
 	cfg, x := s.cfg, s.ext
-	s.cfgMu.Unlock()
 	apply(&cfg, &x, opts)
 	p, err := s.begin(ctx, what, x.progress, start(&x))
 	return p, &x, err
-}
-
-func (s *Store) reconfigure(what string, cfg *Config, x *extras) error {
-	o, err := newCOptions()
-	if err != nil {
-		return err
-	}
-	defer o.free()
-	o.setRemote(cfg, &x.remote)
-	if o.err != nil {
-		o.err.(*Error).Op = what
-		return o.err
-	}
-	return s.withStore(what, func(p *C.snapshotter_t) C.int { return C.snapshotter_reconfigure(p, o.p) })
 }
 
 func cbool(b bool) C.int {
@@ -222,9 +227,9 @@ func (s *Store) Snapshot(ctx context.Context, req *SnapshotRequest, opts ...Opti
 		}
 	}
 	name, version, base := cs.add(req.Name), cs.add(req.Version), cs.add(req.BaseDir)
-	p, x, err := s.startRemoteOp(ctx, "snapshot", opts, func(*extras) startFunc {
+	p, x, err := s.startRemoteOp(ctx, "snapshot", opts, func(_ *extras, o *C.snapshotter_options_t) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
-			return C.sgo_snapshot_async(st, name, version, base, files, wp, payload, out)
+			return C.sgo_snapshot_async(st, name, version, base, files, o, wp, payload, out)
 		}
 	})
 	if err != nil {
@@ -251,13 +256,13 @@ func (s *Store) Restore(ctx context.Context, req *RestoreRequest, opts ...Option
 	var cs cstrings
 	defer cs.free()
 	name, version, output := cs.add(req.Name), cs.add(req.Version), cs.add(req.OutputDir)
-	p, x, err := s.startRemoteOp(ctx, "restore", opts, func(x *extras) startFunc {
+	p, x, err := s.startRemoteOp(ctx, "restore", opts, func(x *extras, o *C.snapshotter_options_t) startFunc {
 		var flags C.uint
 		if !x.refuse {
 			flags |= C.SNAPSHOTTER_RESTORE_OVERWRITE
 		}
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
-			return C.sgo_restore_async(st, name, version, output, flags, wp, payload, out)
+			return C.sgo_restore_async(st, name, version, output, flags, o, wp, payload, out)
 		}
 	})
 	if err != nil {
