@@ -11,18 +11,27 @@ import (
 	"github.com/libsnapshotter/snapshotter-go/pkg/oci"
 )
 
-// needDragonfly skips unless the library has the Dragonfly transport.
-func needDragonfly(t *testing.T) {
+// hasDragonfly says whether the library has the Dragonfly transport.
+func hasDragonfly(t *testing.T) bool {
 	t.Helper()
 	s, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(),
 		Dragonfly: dragonfly.Dragonfly{Endpoint: "unix://" + filepath.Join(t.TempDir(), "none.sock")}})
 	if errIs(err, snapshotter.ErrUnsupported) {
-		t.Skip("libsnapshotter was built without the Dragonfly transport")
+		return false
 	}
 	if err != nil {
 		t.Fatalf("New with only a Dragonfly endpoint: %v", err)
 	}
 	s.Close()
+	return true
+}
+
+// needDragonfly skips unless the library has the Dragonfly transport.
+func needDragonfly(t *testing.T) {
+	t.Helper()
+	if !hasDragonfly(t) {
+		t.Skip("libsnapshotter was built without the Dragonfly transport")
+	}
 }
 
 func s3Content(env map[string]string) dragonfly.ContentProvider {
