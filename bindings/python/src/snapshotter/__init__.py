@@ -43,6 +43,7 @@ from .log import disable_logging, enable_logging
 from .models import File, FileInfo, Phase, Problem, Progress, Report, SnapshotInfo, Stats, VerifyReport
 from .options import ContentProvider, Dragonfly, GCOptions, Registry
 from .store import Snapshotter
+from .clients import ContentClient, RegistryClient
 
 __version__ = "0.2.0"  # the header's SNAPSHOTTER_VERSION_STRING (tests/test_header.py)
 
@@ -59,6 +60,8 @@ def library_path() -> str:
 
 __all__ = [
     "Snapshotter",
+    "RegistryClient",
+    "ContentClient",
     "Registry",
     "ContentProvider",
     "Dragonfly",
