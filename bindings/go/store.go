@@ -299,7 +299,7 @@ func (s *Store) Delete(ctx context.Context, name, version string) (Report, error
 
 // GC runs a garbage collection now with the store's GC settings: it
 // evicts least recently used snapshots while the disk is above the high
-// threshold (or the store above MaxStoreBytes) and removes orphans.
+// threshold (or the store above WithMaxStoreBytes) and removes orphans.
 // WithProgress is the only option that applies.
 func (s *Store) GC(ctx context.Context, opts ...Option) (Report, error) {
 	if err := ctx.Err(); err != nil {
