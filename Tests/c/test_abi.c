@@ -166,6 +166,8 @@ static int test_options(void) {
         char root[4096];
         path_join(root, sizeof root, base, "dragonfly-without-content");
         snapshotter_t *s = NULL;
+        /* No background collector: its sleeping task would outlive close. */
+        CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, 0), SNAPSHOTTER_OK);
         CHECK_RC(snapshotter_open(root, o, &s), SNAPSHOTTER_OK);
         char src[4096];
         path_join(src, sizeof src, base, "dragonfly-source");
