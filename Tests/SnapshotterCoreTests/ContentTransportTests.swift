@@ -120,7 +120,7 @@ struct ContentTransportTests {
         var c = ContentSettings(url: "")
         c.dragonflyEndpoint = "unix:///run/dfdaemon.sock"
         let t = try makeTransport(c)
-        #expect { _ = try t.has(try Digest(hex: String(repeating: "0", count: 16))) } throws: { e in
+        #expect { _ = try t.has(Digest(0x1234)) } throws: { e in
             guard let e = e as? SnapshotterError else { return false }
             return e.code == .invalidArgument && e.message.contains("object storage")
         }
