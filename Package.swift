@@ -42,6 +42,7 @@ let package = Package(
             name: "snapshotctl",
             dependencies: [
                 "SnapshotterCore",
+                "CSnapshotterABI", // the header's version
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

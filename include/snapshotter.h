@@ -96,7 +96,7 @@ extern "C" {
  * so a binding can refuse a library older than the header it was built
  * against. */
 SNAPSHOTTER_API int snapshotter_version(void);
-/* The library's version as text ("0.1.0"); static storage. */
+/* The library's version as text ("MAJOR.MINOR.PATCH"); static storage. */
 SNAPSHOTTER_API const char *snapshotter_version_string(void);
 
 /* ---- Status codes ------------------------------------------------------ */
@@ -472,6 +472,52 @@ SNAPSHOTTER_API int snapshotter_restore_async(snapshotter_t *s, const char *name
                                               void *payload, snapshotter_op_t **op_out);
 SNAPSHOTTER_API int snapshotter_restore(snapshotter_t *s, const char *name, const char *version,
                                         const char *output_dir, unsigned int flags, snapshotter_report_t *report);
+
+/* Per-call settings: snapshot and restore with the registry (100-199) and
+ * content (200-299) settings of `opts` instead of the store's, for this
+ * operation only; the store keeps its own, and operations with different
+ * settings run side by side. The other settings of `opts` are not read
+ * (they are fixed at open). NULL `opts` is the store's settings. `opts` is
+ * read during the call only. */
+SNAPSHOTTER_API int snapshotter_snapshot_with_options_async(snapshotter_t *s, const char *name, const char *version,
+                                                            const char *base_dir, const snapshotter_files_t *files,
+                                                            const snapshotter_options_t *opts,
+                                                            snapshotter_progress_cb progress, snapshotter_done_cb done,
+                                                            void *payload, snapshotter_op_t **op_out);
+SNAPSHOTTER_API int snapshotter_restore_with_options_async(snapshotter_t *s, const char *name, const char *version,
+                                                           const char *output_dir, unsigned int flags,
+                                                           const snapshotter_options_t *opts,
+                                                           snapshotter_progress_cb progress, snapshotter_done_cb done,
+                                                           void *payload, snapshotter_op_t **op_out);
+
+/* ---- Registry and content clients --------------------------------------
+ * Blocking calls without a store, with the registry (100-199) or content
+ * (200-299) settings of `opts` (for the Go API's oci.Client and
+ * dragonfly.Client). SNAPSHOTTER_EBUSY from a callback.
+ * - Blobs and manifests of repository <namespace>/<name>: a push returns
+ *   the sha256 digest ("sha256:<hex>") in *digest_out; a pull returns the
+ *   bytes, checked against their digest, in *data_out and *len_out.
+ *   `reference` is a tag (or, to pull, a sha256 digest). Pulled blobs are
+ *   limited by SNAPSHOTTER_OPT_MAX_CONFIG_BYTES's default, manifests to
+ *   1 MiB. Free what is returned with snapshotter_free.
+ * - Content by digest ("xxh3:<hex>") through the content transport: upload
+ *   sends the content file at `path` (an SPF1 stream, as in a store), which
+ *   must hash to the digest; download writes it to `output_path`
+ *   (replaced) only once it hashes to the digest. */
+SNAPSHOTTER_API int snapshotter_registry_push_blob(const snapshotter_options_t *opts, const char *name,
+                                                   const void *data, size_t len, char **digest_out);
+SNAPSHOTTER_API int snapshotter_registry_pull_blob(const snapshotter_options_t *opts, const char *name,
+                                                   const char *digest, void **data_out, size_t *len_out);
+SNAPSHOTTER_API int snapshotter_registry_push_manifest(const snapshotter_options_t *opts, const char *name,
+                                                       const char *reference, const void *data, size_t len,
+                                                       char **digest_out);
+SNAPSHOTTER_API int snapshotter_registry_pull_manifest(const snapshotter_options_t *opts, const char *name,
+                                                       const char *reference, void **data_out, size_t *len_out);
+SNAPSHOTTER_API int snapshotter_content_upload(const snapshotter_options_t *opts, const char *digest, const char *path);
+SNAPSHOTTER_API int snapshotter_content_download(const snapshotter_options_t *opts, const char *digest,
+                                                 const char *output_path);
+/* Frees memory returned by the library (NULL is a no-op). */
+SNAPSHOTTER_API void snapshotter_free(void *p);
 
 /* Deletes name:version and the content nothing else references. */
 SNAPSHOTTER_API int snapshotter_delete_async(snapshotter_t *s, const char *name, const char *version,

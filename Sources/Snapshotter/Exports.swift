@@ -14,10 +14,12 @@ func guarded(_ body: () throws -> Int32) -> Int32 {
     do { return try body() } catch { return Status.fail(error) }
 }
 
-nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = strdup("0.2.0")!
+nonisolated(unsafe) private let versionString: UnsafeMutablePointer<CChar> = strdup(SNAPSHOTTER_VERSION_STRING)!
 
 @_cdecl("snapshotter_version")
-public func snapshotter_version() -> Int32 { 200 }
+public func snapshotter_version() -> Int32 {
+    SNAPSHOTTER_VERSION_MAJOR * 10000 + SNAPSHOTTER_VERSION_MINOR * 100 + SNAPSHOTTER_VERSION_PATCH
+}
 
 @_cdecl("snapshotter_version_string")
 public func snapshotter_version_string() -> UnsafePointer<CChar> { UnsafePointer(versionString) }
@@ -64,122 +66,6 @@ public func snapshotter_options_new() -> OpaquePointer? {
 @_cdecl("snapshotter_options_free")
 public func snapshotter_options_free(_ opts: OpaquePointer?) {
     _ = Handles.remove(opts, as: OptionsHandle.self)
-}
-
-private enum OptionKind { case int, string }
-
-private func optionInfo(_ option: Int32) -> (String, OptionKind, Bool)? {
-    // (name, type, implemented by this version)
-    switch option {
-    case 1: return ("snapshot concurrency", .int, true)
-    case 2: return ("restore concurrency", .int, true)
-    case 3: return ("metadata map size", .int, true)
-    case 4: return ("progress interval", .int, true)
-    case 5: return ("store group", .int, true)
-    case 7: return ("durable restore", .int, true)
-    case 6: return ("max config bytes", .int, true)
-    case 100: return ("registry endpoint", .string, true)
-    case 101: return ("registry namespace", .string, true)
-    case 102: return ("registry username", .string, true)
-    case 103: return ("registry password", .string, true)
-    case 104: return ("registry insecure", .int, true)
-    case 105: return ("registry CA file", .string, true)
-    case 200: return ("content URL", .string, true)
-    case 201: return ("content endpoint", .string, true)
-    case 202: return ("content region", .string, true)
-    case 203: return ("content access key id", .string, true)
-    case 204: return ("content secret access key", .string, true)
-    case 205: return ("content session token", .string, true)
-    case 206: return ("Dragonfly endpoint", .string, true)
-    case 207: return ("Dragonfly fallback", .int, true)
-    case 208: return ("Dragonfly replicas", .int, true)
-    case 209: return ("Dragonfly TTL", .int, true)
-    case 210: return ("download concurrency", .int, true)
-    case 300: return ("GC interval", .int, true)
-    case 301: return ("GC high watermark", .int, true)
-    case 302: return ("GC low watermark", .int, true)
-    case 303: return ("GC batch size", .int, true)
-    case 304: return ("GC minimum retention", .int, true)
-    case 305: return ("GC store byte budget", .int, true)
-    case 306: return ("GC orphan grace", .int, true)
-    default: return nil
-    }
-}
-
-private func checkOption(_ option: Int32, _ kind: OptionKind) throws -> String {
-    guard let (name, k, implemented) = optionInfo(option) else {
-        throw SnapshotterError(.invalidArgument, "unknown option \(option)")
-    }
-    guard k == kind else {
-        throw SnapshotterError(.invalidArgument, "option \(option) (\(name)) takes \(k == .int ? "an integer" : "a string")")
-    }
-    guard implemented else {
-        throw SnapshotterError(.unsupported, "option \(option) (\(name)) is not supported by this version of the library")
-    }
-    return name
-}
-
-@_cdecl("snapshotter_options_set_int")
-public func snapshotter_options_set_int(_ opts: OpaquePointer?, _ option: Int32, _ value: Int64) -> Int32 {
-    guarded {
-        let o = try Handles.require(opts, OptionsHandle.self, "options")
-        let name = try checkOption(option, .int)
-        func range(_ r: ClosedRange<Int64>) throws {
-            guard r.contains(value) else {
-                throw SnapshotterError(.invalidArgument, "option \(option) (\(name)): \(value) is outside \(r.lowerBound)...\(r.upperBound)")
-            }
-        }
-        switch option {
-        case 1: try range(1...1024); o.store.snapshotConcurrency = Int(value)
-        case 2: try range(1...1024); o.store.restoreConcurrency = Int(value)
-        case 3: try range(1 << 20...(1 << 46)); o.store.metadataMapSize = Int(value)
-        case 4: try range(0...60_000_000); o.store.progressIntervalNanos = UInt64(value) * 1000
-        case 5: try range(-1...Int64(UInt32.max - 1)); o.store.storeGroup = value < 0 ? nil : UInt32(value)
-        case 7: try range(0...1); o.store.durableRestore = value != 0
-        case 6:
-            let r = StoreOptions.maxConfigBytesRange
-            try range(Int64(r.lowerBound)...Int64(r.upperBound)); o.store.maxConfigBytes = Int(value)
-        case 300: try range(0...(86_400 * 365)); o.store.gc.intervalSeconds = Double(value)
-        case 301: try range(0...100); o.store.gc.highWatermarkPercent = Double(value)
-        case 302: try range(0...100); o.store.gc.lowWatermarkPercent = Double(value)
-        case 303: try range(1...1_000_000); o.store.gc.batchSize = Int(value)
-        case 304: try range(0...(86_400 * 365 * 10)); o.store.gc.minRetentionSeconds = Double(value)
-        case 305: try range(0...Int64.max); o.store.gc.maxStoreBytes = value
-        case 306: try range(0...(86_400 * 365)); o.store.gc.orphanGraceSeconds = Double(value)
-        case 104: try range(0...1); o.registry.insecure = value != 0
-        case 207: try range(0...1); o.content.dragonflyFallback = value != 0
-        case 208: try range(1...1000); o.content.replicas = UInt64(value)
-        case 209: try range(0...(86_400 * 365 * 10)); o.content.ttlSeconds = value
-        case 210: try range(1...256); o.content.downloadConcurrency = Int(value)
-        default: throw SnapshotterError(.internal, "option \(option) has no setter")
-        }
-        return Status.ok
-    }
-}
-
-@_cdecl("snapshotter_options_set_string")
-public func snapshotter_options_set_string(_ opts: OpaquePointer?, _ option: Int32, _ value: UnsafePointer<CChar>?) -> Int32 {
-    guarded {
-        let o = try Handles.require(opts, OptionsHandle.self, "options")
-        let name = try checkOption(option, .string)
-        let v = try value.map { try cString($0, "option \(option) (\(name))", allowEmpty: true) }
-        switch option {
-        case 100: o.registry.endpoint = v ?? ""
-        case 101: o.registry.namespace = v ?? ""
-        case 102: o.registry.username = v
-        case 103: o.registry.password = v
-        case 105: o.registry.caFile = v
-        case 200: o.content.url = v ?? ""
-        case 201: o.content.endpoint = v ?? ""
-        case 202: o.content.region = v.flatMap { $0.isEmpty ? nil : $0 } ?? "us-east-1"
-        case 203: o.content.accessKeyID = v ?? ""
-        case 204: o.content.secretAccessKey = v ?? ""
-        case 205: o.content.sessionToken = v ?? ""
-        case 206: o.content.dragonflyEndpoint = v ?? ""
-        default: throw SnapshotterError(.internal, "option \(option) has no setter")
-        }
-        return Status.ok
-    }
 }
 
 // MARK: store
@@ -320,7 +206,7 @@ public func snapshotter_op_verify_report(_ op: OpaquePointer?) -> UnsafePointer<
 }
 
 /// Starts an async operation and hands its handle to C.
-private func startAsync(_ s: OpaquePointer?, _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
+func startAsync(_ s: OpaquePointer?, _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
                         _ payload: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
                         _ body: @escaping @Sendable (StoreHandle, OpHandle) async throws -> OpResult) throws -> Int32 {
     guard let out else { throw SnapshotterError(.invalidArgument, "op_out pointer is NULL") }
@@ -350,15 +236,15 @@ private func runSync(_ s: OpaquePointer?, _ report: UnsafeMutablePointer<snapsho
     return st
 }
 
-private func snapshotBody(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
-                          _ baseDir: UnsafePointer<CChar>?, _ files: OpaquePointer?) throws
+func snapshotBody(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
+                  _ baseDir: UnsafePointer<CChar>?, _ files: OpaquePointer?, remote: CallRemote? = nil) throws
     -> @Sendable (StoreHandle, OpHandle) async throws -> OpResult {
     let request = SnapshotRequest(
         name: try cString(name, "name"), version: try cString(version, "version"),
         baseDir: try cString(baseDir, "base directory"),
         files: try Handles.require(files, FilesHandle.self, "files").files)
     return { store, op in
-        let r = try await store.engine.snapshot(request, progress: op.progressHandler, cancel: op.cancel)
+        let r = try await store.engine.snapshot(request, progress: op.progressHandler, cancel: op.cancel, remote: remote)
         return .report(Report(filesStored: Int64(r.filesStored), filesKnownByInode: Int64(r.filesKnownByInode),
                               bytesRead: r.bytesRead))
     }
@@ -385,14 +271,15 @@ public func snapshotter_snapshot(_ s: OpaquePointer?, _ name: UnsafePointer<CCha
     }
 }
 
-private func restoreBody(_ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
-                         _ output: UnsafePointer<CChar>?, _ flags: UInt32) throws
+func restoreBody(_ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
+                 _ output: UnsafePointer<CChar>?, _ flags: UInt32, remote: CallRemote? = nil) throws
     -> @Sendable (StoreHandle, OpHandle) async throws -> OpResult {
-    guard flags & ~UInt32(1) == 0 else { throw SnapshotterError(.invalidArgument, "unknown restore flags 0x\(String(flags, radix: 16))") }
+    let overwrite = UInt32(SNAPSHOTTER_RESTORE_OVERWRITE)
+    guard flags & ~overwrite == 0 else { throw SnapshotterError(.invalidArgument, "unknown restore flags 0x\(String(flags, radix: 16))") }
     let request = RestoreRequest(name: try cString(name, "name"), version: try cString(version, "version"),
-                                 outputDir: try cString(output, "output directory"), overwrite: flags & 1 != 0)
+                                 outputDir: try cString(output, "output directory"), overwrite: flags & overwrite != 0)
     return { store, op in
-        let r = try await store.engine.restore(request, progress: op.progressHandler, cancel: op.cancel)
+        let r = try await store.engine.restore(request, progress: op.progressHandler, cancel: op.cancel, remote: remote)
         return .report(Report(filesLinked: Int64(r.filesLinked), filesCopied: Int64(r.filesCopied),
                               filesDecoded: Int64(r.filesDecoded), bytesWritten: r.bytesWritten))
     }

@@ -138,10 +138,9 @@ final class OptionsHandle {
     func resolved() throws -> StoreOptions {
         var o = store
         o.registry = registry.endpoint.isEmpty ? nil : registry
-        if content.url.isEmpty && !content.dragonflyEndpoint.isEmpty {
-            throw SnapshotterError(.invalidArgument, "Dragonfly endpoint \(content.dragonflyEndpoint.debugDescription) needs the object storage behind it: set the content URL (s3://bucket, oss://bucket, ...)")
-        }
-        o.content = content.url.isEmpty ? nil : content
+        // A Dragonfly endpoint alone is kept: the object storage may come
+        // per call, and a call that needs content without it fails then.
+        o.content = content.url.isEmpty && content.dragonflyEndpoint.isEmpty ? nil : content
         return o
     }
 }

@@ -6,43 +6,57 @@ import Glibc
 
 /// Status codes and the per-thread last error message.
 enum Status {
-    static let ok: Int32 = 0
-    static let invalid: Int32 = -30601
-    static let busy: Int32 = -30609
-    static let unsupported: Int32 = -30613
-    static let internalError: Int32 = -30614
-    static let timedOut: Int32 = -30615
-    static let inProgress: Int32 = -30616
-    static let noMemory: Int32 = -30617
-    static let forked: Int32 = -30618
+    static let ok = SNAPSHOTTER_OK
+    static let invalid = SNAPSHOTTER_EINVAL
+    static let busy = SNAPSHOTTER_EBUSY
+    static let unsupported = SNAPSHOTTER_EUNSUPPORTED
+    static let internalError = SNAPSHOTTER_EINTERNAL
+    static let timedOut = SNAPSHOTTER_ETIMEDOUT
+    static let inProgress = SNAPSHOTTER_EINPROGRESS
+    static let noMemory = SNAPSHOTTER_ENOMEM
+    static let forked = SNAPSHOTTER_EFORKED
 
     static func code(_ e: SnapshotterError) -> Int32 {
         switch e.code {
-        case .crossDevice: return -30604
-        default: return -(30600 + e.code.rawValue)
+        case .invalidArgument: return SNAPSHOTTER_EINVAL
+        case .notFound: return SNAPSHOTTER_ENOTFOUND
+        case .alreadyExists: return SNAPSHOTTER_EEXISTS
+        case .io, .crossDevice: return SNAPSHOTTER_EIO
+        case .corrupt: return SNAPSHOTTER_ECORRUPT
+        case .registry: return SNAPSHOTTER_EREGISTRY
+        case .transport: return SNAPSHOTTER_ETRANSPORT
+        case .canceled: return SNAPSHOTTER_ECANCELED
+        case .busy: return SNAPSHOTTER_EBUSY
+        case .closed: return SNAPSHOTTER_ECLOSED
+        case .noSpace: return SNAPSHOTTER_ENOSPACE
+        case .permission: return SNAPSHOTTER_EPERM
+        case .unsupported: return SNAPSHOTTER_EUNSUPPORTED
+        case .internal: return SNAPSHOTTER_EINTERNAL
+        case .forked: return SNAPSHOTTER_EFORKED
         }
     }
 
+    /// snapshotter_strerror's text: the header's name and what it means.
     static let names: [Int32: String] = [
-        0: "SNAPSHOTTER_OK: success",
-        -30601: "SNAPSHOTTER_EINVAL: invalid argument",
-        -30602: "SNAPSHOTTER_ENOTFOUND: not found",
-        -30603: "SNAPSHOTTER_EEXISTS: already exists",
-        -30604: "SNAPSHOTTER_EIO: I/O error",
-        -30605: "SNAPSHOTTER_ECORRUPT: corrupt content",
-        -30606: "SNAPSHOTTER_EREGISTRY: registry error",
-        -30607: "SNAPSHOTTER_ETRANSPORT: transport error",
-        -30608: "SNAPSHOTTER_ECANCELED: canceled",
-        -30609: "SNAPSHOTTER_EBUSY: busy",
-        -30610: "SNAPSHOTTER_ECLOSED: store closed",
-        -30611: "SNAPSHOTTER_ENOSPACE: no space left",
-        -30612: "SNAPSHOTTER_EPERM: permission denied",
-        -30613: "SNAPSHOTTER_EUNSUPPORTED: not supported",
-        -30614: "SNAPSHOTTER_EINTERNAL: internal error",
-        -30615: "SNAPSHOTTER_ETIMEDOUT: timed out",
-        -30616: "SNAPSHOTTER_EINPROGRESS: in progress",
-        -30617: "SNAPSHOTTER_ENOMEM: out of memory",
-        -30618: "SNAPSHOTTER_EFORKED: handle from another process (after fork)",
+        SNAPSHOTTER_OK: "SNAPSHOTTER_OK: success",
+        SNAPSHOTTER_EINVAL: "SNAPSHOTTER_EINVAL: invalid argument",
+        SNAPSHOTTER_ENOTFOUND: "SNAPSHOTTER_ENOTFOUND: not found",
+        SNAPSHOTTER_EEXISTS: "SNAPSHOTTER_EEXISTS: already exists",
+        SNAPSHOTTER_EIO: "SNAPSHOTTER_EIO: I/O error",
+        SNAPSHOTTER_ECORRUPT: "SNAPSHOTTER_ECORRUPT: corrupt content",
+        SNAPSHOTTER_EREGISTRY: "SNAPSHOTTER_EREGISTRY: registry error",
+        SNAPSHOTTER_ETRANSPORT: "SNAPSHOTTER_ETRANSPORT: transport error",
+        SNAPSHOTTER_ECANCELED: "SNAPSHOTTER_ECANCELED: canceled",
+        SNAPSHOTTER_EBUSY: "SNAPSHOTTER_EBUSY: busy",
+        SNAPSHOTTER_ECLOSED: "SNAPSHOTTER_ECLOSED: store closed",
+        SNAPSHOTTER_ENOSPACE: "SNAPSHOTTER_ENOSPACE: no space left",
+        SNAPSHOTTER_EPERM: "SNAPSHOTTER_EPERM: permission denied",
+        SNAPSHOTTER_EUNSUPPORTED: "SNAPSHOTTER_EUNSUPPORTED: not supported",
+        SNAPSHOTTER_EINTERNAL: "SNAPSHOTTER_EINTERNAL: internal error",
+        SNAPSHOTTER_ETIMEDOUT: "SNAPSHOTTER_ETIMEDOUT: timed out",
+        SNAPSHOTTER_EINPROGRESS: "SNAPSHOTTER_EINPROGRESS: in progress",
+        SNAPSHOTTER_ENOMEM: "SNAPSHOTTER_ENOMEM: out of memory",
+        SNAPSHOTTER_EFORKED: "SNAPSHOTTER_EFORKED: handle from another process (after fork)",
     ]
 
     /// The static C strings behind snapshotter_strerror.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSnapshotterABI
 import SnapshotterCore
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,7 @@ struct SnapshotCtl: AsyncParsableCommand {
         15 corrupt content, 18 canceled, 21 no space, 22 permission, ...), \
         with one line on stderr.
         """,
+        version: SNAPSHOTTER_VERSION_STRING,
         subcommands: [Snapshot.self, Restore.self, List.self, Info.self, Inspect.self, Delete.self, Verify.self, GC.self, Stats.self]
     )
 }

@@ -103,6 +103,30 @@ struct ContentTransportTests {
         #expect(m.same(out))
     }
 
+    @Test("A bare object storage endpoint (host:port, as the Go snapshotter takes it) means https")
+    func bareEndpointIsHTTPS() throws {
+        var c = ContentSettings(url: "s3://bucket")
+        c.accessKeyID = "id"
+        c.secretAccessKey = "secret"
+        c.endpoint = "storage.example:9000"
+        #expect(try S3Transport(c).remoteID == "s3://bucket@https://storage.example:9000")
+        c.endpoint = "ftp://storage.example"
+        #expect(throws: SnapshotterError.self) { try S3Transport(c) }
+    }
+
+    @Test("A Dragonfly endpoint without object storage makes a transport that fails each call, naming it")
+    func dragonflyWithoutObjectStorage() throws {
+        var c = ContentSettings(url: "")
+        c.dragonflyEndpoint = "unix:///run/dfdaemon.sock"
+        let t = try makeTransport(c)
+        #expect { _ = try t.has(Digest(0x1234)) } throws: { e in
+            guard let e = e as? SnapshotterError else { return false }
+            return e.code == .invalidArgument && e.message.contains("object storage")
+        }
+        c.dragonflyEndpoint = "tcp://127.0.0.1:1"
+        #expect { _ = try makeTransport(c) } throws: { e in (e as? SnapshotterError)?.code == .invalidArgument }
+    }
+
     @Test("Eight restores of overlapping snapshots at once, each digest downloaded once")
     func concurrentRestores() async throws {
         let m = try TwoMachines()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +42,37 @@ func TestAPIMatchesD7ySnapshotter(t *testing.T) {
 	_ = snapshotter.SnapshotRequest{Name: "n", Version: "v", BaseDir: "/b",
 		Files: []snapshotter.File{{RelativePath: "f", ReadOnly: true}}}
 	_ = snapshotter.RestoreRequest{Name: "n", Version: "v", OutputDir: "/o"}
+}
+
+// Upstream's structs have exactly upstream's fields, in order, so unkeyed
+// literals of upstream code compile, and Config stays comparable.
+func TestStructsHaveExactlyUpstreamsFields(t *testing.T) {
+	_ = snapshotter.Config{} == snapshotter.Config{} // compiles only while comparable
+	for _, c := range []struct {
+		v    interface{}
+		want string
+	}{
+		{snapshotter.Config{}, "GC snapshotter.GC, RootDir string, Metadata snapshotter.Metadata, Content dragonfly.ContentProvider, " +
+			"Dragonfly dragonfly.Dragonfly, SnapshotConcurrency *int, RestoreConcurrency *int"},
+		{snapshotter.GC{}, "Interval *time.Duration, DiskHighThresholdPercent *float64, DiskLowThresholdPercent *float64, " +
+			"BatchSize *int, MinRetentionPeriod *time.Duration"},
+		{snapshotter.Metadata{}, "Registry oci.Registry"},
+		{snapshotter.SnapshotRequest{}, "Name string, Version string, BaseDir string, Files []snapshotter.File"},
+		{snapshotter.RestoreRequest{}, "Name string, Version string, OutputDir string"},
+		{snapshotter.File{}, "RelativePath string, ReadOnly bool"},
+		{oci.Registry{}, "Endpoint string, Namespace string, Username string, Password string, Insecure bool"},
+		{dragonfly.Dragonfly{}, "Endpoint string"},
+		{dragonfly.ContentProvider{}, "Provider string, Bucket string, Region string, Endpoint string, AccessKeyID string, AccessKeySecret string"},
+	} {
+		ty := reflect.TypeOf(c.v)
+		var fields []string
+		for i := 0; i < ty.NumField(); i++ {
+			fields = append(fields, ty.Field(i).Name+" "+ty.Field(i).Type.String())
+		}
+		if got := strings.Join(fields, ", "); got != c.want {
+			t.Errorf("%s fields:\n got %s\nwant %s", ty, got, c.want)
+		}
+	}
 }
 
 func TestSnapshotAndRestoreRoundTrip(t *testing.T) {
@@ -126,12 +159,14 @@ func TestSnapshotOfExistingVersionIsErrSnapshotAlreadyExists(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := s.Snapshot(ctx, c.request("a", "v1"))
-	if !errIs(err, snapshotter.ErrSnapshotAlreadyExists) || !errIs(err, snapshotter.ErrAlreadyExists) {
-		t.Fatalf("second Snapshot = %v, want ErrSnapshotAlreadyExists", err)
+	if err != snapshotter.ErrSnapshotAlreadyExists || !errIs(err, snapshotter.ErrAlreadyExists) {
+		t.Fatalf("second Snapshot = %v, want ErrSnapshotAlreadyExists itself", err)
 	}
 }
 
-func TestRestoreRefusesExistingFilesUnlessOverwrite(t *testing.T) {
+// As in d7y.io/snapshotter, Restore replaces files already in the output
+// directory; WithRefuseExisting refuses them, for its call only.
+func TestRestoreReplacesExistingFilesUnlessRefused(t *testing.T) {
 	s := openStore(t)
 	c := makeCheckpoint(t, 1, smallSizes)
 	ctx := context.Background()
@@ -143,19 +178,33 @@ func TestRestoreRefusesExistingFilesUnlessOverwrite(t *testing.T) {
 	if err := s.Restore(ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(out, "config.json"), []byte("changed"), 0o644); err != nil {
+	changed := filepath.Join(out, "config.json")
+	if err := os.WriteFile(changed, []byte("changed"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Restore(ctx, req); !errIs(err, snapshotter.ErrAlreadyExists) {
-		t.Fatalf("Restore over existing files = %v, want ErrAlreadyExists", err)
+	if err := s.Restore(ctx, req, snapshotter.WithRefuseExisting()); !errIs(err, snapshotter.ErrAlreadyExists) {
+		t.Fatalf("Restore WithRefuseExisting over existing files = %v, want ErrAlreadyExists", err)
 	}
+	if b, _ := os.ReadFile(changed); string(b) != "changed" {
+		t.Fatalf("a refused restore changed %s", changed)
+	}
+	if err := s.Restore(ctx, req); err != nil {
+		t.Fatalf("Restore over existing files: %v", err)
+	}
+	c.sameTree(t, out)
 	if err := s.Restore(ctx, req, snapshotter.WithOverwrite()); err != nil {
 		t.Fatalf("Restore WithOverwrite: %v", err)
 	}
-	c.sameTree(t, out)
-	// WithOverwrite is for its call only.
-	if err := s.Restore(ctx, req); !errIs(err, snapshotter.ErrAlreadyExists) {
-		t.Fatalf("Restore after an overwriting one = %v, want ErrAlreadyExists", err)
+	// Given to New, refusing is the store's default; WithOverwrite undoes it.
+	r := openStore(t, snapshotter.WithRefuseExisting())
+	if err := r.Snapshot(ctx, c.request("a", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Restore(ctx, req); !errIs(err, snapshotter.ErrAlreadyExists) {
+		t.Fatalf("Restore on a refusing store = %v, want ErrAlreadyExists", err)
+	}
+	if err := r.Restore(ctx, req, snapshotter.WithOverwrite()); err != nil {
+		t.Fatalf("Restore WithOverwrite on a refusing store: %v", err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	snapshotter "github.com/libsnapshotter/snapshotter-go"
 	"github.com/libsnapshotter/snapshotter-go/pkg/oci"
@@ -146,10 +145,9 @@ func TestOpenAndCloseFromManyGoroutines(t *testing.T) {
 	}
 }
 
-// A call that changes the registry waits for the operations running under
-// the old one (libsnapshotter 0.1 reads the registry late: see gate.go),
-// and gives up when its context ends.
-func TestRegistryChangeWaitsForRunningOperations(t *testing.T) {
+// Calls with different registries run side by side, each publishing to
+// its own (per-call settings in the library: no call waits for another's).
+func TestCallsWithDifferentRegistriesRunSideBySide(t *testing.T) {
 	s := openStore(t)
 	c := makeCheckpoint(t, 1, smallSizes)
 	r1, r2 := t.TempDir(), t.TempDir()
@@ -164,39 +162,21 @@ func TestRegistryChangeWaitsForRunningOperations(t *testing.T) {
 			snapshotter.WithProgress(func(snapshotter.Progress) { once.Do(func() { close(started); <-release }) }))
 	}()
 	<-started
-
-	// Same registry: runs alongside.
-	if err := s.Snapshot(context.Background(), c.request("app", "same"), with(r1)); err != nil {
+	// The first call is held in its progress callback: these finish now.
+	if err := s.Snapshot(context.Background(), c.request("app", "b"), with(r2)); err != nil {
+		t.Fatalf("Snapshot with another registry while one runs: %v", err)
+	}
+	if err := s.Snapshot(context.Background(), c.request("app", "c")); err != nil {
+		t.Fatalf("Snapshot with the store's settings while one runs: %v", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	// Another registry: waits, and gives up with its context.
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := s.Snapshot(ctx, c.request("app", "gave-up"), with(r2)); err != context.DeadlineExceeded {
-		t.Fatalf("registry change while an operation runs = %v, want to wait until the deadline", err)
+	if refs := layoutRefs(t, r1); len(refs) != 1 || !refs["app:a"] {
+		t.Errorf("first registry holds %v, want app:a", refs)
 	}
-	second := make(chan error)
-	go func() { second <- s.Snapshot(context.Background(), c.request("app", "b"), with(r2)) }()
-	// The change now waits for the first call, which is held.
-	snapshotter.WaitGateChanging(s)
-	select {
-	case err := <-second:
-		t.Fatalf("the registry change did not wait (%v)", err)
-	default:
-	}
-	// A call without options queues behind the change and runs after it.
-	third := make(chan error)
-	go func() { third <- s.Snapshot(context.Background(), c.request("app", "c")) }()
-	close(release)
-	for _, ch := range []chan error{first, second, third} {
-		if err := <-ch; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if refs := layoutRefs(t, r1); len(refs) != 2 || !refs["app:a"] || !refs["app:same"] {
-		t.Errorf("first registry holds %v", refs)
-	}
-	if refs := layoutRefs(t, r2); len(refs) != 2 || !refs["app:b"] || !refs["app:c"] {
-		t.Errorf("second registry holds %v", refs)
+	if refs := layoutRefs(t, r2); len(refs) != 1 || !refs["app:b"] {
+		t.Errorf("second registry holds %v, want app:b", refs)
 	}
 }

@@ -63,8 +63,13 @@ func TestEveryStatusMatchesItsSentinelAndNoOther(t *testing.T) {
 			t.Errorf("errors.As(%s) = %v", a.name, e)
 		}
 	}
-	if snapshotter.ErrSnapshotAlreadyExists != snapshotter.ErrAlreadyExists {
-		t.Error("ErrSnapshotAlreadyExists is not ErrAlreadyExists")
+	// d7y.io/snapshotter's sentinel is a value of its own that is also
+	// ErrAlreadyExists (and fs.ErrExist) for errors.Is, and an *Error.
+	se := snapshotter.ErrSnapshotAlreadyExists
+	var e *snapshotter.Error
+	if !errors.Is(se, snapshotter.ErrAlreadyExists) || !errors.Is(se, fs.ErrExist) || errors.Is(se, snapshotter.ErrNotFound) ||
+		!errors.As(se, &e) || e.Code != snapshotter.CodeExists {
+		t.Errorf("ErrSnapshotAlreadyExists %#v does not match ErrAlreadyExists alone", se)
 	}
 }
 
@@ -120,7 +125,9 @@ func TestLibraryErrorsHaveTheirCodeAndMessage(t *testing.T) {
 	check("delete of a missing snapshot", err, snapshotter.ErrNotFound, "nope:v2")
 	_, err = s.Files("nope", "v3")
 	check("files of a missing snapshot", err, snapshotter.ErrNotFound, "nope:v3")
-	check("snapshot again", s.Snapshot(ctx, c.request("a", "v1")), snapshotter.ErrAlreadyExists, "a:v1")
+	if err := s.Snapshot(ctx, c.request("a", "v1")); err != snapshotter.ErrSnapshotAlreadyExists {
+		t.Errorf("snapshot again = %v, want ErrSnapshotAlreadyExists itself", err)
+	}
 	check("invalid name", s.Snapshot(ctx, c.request("Not Valid", "v1")), snapshotter.ErrInvalid, "Not Valid")
 	check("invalid version", s.Snapshot(ctx, c.request("a", "no spaces")), snapshotter.ErrInvalid, "no spaces")
 	check("missing file", s.Snapshot(ctx, &snapshotter.SnapshotRequest{Name: "a", Version: "v9", BaseDir: c.base,
@@ -147,17 +154,11 @@ func TestBadContentAndDragonflySettingsAreRefusedNotDropped(t *testing.T) {
 		want error
 		says string
 	}{
-		// S3 without credentials, an unknown provider, and a Dragonfly
-		// endpoint with no object storage behind it are refused at New.
+		// S3 without credentials and an unknown provider are refused at New.
 		"no credentials": {snapshotter.Config{RootDir: root, Content: dragonfly.ContentProvider{Provider: "s3", Bucket: "b", Region: "us-east-1"}},
 			snapshotter.ErrInvalid, "access key"},
 		"provider": {snapshotter.Config{RootDir: root, Content: dragonfly.ContentProvider{Provider: "ftp", Bucket: "b"}},
 			snapshotter.ErrInvalid, "ftp://b"},
-		"Dragonfly": {snapshotter.Config{RootDir: root, Dragonfly: dragonfly.Dragonfly{Endpoint: "unix:///var/run/dragonfly/dfdaemon.sock"}},
-			snapshotter.ErrInvalid, "Dragonfly"},
-		"Dragonfly endpoint": {snapshotter.Config{RootDir: root, Content: dragonfly.ContentProvider{Provider: "s3", Bucket: "b", Region: "us-east-1"},
-			Dragonfly: dragonfly.Dragonfly{Endpoint: "tcp://127.0.0.1:4000"}},
-			snapshotter.ErrInvalid, "unix://"},
 	} {
 		s, err := snapshotter.New(c.cfg)
 		if s != nil || !errIs(err, c.want) || !strings.Contains(err.Error(), c.says) {
@@ -266,6 +267,7 @@ func intp(v int) *int { return &v }
 // from S3; without it the same restore fails naming the endpoint. Bad
 // values are refused naming the field.
 func TestDragonflyFallbackReplicasAndTTLReachTheLibrary(t *testing.T) {
+	needDragonfly(t)
 	env := services(t)
 	if env["S3_ENDPOINT"] == "" {
 		t.Skip("no S3 service in SERVICES_ENV")
@@ -275,16 +277,16 @@ func TestDragonflyFallbackReplicasAndTTLReachTheLibrary(t *testing.T) {
 	content := dragonfly.ContentProvider{Provider: "s3", Bucket: env["S3_BUCKET"], Region: env["S3_REGION"], Endpoint: env["S3_ENDPOINT"],
 		AccessKeyID: env["S3_ACCESS_KEY_ID"], AccessKeySecret: env["S3_SECRET_ACCESS_KEY"]}
 	gone := "unix://" + filepath.Join(dir, "no-daemon.sock")
-	open := func(name string, d dragonfly.Dragonfly) snapshotter.Snapshotter {
-		s, err := snapshotter.New(snapshotter.Config{RootDir: filepath.Join(dir, name), Content: content, Dragonfly: d}, remote)
+	open := func(name string, d dragonfly.Dragonfly, opts ...snapshotter.Option) snapshotter.Snapshotter {
+		s, err := snapshotter.New(snapshotter.Config{RootDir: filepath.Join(dir, name), Content: content, Dragonfly: d}, append(opts, remote)...)
 		if err != nil {
 			t.Fatalf("New %s: %v", name, err)
 		}
 		t.Cleanup(func() { s.(*snapshotter.Store).Close() })
 		return s
 	}
-	withFallback := dragonfly.Dragonfly{Endpoint: gone, Fallback: true, Replicas: 2, TTL: 90 * time.Minute}
-	a := open("a", withFallback)
+	fallback := snapshotter.WithDragonflyOptions(snapshotter.DragonflyOptions{Fallback: true, Replicas: 2, TTL: 90 * time.Minute})
+	a := open("a", dragonfly.Dragonfly{Endpoint: gone}, fallback)
 	c := makeCheckpoint(t, 7, smallSizes)
 	name := "fallback-" + uniqueNamespace(t)
 	if err := a.Snapshot(context.Background(), c.request(name, "v1")); err != nil {
@@ -295,17 +297,18 @@ func TestDragonflyFallbackReplicasAndTTLReachTheLibrary(t *testing.T) {
 	if !errIs(err, snapshotter.ErrTransport) || !strings.Contains(err.Error(), gone) {
 		t.Fatalf("Restore with the daemon gone, no Fallback = %v, want ErrTransport naming %s", err, gone)
 	}
-	d := open("d", withFallback)
+	d := open("d", dragonfly.Dragonfly{Endpoint: gone}, fallback)
 	out := filepath.Join(dir, "out-d")
 	if err := d.Restore(context.Background(), &snapshotter.RestoreRequest{Name: name, Version: "v1", OutputDir: out}); err != nil {
 		t.Fatalf("Restore with the daemon gone and Fallback: %v", err)
 	}
 	c.sameTree(t, out)
-	for field, bad := range map[string]dragonfly.Dragonfly{
-		"Dragonfly.TTL":      {Endpoint: gone, TTL: -time.Second},
-		"Dragonfly.Replicas": {Endpoint: gone, Replicas: 1 << 63},
+	for field, bad := range map[string]snapshotter.DragonflyOptions{
+		"DragonflyOptions.TTL":      {TTL: -time.Second},
+		"DragonflyOptions.Replicas": {Replicas: 1 << 63},
 	} {
-		_, err := snapshotter.New(snapshotter.Config{RootDir: filepath.Join(dir, "bad"), Content: content, Dragonfly: bad})
+		_, err := snapshotter.New(snapshotter.Config{RootDir: filepath.Join(dir, "bad"), Content: content, Dragonfly: dragonfly.Dragonfly{Endpoint: gone}},
+			snapshotter.WithDragonflyOptions(bad))
 		if !errIs(err, snapshotter.ErrInvalid) || !strings.Contains(err.Error(), field) {
 			t.Errorf("New with a bad %s = %v, want ErrInvalid naming it", field, err)
 		}

@@ -72,8 +72,6 @@ type pendingOp struct {
 	op   *C.snapshotter_op_t
 	st   *opState
 	h    cgo.Handle
-	// leave, when set, runs once the operation is over.
-	leave func()
 }
 
 // begin starts an operation. The caller must wait for it.
@@ -138,8 +136,5 @@ func (p *pendingOp) release() {
 	C.snapshotter_op_free(p.op)
 	p.h.Delete()
 	liveHandles.Add(-1)
-	if p.leave != nil {
-		p.leave()
-	}
 	runtime.KeepAlive(p.s)
 }

@@ -62,15 +62,14 @@ func (o *cOptions) setString(field string, option C.int, v string) {
 func optionError(field string, rc C.int, msg string) error {
 	e := &Error{Code: Code(rc), Op: "options", Message: msg}
 	if e.Code == CodeUnsupported {
-		e.Message = fmt.Sprintf("%s is set, but libsnapshotter %s has no content transport (%s); leave Content and Dragonfly empty", field, Version(), msg)
+		e.Message = fmt.Sprintf("%s is set, but libsnapshotter %s cannot use it (%s)", field, Version(), msg)
 	} else {
 		e.Message = field + ": " + msg
 	}
 	return e
 }
 
-// seconds rounds up, so a positive duration never becomes 0 (which turns
-// the collector off or the retention away).
+// seconds rounds up, so a positive duration never becomes 0.
 func seconds(d time.Duration) int64 {
 	if d <= 0 {
 		return int64(d / time.Second)
@@ -78,62 +77,98 @@ func seconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-func percent(v float64) int64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return -1 // refused by the library, naming the option
-	}
-	return int64(math.Round(v))
+// gcSettings are the library's GC options a GC value maps to, as
+// d7y.io/snapshotter reads it: a zero or out-of-range value is the default
+// (not set), a low threshold above the high one too.
+type gcSettings struct {
+	interval, high, low, batch, retention *int64
 }
 
-// openOptions are the settings fixed at open, plus the registry and
+func gcFrom(g GC) gcSettings {
+	var s gcSettings
+	set := func(v int64) *int64 { return &v }
+	if g.Interval != nil && *g.Interval > 0 {
+		s.interval = set(seconds(*g.Interval))
+	}
+	inRange := func(p *float64) bool { return p != nil && *p > 0 && *p <= 100 }
+	high := 90.0
+	if inRange(g.DiskHighThresholdPercent) {
+		high = *g.DiskHighThresholdPercent
+		s.high = set(int64(math.Round(high)))
+	}
+	if inRange(g.DiskLowThresholdPercent) && *g.DiskLowThresholdPercent <= high {
+		s.low = set(int64(math.Round(*g.DiskLowThresholdPercent)))
+	}
+	if g.BatchSize != nil && *g.BatchSize > 0 {
+		s.batch = set(int64(*g.BatchSize))
+	}
+	if g.MinRetentionPeriod != nil && *g.MinRetentionPeriod > 0 {
+		s.retention = set(seconds(*g.MinRetentionPeriod))
+	}
+	return s
+}
+
+// setStore sets the settings fixed at open, plus the registry and
 // content settings.
-func (o *cOptions) setStore(c *Config) {
+func (o *cOptions) setStore(c *Config, x *extras) {
 	if c.SnapshotConcurrency != nil {
 		o.setInt("SnapshotConcurrency", C.SNAPSHOTTER_OPT_SNAPSHOT_CONCURRENCY, int64(*c.SnapshotConcurrency))
 	}
 	if c.RestoreConcurrency != nil {
 		o.setInt("RestoreConcurrency", C.SNAPSHOTTER_OPT_RESTORE_CONCURRENCY, int64(*c.RestoreConcurrency))
 	}
-	if c.storeGroup != nil {
-		o.setInt("WithStoreGroup", C.SNAPSHOTTER_OPT_STORE_GROUP, int64(*c.storeGroup))
+	if x.storeGroup != nil {
+		o.setInt("WithStoreGroup", C.SNAPSHOTTER_OPT_STORE_GROUP, int64(*x.storeGroup))
 	}
-	if c.durableRestore {
+	if x.durableRestore {
 		o.setInt("WithDurableRestore", C.SNAPSHOTTER_OPT_DURABLE_RESTORE, 1)
 	}
-	if c.maxConfigBytes != nil {
-		o.setInt("WithMaxConfigBytes", C.SNAPSHOTTER_OPT_MAX_CONFIG_BYTES, *c.maxConfigBytes)
+	if x.maxConfigBytes != nil {
+		o.setInt("WithMaxConfigBytes", C.SNAPSHOTTER_OPT_MAX_CONFIG_BYTES, *x.maxConfigBytes)
 	}
-	g := c.GC
-	if g.Interval != nil {
-		o.setInt("GC.Interval", C.SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, seconds(*g.Interval))
+	g := gcFrom(c.GC)
+	if x.noBackgroundGC {
+		o.setInt("WithoutBackgroundGC", C.SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, 0)
+	} else if g.interval != nil {
+		o.setInt("GC.Interval", C.SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, *g.interval)
 	}
-	if g.DiskHighThresholdPercent != nil {
-		o.setInt("GC.DiskHighThresholdPercent", C.SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, percent(*g.DiskHighThresholdPercent))
+	if g.high != nil {
+		o.setInt("GC.DiskHighThresholdPercent", C.SNAPSHOTTER_OPT_GC_HIGH_WATERMARK_PERCENT, *g.high)
 	}
-	if g.DiskLowThresholdPercent != nil {
-		o.setInt("GC.DiskLowThresholdPercent", C.SNAPSHOTTER_OPT_GC_LOW_WATERMARK_PERCENT, percent(*g.DiskLowThresholdPercent))
+	if g.low != nil {
+		o.setInt("GC.DiskLowThresholdPercent", C.SNAPSHOTTER_OPT_GC_LOW_WATERMARK_PERCENT, *g.low)
 	}
-	if g.BatchSize != nil {
-		o.setInt("GC.BatchSize", C.SNAPSHOTTER_OPT_GC_BATCH_SIZE, int64(*g.BatchSize))
+	if g.batch != nil {
+		o.setInt("GC.BatchSize", C.SNAPSHOTTER_OPT_GC_BATCH_SIZE, *g.batch)
 	}
-	if g.MinRetentionPeriod != nil {
-		o.setInt("GC.MinRetentionPeriod", C.SNAPSHOTTER_OPT_GC_MIN_RETENTION_SECONDS, seconds(*g.MinRetentionPeriod))
+	if x.minRetention != nil {
+		if *x.minRetention < 0 {
+			o.fail(fmt.Sprintf("WithGCMinRetention %v is negative", *x.minRetention))
+			return
+		}
+		o.setInt("WithGCMinRetention", C.SNAPSHOTTER_OPT_GC_MIN_RETENTION_SECONDS, seconds(*x.minRetention))
+	} else if g.retention != nil {
+		o.setInt("GC.MinRetentionPeriod", C.SNAPSHOTTER_OPT_GC_MIN_RETENTION_SECONDS, *g.retention)
 	}
-	if g.MaxStoreBytes != nil {
-		o.setInt("GC.MaxStoreBytes", C.SNAPSHOTTER_OPT_GC_MAX_STORE_BYTES, *g.MaxStoreBytes)
+	if x.maxStoreBytes != nil {
+		o.setInt("WithMaxStoreBytes", C.SNAPSHOTTER_OPT_GC_MAX_STORE_BYTES, *x.maxStoreBytes)
 	}
-	o.setRemote(c)
+	o.setRemote(c, &x.remote)
 }
 
-// setRemote sets what snapshotter_reconfigure changes: the registry, and
-// the content transport (refused by this library version when non-empty:
-// never dropped silently).
-func (o *cOptions) setRemote(c *Config) {
-	o.setRegistry(c.Metadata.Registry)
-	o.setContent(c.Content, c.Dragonfly)
+func (o *cOptions) fail(msg string) {
+	if o.err == nil {
+		o.err = &Error{Code: CodeInvalid, Op: "options", Message: msg}
+	}
 }
 
-func (o *cOptions) setRegistry(r oci.Registry) {
+// setRemote sets the registry and content settings.
+func (o *cOptions) setRemote(c *Config, x *remoteExtras) {
+	o.setRegistry(c.Metadata.Registry, x.caFile)
+	o.setContent(c.Content, c.Dragonfly, x)
+}
+
+func (o *cOptions) setRegistry(r oci.Registry, caFile string) {
 	if r.Endpoint != "" {
 		o.setString("Metadata.Registry.Endpoint", C.SNAPSHOTTER_OPT_REGISTRY_ENDPOINT, r.Endpoint)
 	}
@@ -149,12 +184,14 @@ func (o *cOptions) setRegistry(r oci.Registry) {
 	if r.Insecure {
 		o.setInt("Metadata.Registry.Insecure", C.SNAPSHOTTER_OPT_REGISTRY_INSECURE, 1)
 	}
-	if r.CAFile != "" {
-		o.setString("Metadata.Registry.CAFile", C.SNAPSHOTTER_OPT_REGISTRY_CA_FILE, r.CAFile)
+	if caFile != "" {
+		o.setString("WithRegistryCAFile", C.SNAPSHOTTER_OPT_REGISTRY_CA_FILE, caFile)
 	}
 }
 
-func (o *cOptions) setContent(p dragonfly.ContentProvider, d dragonfly.Dragonfly) {
+// setContent hands the endpoints to the library as given: any Dragonfly
+// target form, and an object storage endpoint with or without a scheme.
+func (o *cOptions) setContent(p dragonfly.ContentProvider, d dragonfly.Dragonfly, x *remoteExtras) {
 	if p.Provider != "" || p.Bucket != "" {
 		// The library names object storage by URL: <provider>://<bucket>.
 		o.setString("Content (Provider, Bucket)", C.SNAPSHOTTER_OPT_CONTENT_URL, p.Provider+"://"+p.Bucket)
@@ -171,27 +208,28 @@ func (o *cOptions) setContent(p dragonfly.ContentProvider, d dragonfly.Dragonfly
 	if p.AccessKeySecret != "" {
 		o.setString("Content.AccessKeySecret", C.SNAPSHOTTER_OPT_CONTENT_SECRET_ACCESS_KEY, p.AccessKeySecret)
 	}
-	if p.SessionToken != "" {
-		o.setString("Content.SessionToken", C.SNAPSHOTTER_OPT_CONTENT_SESSION_TOKEN, p.SessionToken)
+	if x.sessionToken != "" {
+		o.setString("WithContentSessionToken", C.SNAPSHOTTER_OPT_CONTENT_SESSION_TOKEN, x.sessionToken)
 	}
 	if d.Endpoint != "" {
 		o.setString("Dragonfly.Endpoint", C.SNAPSHOTTER_OPT_DRAGONFLY_ENDPOINT, d.Endpoint)
 	}
-	if d.Fallback {
-		o.setInt("Dragonfly.Fallback", C.SNAPSHOTTER_OPT_DRAGONFLY_FALLBACK, 1)
+	df := x.dragonfly
+	if df.Fallback {
+		o.setInt("DragonflyOptions.Fallback", C.SNAPSHOTTER_OPT_DRAGONFLY_FALLBACK, 1)
 	}
-	if d.Replicas != 0 {
-		if d.Replicas > math.MaxInt64 {
-			o.err = &Error{Code: CodeInvalid, Op: "options", Message: fmt.Sprintf("Dragonfly.Replicas %d is out of range", d.Replicas)}
+	if df.Replicas != 0 {
+		if df.Replicas > math.MaxInt64 {
+			o.fail(fmt.Sprintf("DragonflyOptions.Replicas %d is out of range", df.Replicas))
 			return
 		}
-		o.setInt("Dragonfly.Replicas", C.SNAPSHOTTER_OPT_DRAGONFLY_REPLICAS, int64(d.Replicas))
+		o.setInt("DragonflyOptions.Replicas", C.SNAPSHOTTER_OPT_DRAGONFLY_REPLICAS, int64(df.Replicas))
 	}
-	if d.TTL < 0 {
-		o.err = &Error{Code: CodeInvalid, Op: "options", Message: fmt.Sprintf("Dragonfly.TTL %v is negative", d.TTL)}
+	if df.TTL < 0 {
+		o.fail(fmt.Sprintf("DragonflyOptions.TTL %v is negative", df.TTL))
 		return
 	}
-	if d.TTL != 0 {
-		o.setInt("Dragonfly.TTL", C.SNAPSHOTTER_OPT_DRAGONFLY_TTL_SECONDS, seconds(d.TTL))
+	if df.TTL != 0 {
+		o.setInt("DragonflyOptions.TTL", C.SNAPSHOTTER_OPT_DRAGONFLY_TTL_SECONDS, seconds(df.TTL))
 	}
 }

@@ -74,7 +74,7 @@ func layoutRefs(t *testing.T, dir string) map[string]bool {
 }
 
 // remoteTags lists a repository's tags through the distribution API.
-func remoteTags(t *testing.T, reg oci.Registry, repo string) map[string]bool {
+func remoteTags(t *testing.T, reg testRegistry, repo string) map[string]bool {
 	t.Helper()
 	client := http.DefaultClient
 	if reg.CAFile != "" {
@@ -106,20 +106,19 @@ func remoteTags(t *testing.T, reg oci.Registry, repo string) map[string]bool {
 	return tags
 }
 
-// registryRoundTrip publishes two versions (the registry given as a
-// per-call option to the first only: it stays for the second), deletes
-// one locally and restores it from the registry. It returns the
-// repository the versions went to.
-func registryRoundTrip(t *testing.T, reg oci.Registry) string {
+// registryRoundTrip publishes two versions (the registry given as
+// per-call options), deletes one locally and restores it from the
+// registry. It returns the repository the versions went to.
+func registryRoundTrip(t *testing.T, reg testRegistry) string {
 	t.Helper()
 	s := openStore(t)
 	c := makeCheckpoint(t, 7, smallSizes)
 	ctx := context.Background()
 	name := "sandboxes/sb-7"
-	if err := s.Snapshot(ctx, c.request(name, "v1"), snapshotter.WithMetadata(snapshotter.Metadata{Registry: reg})); err != nil {
+	if err := s.Snapshot(ctx, c.request(name, "v1"), reg.options()...); err != nil {
 		t.Fatalf("Snapshot v1: %v", err)
 	}
-	if err := s.Snapshot(ctx, c.request(name, "keep")); err != nil {
+	if err := s.Snapshot(ctx, c.request(name, "keep"), reg.options()...); err != nil {
 		t.Fatalf("Snapshot keep: %v", err)
 	}
 	// Not local any more: Restore must fetch v1 from the registry (its
@@ -133,11 +132,11 @@ func registryRoundTrip(t *testing.T, reg oci.Registry) string {
 	out := filepath.Join(t.TempDir(), "out")
 	var phases []snapshotter.Phase
 	err := s.Restore(ctx, &snapshotter.RestoreRequest{Name: name, Version: "v1", OutputDir: out},
-		snapshotter.WithProgress(func(p snapshotter.Progress) {
+		append(reg.options(), snapshotter.WithProgress(func(p snapshotter.Progress) {
 			if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
 				phases = append(phases, p.Phase)
 			}
-		}))
+		}))...)
 	if err != nil {
 		t.Fatalf("Restore from the registry: %v", err)
 	}
@@ -148,7 +147,7 @@ func registryRoundTrip(t *testing.T, reg oci.Registry) string {
 	if _, err := s.Files(name, "v1"); err != nil {
 		t.Errorf("Files after the fetch: %v", err)
 	}
-	err = s.Restore(ctx, &snapshotter.RestoreRequest{Name: name, Version: "never-pushed", OutputDir: t.TempDir()})
+	err = s.Restore(ctx, &snapshotter.RestoreRequest{Name: name, Version: "never-pushed", OutputDir: t.TempDir()}, reg.options()...)
 	if !errIs(err, snapshotter.ErrNotFound) {
 		t.Errorf("Restore of a version the registry lacks = %v, want ErrNotFound", err)
 	}
@@ -169,21 +168,23 @@ func containsPhase(ps []snapshotter.Phase, p snapshotter.Phase) bool {
 
 func TestFileRegistryEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	repo := registryRoundTrip(t, oci.Registry{Endpoint: "file://" + dir, Namespace: "team"})
+	repo := registryRoundTrip(t, testRegistry{Registry: oci.Registry{Endpoint: "file://" + dir, Namespace: "team"}})
 	refs := layoutRefs(t, dir)
 	if !refs[repo+":v1"] || !refs[repo+":keep"] {
 		t.Fatalf("layout refs %v lack %s:v1 and :keep", refs, repo)
 	}
 }
 
-func TestPerCallRegistryStaysForLaterCallsUntilChanged(t *testing.T) {
-	s := openStore(t)
-	c := makeCheckpoint(t, 8, smallSizes)
-	ctx := context.Background()
-	a, b := t.TempDir(), t.TempDir()
+// Options given to a call are for that call only, on top of the store's
+// settings from New (as in d7y.io/snapshotter).
+func TestPerCallRegistryIsForThatCallOnly(t *testing.T) {
+	base, a, b := t.TempDir(), t.TempDir(), t.TempDir()
 	with := func(dir string) snapshotter.Option {
 		return snapshotter.WithMetadata(snapshotter.Metadata{Registry: oci.Registry{Endpoint: "file://" + dir}})
 	}
+	s := openStore(t, with(base))
+	c := makeCheckpoint(t, 8, smallSizes)
+	ctx := context.Background()
 	steps := []struct {
 		version string
 		opts    []snapshotter.Option
@@ -200,9 +201,9 @@ func TestPerCallRegistryStaysForLaterCallsUntilChanged(t *testing.T) {
 			t.Fatalf("Snapshot %s: %v", st.version, err)
 		}
 	}
-	ra, rb := layoutRefs(t, a), layoutRefs(t, b)
-	want := func(refs map[string]bool, in ...string) {
+	want := func(dir string, in ...string) {
 		t.Helper()
+		refs := layoutRefs(t, dir)
 		if len(refs) != len(in) {
 			t.Errorf("refs %v, want exactly %v", refs, in)
 		}
@@ -212,8 +213,9 @@ func TestPerCallRegistryStaysForLaterCallsUntilChanged(t *testing.T) {
 			}
 		}
 	}
-	want(ra, "v1", "v2")
-	want(rb, "v3", "v4")
+	want(a, "v1")
+	want(b, "v3")
+	want(base, "v2", "v4", "v6")
 }
 
 func TestInvalidRegistryEndpointIsRefused(t *testing.T) {
@@ -232,7 +234,7 @@ func TestInvalidRegistryEndpointIsRefused(t *testing.T) {
 
 func TestPlainRegistryEndToEnd(t *testing.T) {
 	env := services(t)
-	reg := oci.Registry{Endpoint: env["REGISTRY_PLAIN"], Namespace: uniqueNamespace(t)}
+	reg := testRegistry{Registry: oci.Registry{Endpoint: env["REGISTRY_PLAIN"], Namespace: uniqueNamespace(t)}}
 	repo := registryRoundTrip(t, reg)
 	if tags := remoteTags(t, reg, repo); !tags["v1"] || !tags["keep"] {
 		t.Fatalf("registry tags of %s = %v, want v1 and keep", repo, tags)
@@ -241,8 +243,8 @@ func TestPlainRegistryEndToEnd(t *testing.T) {
 
 func TestTLSBasicRegistryEndToEnd(t *testing.T) {
 	env := services(t)
-	reg := oci.Registry{Endpoint: env["REGISTRY_TLS"], Namespace: uniqueNamespace(t),
-		Username: env["REGISTRY_TLS_USER"], Password: env["REGISTRY_TLS_PASSWORD"], CAFile: env["REGISTRY_TLS_CA"]}
+	reg := testRegistry{oci.Registry{Endpoint: env["REGISTRY_TLS"], Namespace: uniqueNamespace(t),
+		Username: env["REGISTRY_TLS_USER"], Password: env["REGISTRY_TLS_PASSWORD"]}, env["REGISTRY_TLS_CA"]}
 	repo := registryRoundTrip(t, reg)
 	if tags := remoteTags(t, reg, repo); !tags["v1"] || !tags["keep"] {
 		t.Fatalf("registry tags of %s = %v, want v1 and keep", repo, tags)
@@ -251,13 +253,13 @@ func TestTLSBasicRegistryEndToEnd(t *testing.T) {
 
 func TestTLSBasicRegistryRefusals(t *testing.T) {
 	env := services(t)
-	good := oci.Registry{Endpoint: env["REGISTRY_TLS"], Namespace: uniqueNamespace(t),
-		Username: env["REGISTRY_TLS_USER"], Password: env["REGISTRY_TLS_PASSWORD"], CAFile: env["REGISTRY_TLS_CA"]}
+	good := testRegistry{oci.Registry{Endpoint: env["REGISTRY_TLS"], Namespace: uniqueNamespace(t),
+		Username: env["REGISTRY_TLS_USER"], Password: env["REGISTRY_TLS_PASSWORD"]}, env["REGISTRY_TLS_CA"]}
 	s := openStore(t)
 	c := makeCheckpoint(t, 9, smallSizes)
 	ctx := context.Background()
-	try := func(version string, reg oci.Registry) error {
-		return s.Snapshot(ctx, c.request("app", version), snapshotter.WithMetadata(snapshotter.Metadata{Registry: reg}))
+	try := func(version string, reg testRegistry) error {
+		return s.Snapshot(ctx, c.request("app", version), reg.options()...)
 	}
 
 	bad := good
@@ -289,15 +291,26 @@ func TestTokenRegistryPushNeedsPushRights(t *testing.T) {
 	env := services(t)
 	ns := uniqueNamespace(t)
 	// The realm is https with the test CA.
-	registryRoundTrip(t, oci.Registry{Endpoint: env["REGISTRY_TOKEN"], Namespace: ns, CAFile: env["REGISTRY_TLS_CA"],
-		Username: env["REGISTRY_TOKEN_USER"], Password: env["REGISTRY_TOKEN_PASSWORD"]})
+	registryRoundTrip(t, testRegistry{oci.Registry{Endpoint: env["REGISTRY_TOKEN"], Namespace: ns, Username: env["REGISTRY_TOKEN_USER"], Password: env["REGISTRY_TOKEN_PASSWORD"]}, env["REGISTRY_TLS_CA"]})
 
 	s := openStore(t)
 	c := makeCheckpoint(t, 10, smallSizes)
-	err := s.Snapshot(context.Background(), c.request("app", "v1"), snapshotter.WithMetadata(snapshotter.Metadata{
-		Registry: oci.Registry{Endpoint: env["REGISTRY_TOKEN"], Namespace: ns, CAFile: env["REGISTRY_TLS_CA"],
-			Username: env["REGISTRY_TOKEN_READER"], Password: env["REGISTRY_TOKEN_READER_PASSWORD"]}}))
+	err := s.Snapshot(context.Background(), c.request("app", "v1"), testRegistry{oci.Registry{Endpoint: env["REGISTRY_TOKEN"], Namespace: ns, Username: env["REGISTRY_TOKEN_READER"], Password: env["REGISTRY_TOKEN_READER_PASSWORD"]}, env["REGISTRY_TLS_CA"]}.options()...)
 	if !errIs(err, snapshotter.ErrRegistry) {
 		t.Fatalf("push with a pull-only token: %v, want ErrRegistry", err)
 	}
+}
+
+// testRegistry is a registry and the CA file to trust for it.
+type testRegistry struct {
+	oci.Registry
+	CAFile string
+}
+
+func (r testRegistry) options() []snapshotter.Option {
+	opts := []snapshotter.Option{snapshotter.WithMetadata(snapshotter.Metadata{Registry: r.Registry})}
+	if r.CAFile != "" {
+		opts = append(opts, snapshotter.WithRegistryCAFile(r.CAFile))
+	}
+	return opts
 }

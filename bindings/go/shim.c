@@ -17,16 +17,19 @@ static void sgo_log(int level, const char *message, void *payload) {
 }
 
 int sgo_snapshot_async(snapshotter_t *s, const char *name, const char *version, const char *base_dir,
-                       const snapshotter_files_t *files, int with_progress, uintptr_t payload,
-                       snapshotter_op_t **op_out) {
-    return snapshotter_snapshot_async(s, name, version, base_dir, files, with_progress ? sgo_progress : NULL,
-                                      sgo_done, (void *)payload, op_out);
+                       const snapshotter_files_t *files, const snapshotter_options_t *opts, int with_progress,
+                       uintptr_t payload, snapshotter_op_t **op_out) {
+    return snapshotter_snapshot_with_options_async(s, name, version, base_dir, files, opts,
+                                                   with_progress ? sgo_progress : NULL, sgo_done, (void *)payload,
+                                                   op_out);
 }
 
 int sgo_restore_async(snapshotter_t *s, const char *name, const char *version, const char *output_dir,
-                      unsigned int flags, int with_progress, uintptr_t payload, snapshotter_op_t **op_out) {
-    return snapshotter_restore_async(s, name, version, output_dir, flags, with_progress ? sgo_progress : NULL,
-                                     sgo_done, (void *)payload, op_out);
+                      unsigned int flags, const snapshotter_options_t *opts, int with_progress, uintptr_t payload,
+                      snapshotter_op_t **op_out) {
+    return snapshotter_restore_with_options_async(s, name, version, output_dir, flags, opts,
+                                                  with_progress ? sgo_progress : NULL, sgo_done, (void *)payload,
+                                                  op_out);
 }
 
 int sgo_delete_async(snapshotter_t *s, const char *name, const char *version, uintptr_t payload,

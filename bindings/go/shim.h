@@ -8,10 +8,11 @@
 #include <snapshotter.h>
 
 int sgo_snapshot_async(snapshotter_t *s, const char *name, const char *version, const char *base_dir,
-                       const snapshotter_files_t *files, int with_progress, uintptr_t payload,
-                       snapshotter_op_t **op_out);
+                       const snapshotter_files_t *files, const snapshotter_options_t *opts, int with_progress,
+                       uintptr_t payload, snapshotter_op_t **op_out);
 int sgo_restore_async(snapshotter_t *s, const char *name, const char *version, const char *output_dir,
-                      unsigned int flags, int with_progress, uintptr_t payload, snapshotter_op_t **op_out);
+                      unsigned int flags, const snapshotter_options_t *opts, int with_progress, uintptr_t payload,
+                      snapshotter_op_t **op_out);
 int sgo_delete_async(snapshotter_t *s, const char *name, const char *version, uintptr_t payload,
                      snapshotter_op_t **op_out);
 int sgo_verify_async(snapshotter_t *s, int with_progress, uintptr_t payload, snapshotter_op_t **op_out);

@@ -5,8 +5,8 @@
 // and pkg/oci types, so switching is a change of import path.
 //
 // Beyond that API, New returns a *Store (use Open to get it typed) with
-// Delete, List, Files, GC, Stats, Verify and Close; WithProgress,
-// WithReport and WithOverwrite options; and errors that errors.Is
+// Delete, List, Files, GC, Stats, Verify and Close; options of its own
+// (extras.go: progress, reports, TLS CA, GC byte budget, ...); and errors that errors.Is
 // understands for every library status (ErrNotFound, ErrAlreadyExists,
 // ErrCorrupt, ...). Canceling the context cancels the operation in the
 // library and returns ctx.Err().
@@ -59,8 +59,8 @@ type RestoreRequest struct {
 	Version string
 
 	// OutputDir is the directory where the files will be restored
-	// (created when missing). Existing files are refused unless the call
-	// has WithOverwrite.
+	// (created when missing). Files already there are replaced, as in
+	// d7y.io/snapshotter; WithRefuseExisting refuses them instead.
 	OutputDir string
 }
 
@@ -74,7 +74,9 @@ type File struct {
 	ReadOnly bool
 }
 
-// Config defines the configuration for the snapshotter.
+// Config defines the configuration for the snapshotter. Its fields are
+// exactly d7y.io/snapshotter's; this binding's own settings are options
+// (extras.go).
 type Config struct {
 	// GC is the garbage collection configuration for the snapshotter.
 	GC GC
@@ -89,10 +91,10 @@ type Config struct {
 	// directory) behind the content transport.
 	Content dragonfly.ContentProvider
 
-	// Dragonfly is the Dragonfly configuration: with an endpoint
-	// (unix:///path to the dfdaemon socket), content goes through the peer
-	// daemon, backed by Content's object storage; an endpoint without
-	// Content is refused with ErrInvalid.
+	// Dragonfly is the Dragonfly configuration: with an endpoint, content
+	// goes through the peer daemon, backed by Content's object storage.
+	// Content may come per call (WithContent); a call that moves content
+	// while there is none fails with ErrInvalid.
 	Dragonfly dragonfly.Dragonfly
 
 	// SnapshotConcurrency is the number of files processed at once within
@@ -102,17 +104,6 @@ type Config struct {
 	// RestoreConcurrency is the number of files processed at once within
 	// one restore (nil: the library's default, 4).
 	RestoreConcurrency *int
-
-	// Per-call settings of this binding, set by options only. Not stored
-	// across calls.
-	progress   func(Progress)
-	report     *Report
-	overwrite  bool
-	storeGroup *int
-
-	// Set at open by WithDurableRestore and WithMaxConfigBytes only.
-	durableRestore bool
-	maxConfigBytes *int64
 }
 
 // Metadata defines the metadata configuration for the snapshotter.
@@ -122,14 +113,17 @@ type Metadata struct {
 	Registry oci.Registry
 }
 
-// GC defines the garbage collection configuration. Nil fields keep the
-// library's defaults (every 5 minutes; evict from 90% disk use down to
-// 70%; 10 snapshots per batch; keep snapshots used in the last 5 minutes).
-// The library counts whole seconds and whole percent: durations are
-// rounded up to a second, percentages to the nearest integer.
+// GC defines the garbage collection configuration. As in
+// d7y.io/snapshotter, a nil field, and a zero or out-of-range value, keep
+// the default (every 5 minutes; evict from 90% disk use down to 70%; 10
+// snapshots per batch; keep snapshots used in the last 5 minutes); a low
+// threshold above the high one keeps the default low. The library counts
+// whole seconds and whole percent: durations are rounded up to a second,
+// percentages to the nearest integer. To turn the background collector
+// off, to keep no retention, or to set a byte budget, use
+// WithoutBackgroundGC, WithGCMinRetention and WithMaxStoreBytes.
 type GC struct {
-	// Interval is the interval of the background collector; 0 turns it
-	// off.
+	// Interval is the interval of the background collector.
 	Interval *time.Duration
 
 	// DiskHighThresholdPercent is the disk use that starts eviction.
@@ -143,17 +137,12 @@ type GC struct {
 
 	// MinRetentionPeriod protects snapshots used more recently than this.
 	MinRetentionPeriod *time.Duration
-
-	// MaxStoreBytes is a byte budget for the store, a second eviction
-	// trigger (nil or 0: none). Not in d7y.io/snapshotter.
-	MaxStoreBytes *int64
 }
 
 // Option is a function that configures the snapshotter. Options given to
-// New apply to the store; options given to Snapshot or Restore change the
-// registry and content settings for that call and the calls after it, as
-// in d7y.io/snapshotter (settings fixed at open, GC and concurrency, do
-// not change).
+// New apply to the store; options given to Snapshot or Restore apply on
+// top of those for that call only, as in d7y.io/snapshotter (settings
+// fixed at open, GC and concurrency, do not change).
 type Option func(*Config)
 
 // WithMetadata configures the snapshotter with metadata.
@@ -167,69 +156,6 @@ func WithMetadata(metadata Metadata) Option {
 func WithContent(content dragonfly.ContentProvider) Option {
 	return func(c *Config) {
 		c.Content = content
-	}
-}
-
-// WithProgress reports the progress of the call it is given to (or, given
-// to New, of every Snapshot, Restore, GC and Verify that has no progress
-// option of its own). fn runs on a library thread, never concurrently for
-// one operation; it must return quickly and must not call List, Files,
-// Stats or Close (they fail with ErrBusy there), nor Snapshot or Restore
-// with other registry settings (those wait for running operations, this
-// one included). To stop the operation, cancel its context (canceled
-// from fn, it stops at that event); a panic in fn cancels it and is raised
-// again in the goroutine that called.
-func WithProgress(fn func(Progress)) Option {
-	return func(c *Config) {
-		c.progress = fn
-	}
-}
-
-// WithReport fills r with the counters of the Snapshot, Restore, GC or
-// Delete call it is given to, when that call succeeds.
-func WithReport(r *Report) Option {
-	return func(c *Config) {
-		c.report = r
-	}
-}
-
-// WithOverwrite lets Restore replace files that already exist in the output
-// directory (by default they are refused with ErrAlreadyExists).
-func WithOverwrite() Option {
-	return func(c *Config) {
-		c.overwrite = true
-	}
-}
-
-// WithStoreGroup, given to New, lets the group gid read the store: its
-// directories 0750, content 0440 and metadata files 0640, owned by that
-// group (the process must belong to it). Without it only the owner may read
-// (0700, 0400, 0600). Not in d7y.io/snapshotter.
-func WithStoreGroup(gid int) Option {
-	return func(c *Config) {
-		c.storeGroup = &gid
-	}
-}
-
-// WithDurableRestore, given to New or Open, makes every Restore of the
-// store fsync each file it writes and each directory it changes before it
-// returns success, so a power loss right after cannot leave empty or
-// missing files. Off by default, as with cp: it costs one fsync per
-// written file. Like the other settings fixed at open, it has no effect
-// when given to Restore. Not in d7y.io/snapshotter.
-func WithDurableRestore() Option {
-	return func(c *Config) {
-		c.durableRestore = true
-	}
-}
-
-// WithMaxConfigBytes, given to New or Open, sets the largest snapshot
-// config (its JSON) a Snapshot may publish and a Restore may fetch: one
-// limit for both sides, so what is published can be restored (default 512
-// MiB, about a million files). Not in d7y.io/snapshotter.
-func WithMaxConfigBytes(n int64) Option {
-	return func(c *Config) {
-		c.maxConfigBytes = &n
 	}
 }
 

@@ -10,6 +10,7 @@ import "C"
 import (
 	"context"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -27,18 +28,16 @@ type Store struct {
 	mu  sync.RWMutex
 	ptr *C.snapshotter_t
 
-	// cfgMu guards cfg (whose registry and content settings persist
-	// from call to call) and gate.
-	cfgMu sync.Mutex
-	cfg   Config
-	gate  remoteGate
+	// The settings from New, fixed after Open: each call applies its
+	// options to a copy.
+	cfg Config
+	ext extras
 }
 
 // Open is New with the concrete type.
 func Open(config Config, opts ...Option) (*Store, error) {
-	for _, opt := range opts {
-		opt(&config)
-	}
+	x := &extras{}
+	apply(&config, x, opts)
 	if config.RootDir == "" {
 		return nil, &Error{Code: CodeInvalid, Op: "open", Message: "root directory is required"}
 	}
@@ -50,7 +49,7 @@ func Open(config Config, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	defer o.free()
-	o.setStore(&config)
+	o.setStore(&config, x)
 	if o.err != nil {
 		return nil, o.err
 	}
@@ -61,8 +60,8 @@ func Open(config Config, opts ...Option) (*Store, error) {
 	if rc != 0 {
 		return nil, newError("open", rc, msg)
 	}
-	config.report = nil // per call only
-	s := &Store{ptr: p, cfg: config}
+	x.report = nil // per call only
+	s := &Store{ptr: p, cfg: config, ext: *x}
 	runtime.SetFinalizer(s, finalizeStore)
 	return s, nil
 }
@@ -127,50 +126,57 @@ func (s *Store) withStore(op string, fn func(p *C.snapshotter_t) C.int) error {
 	return nil
 }
 
-// startRemoteOp starts a Snapshot or Restore under the remote gate (see
-// gate.go): with per-call options applied, the library reconfigured when
-// they change the registry or content settings, and those settings held
-// until the operation is over.
-func (s *Store) startRemoteOp(ctx context.Context, what string, opts []Option, start func(cfg *Config) startFunc) (*pendingOp, *Config, error) {
-	cfg, err := s.enterRemote(ctx, what, opts)
+// callSettings applies a call's options on top of the store's settings:
+// its extras, and the C options of its registry and content settings when
+// they differ from the store's (nil: the store's own). Free the options
+// once the operation has started.
+func (s *Store) callSettings(what string, opts []Option) (*extras, *cOptions, error) {
+	cfg, x := s.cfg, s.ext // fixed at open: read without a lock
+	apply(&cfg, &x, opts)
+	if sameRemote(&cfg, &s.cfg, &x, &s.ext) {
+		return &x, nil, nil
+	}
+	o, err := newCOptions()
 	if err != nil {
 		return nil, nil, err
 	}
-	defer s.cfgMu.Unlock()
-	p, err := s.begin(ctx, what, cfg.progress, start(&cfg))
-	if err != nil {
-		s.leaveRemoteLocked()
+	o.setRemote(&cfg, &x.remote)
+	if o.err != nil {
+		err := o.err
+		err.(*Error).Op = what
+		o.free()
 		return nil, nil, err
 	}
-	p.leave = s.leaveRemote
-	return p, &cfg, nil
+	return &x, o, nil
+}
+
+func sameRemote(a, b *Config, xa, xb *extras) bool {
+	return a.Metadata == b.Metadata && a.Content == b.Content && a.Dragonfly == b.Dragonfly && xa.remote == xb.remote
+}
+
+// startRemoteOp starts a Snapshot or Restore with the call's settings.
+func (s *Store) startRemoteOp(ctx context.Context, what string, opts []Option,
+	start func(x *extras, o *C.snapshotter_options_t) startFunc) (*pendingOp, *extras, error) {
+	x, o, err := s.callSettings(what, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	var co *C.snapshotter_options_t
+	if o != nil {
+		defer o.free()
+		co = o.p
+	}
+	p, err := s.begin(ctx, what, x.progress, start(x, co))
+	return p, x, err
 }
 
 // startOp starts an operation that does not involve the registry: only
 // the per-call options of this binding (progress, report) apply.
-func (s *Store) startOp(ctx context.Context, what string, opts []Option, start func(cfg *Config) startFunc) (*pendingOp, *Config, error) {
-	s.cfgMu.Lock()
-	cfg := s.cfg
-	s.cfgMu.Unlock()
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	p, err := s.begin(ctx, what, cfg.progress, start(&cfg))
-	return p, &cfg, err
-}
-
-func (s *Store) reconfigure(what string, cfg *Config) error {
-	o, err := newCOptions()
-	if err != nil {
-		return err
-	}
-	defer o.free()
-	o.setRemote(cfg)
-	if o.err != nil {
-		o.err.(*Error).Op = what
-		return o.err
-	}
-	return s.withStore(what, func(p *C.snapshotter_t) C.int { return C.snapshotter_reconfigure(p, o.p) })
+func (s *Store) startOp(ctx context.Context, what string, opts []Option, start func(x *extras) startFunc) (*pendingOp, *extras, error) {
+	cfg, x := s.cfg, s.ext
+	apply(&cfg, &x, opts)
+	p, err := s.begin(ctx, what, x.progress, start(&x))
+	return p, &x, err
 }
 
 func cbool(b bool) C.int {
@@ -197,7 +203,8 @@ func (c cstrings) free() {
 
 // Snapshot snapshots req.Files under req.BaseDir as req.Name:req.Version,
 // publishing it to the registry when one is configured. A name:version
-// the store already has fails with ErrSnapshotAlreadyExists.
+// the store already has fails with ErrSnapshotAlreadyExists itself (==
+// holds, as with d7y.io/snapshotter).
 func (s *Store) Snapshot(ctx context.Context, req *SnapshotRequest, opts ...Option) error {
 	if req == nil {
 		return &Error{Code: CodeInvalid, Op: "snapshot", Message: "snapshot: request is nil"}
@@ -220,19 +227,25 @@ func (s *Store) Snapshot(ctx context.Context, req *SnapshotRequest, opts ...Opti
 		}
 	}
 	name, version, base := cs.add(req.Name), cs.add(req.Version), cs.add(req.BaseDir)
-	p, cfg, err := s.startRemoteOp(ctx, "snapshot", opts, func(*Config) startFunc {
+	p, x, err := s.startRemoteOp(ctx, "snapshot", opts, func(_ *extras, o *C.snapshotter_options_t) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
-			return C.sgo_snapshot_async(st, name, version, base, files, wp, payload, out)
+			return C.sgo_snapshot_async(st, name, version, base, files, o, wp, payload, out)
 		}
 	})
 	if err != nil {
 		return err
 	}
-	return p.wait(ctx, cfg.fillReport)
+	err = p.wait(ctx, x.fillReport)
+	if e, ok := err.(*Error); ok && e.Code == CodeExists && strings.HasPrefix(e.Message, "snapshot ") &&
+		strings.HasSuffix(e.Message, " already exists") {
+		return ErrSnapshotAlreadyExists
+	}
+	return err
 }
 
 // Restore restores req.Name:req.Version into req.OutputDir. A snapshot not
 // in the local store is fetched from the registry when one is configured.
+// Files already in OutputDir are replaced unless WithRefuseExisting.
 func (s *Store) Restore(ctx context.Context, req *RestoreRequest, opts ...Option) error {
 	if req == nil {
 		return &Error{Code: CodeInvalid, Op: "restore", Message: "restore: request is nil"}
@@ -243,24 +256,24 @@ func (s *Store) Restore(ctx context.Context, req *RestoreRequest, opts ...Option
 	var cs cstrings
 	defer cs.free()
 	name, version, output := cs.add(req.Name), cs.add(req.Version), cs.add(req.OutputDir)
-	p, cfg, err := s.startRemoteOp(ctx, "restore", opts, func(cfg *Config) startFunc {
+	p, x, err := s.startRemoteOp(ctx, "restore", opts, func(x *extras, o *C.snapshotter_options_t) startFunc {
 		var flags C.uint
-		if cfg.overwrite {
+		if !x.refuse {
 			flags |= C.SNAPSHOTTER_RESTORE_OVERWRITE
 		}
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
-			return C.sgo_restore_async(st, name, version, output, flags, wp, payload, out)
+			return C.sgo_restore_async(st, name, version, output, flags, o, wp, payload, out)
 		}
 	})
 	if err != nil {
 		return err
 	}
-	return p.wait(ctx, cfg.fillReport)
+	return p.wait(ctx, x.fillReport)
 }
 
-func (c *Config) fillReport(op *C.snapshotter_op_t) {
-	if c.report != nil {
-		*c.report = reportFromC(C.snapshotter_op_report(op))
+func (x *extras) fillReport(op *C.snapshotter_op_t) {
+	if x.report != nil {
+		*x.report = reportFromC(C.snapshotter_op_report(op))
 	}
 }
 
@@ -286,13 +299,13 @@ func (s *Store) Delete(ctx context.Context, name, version string) (Report, error
 
 // GC runs a garbage collection now with the store's GC settings: it
 // evicts least recently used snapshots while the disk is above the high
-// threshold (or the store above MaxStoreBytes) and removes orphans.
+// threshold (or the store above WithMaxStoreBytes) and removes orphans.
 // WithProgress is the only option that applies.
 func (s *Store) GC(ctx context.Context, opts ...Option) (Report, error) {
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
-	p, _, err := s.startOp(ctx, "gc", opts, func(*Config) startFunc {
+	p, _, err := s.startOp(ctx, "gc", opts, func(*extras) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
 			return C.sgo_gc_async(st, wp, payload, out)
 		}
@@ -312,7 +325,7 @@ func (s *Store) Verify(ctx context.Context, opts ...Option) (*VerifyReport, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p, _, err := s.startOp(ctx, "verify", opts, func(*Config) startFunc {
+	p, _, err := s.startOp(ctx, "verify", opts, func(*extras) startFunc {
 		return func(st *C.snapshotter_t, payload C.uintptr_t, wp C.int, out **C.snapshotter_op_t) C.int {
 			return C.sgo_verify_async(st, wp, payload, out)
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -172,11 +174,12 @@ func TestVerifyFindsMissingContent(t *testing.T) {
 	}
 }
 
-func gcStore(t *testing.T, g snapshotter.GC) *snapshotter.Store {
+// gcStore opens a store with a byte budget and a retention, and no
+// background collector: the test runs GC itself.
+func gcStore(t *testing.T, budget int64, retention time.Duration) *snapshotter.Store {
 	t.Helper()
-	off := time.Duration(0)
-	g.Interval = &off // no background collector: the test runs GC itself
-	s, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), GC: g})
+	s, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir()},
+		snapshotter.WithoutBackgroundGC(), snapshotter.WithMaxStoreBytes(budget), snapshotter.WithGCMinRetention(retention))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +188,7 @@ func gcStore(t *testing.T, g snapshotter.GC) *snapshotter.Store {
 }
 
 func TestGCEvictsOverTheByteBudget(t *testing.T) {
-	budget, zero := int64(1), time.Duration(0)
-	s := gcStore(t, snapshotter.GC{MaxStoreBytes: &budget, MinRetentionPeriod: &zero})
+	s := gcStore(t, 1, 0)
 	ctx := context.Background()
 	c1, c2 := makeCheckpoint(t, 1, smallSizes), makeCheckpoint(t, 2, smallSizes)
 	if err := s.Snapshot(ctx, c1.request("a", "v1")); err != nil {
@@ -212,8 +214,7 @@ func TestGCEvictsOverTheByteBudget(t *testing.T) {
 }
 
 func TestGCKeepsSnapshotsWithinMinRetention(t *testing.T) {
-	budget, hour := int64(1), time.Hour
-	s := gcStore(t, snapshotter.GC{MaxStoreBytes: &budget, MinRetentionPeriod: &hour})
+	s := gcStore(t, 1, time.Hour)
 	c := makeCheckpoint(t, 1, smallSizes)
 	if err := s.Snapshot(context.Background(), c.request("a", "v1")); err != nil {
 		t.Fatal(err)
@@ -224,23 +225,43 @@ func TestGCKeepsSnapshotsWithinMinRetention(t *testing.T) {
 	}
 }
 
-func TestGCSettingsAreValidatedByTheLibrary(t *testing.T) {
-	high, neg := 150.0, -time.Second
-	for field, g := range map[string]snapshotter.GC{
-		"GC.DiskHighThresholdPercent": {DiskHighThresholdPercent: &high},
-		"GC.MinRetentionPeriod":       {MinRetentionPeriod: &neg},
-		"GC.BatchSize":                {BatchSize: intp(0)},
+// GC reads as in d7y.io/snapshotter: nil, zero and out-of-range values
+// keep the library's defaults (none of them is set), a low threshold
+// above the high one too; set values reach the library rounded.
+func TestGCZeroAndOutOfRangeValuesKeepTheDefaults(t *testing.T) {
+	zero, neg, zf, high, nan := time.Duration(0), -time.Second, 0.0, 150.0, math.NaN()
+	for name, g := range map[string]snapshotter.GC{
+		"nil":          {},
+		"zeros":        {Interval: &zero, DiskHighThresholdPercent: &zf, DiskLowThresholdPercent: &zf, BatchSize: intp(0), MinRetentionPeriod: &zero},
+		"out of range": {Interval: &neg, DiskHighThresholdPercent: &high, DiskLowThresholdPercent: &nan, BatchSize: intp(-1), MinRetentionPeriod: &neg},
 	} {
-		_, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), GC: g})
-		if !errIs(err, snapshotter.ErrInvalid) || !strings.Contains(err.Error(), field) {
-			t.Errorf("Open with a bad %s = %v, want ErrInvalid naming it", field, err)
+		if set := snapshotter.GCSettings(g); len(set) != 0 {
+			t.Errorf("GC %s sets %v, want the defaults (nothing set)", name, set)
 		}
+		s, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), GC: g})
+		if err != nil {
+			t.Fatalf("Open with GC %s: %v", name, err)
+		}
+		s.Close()
 	}
-	d, lo, hi, n := 90*time.Second, 60.5, 80.0, 3
+	d, lo, hi, lowAboveHigh, n := 90*time.Second+time.Millisecond, 60.5, 80.0, 85.0, 3
+	got := snapshotter.GCSettings(snapshotter.GC{Interval: &d, DiskHighThresholdPercent: &hi, DiskLowThresholdPercent: &lo,
+		BatchSize: &n, MinRetentionPeriod: &d})
+	want := map[string]int64{"interval": 91, "high": 80, "low": 61, "batch": 3, "retention": 91}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GC settings %v, want %v", got, want)
+	}
+	if got := snapshotter.GCSettings(snapshotter.GC{DiskHighThresholdPercent: &hi, DiskLowThresholdPercent: &lowAboveHigh}); !reflect.DeepEqual(got, map[string]int64{"high": 80}) {
+		t.Errorf("low above high: %v, want only high set", got)
+	}
 	if _, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir(), GC: snapshotter.GC{Interval: &d,
 		DiskHighThresholdPercent: &hi, DiskLowThresholdPercent: &lo, BatchSize: &n, MinRetentionPeriod: &d},
 		SnapshotConcurrency: intp(2), RestoreConcurrency: intp(8)}); err != nil {
 		t.Fatalf("Open with valid settings: %v", err)
+	}
+	_, err := snapshotter.Open(snapshotter.Config{RootDir: t.TempDir()}, snapshotter.WithGCMinRetention(-time.Second))
+	if !errIs(err, snapshotter.ErrInvalid) || !strings.Contains(err.Error(), "WithGCMinRetention") {
+		t.Errorf("Open WithGCMinRetention(-1s) = %v, want ErrInvalid naming it", err)
 	}
 }
 

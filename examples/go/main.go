@@ -171,8 +171,10 @@ func options() []snapshotter.Option {
 			Username:  os.Getenv("REGISTRY_USERNAME"),
 			Password:  os.Getenv("REGISTRY_PASSWORD"),
 			Insecure:  os.Getenv("REGISTRY_INSECURE") == "true",
-			CAFile:    os.Getenv("REGISTRY_CA_FILE"),
 		}}))
+		if ca := os.Getenv("REGISTRY_CA_FILE"); ca != "" {
+			opts = append(opts, snapshotter.WithRegistryCAFile(ca))
+		}
 	}
 	if p := os.Getenv("CONTENT_PROVIDER"); p != "" {
 		opts = append(opts, snapshotter.WithContent(dragonfly.ContentProvider{

@@ -6,13 +6,14 @@ import Glibc
 extension Snapshotter {
     /// Restores `name:version` into `outputDir`.
     public func restore(_ request: RestoreRequest, progress: ProgressHandler? = nil,
-                        cancel: CancellationFlag? = nil) async throws -> RestoreReport {
+                        cancel: CancellationFlag? = nil, remote call: CallRemote? = nil) async throws -> RestoreReport {
         try Naming.validateName(request.name)
         try Naming.validateVersion(request.version)
         guard !request.outputDir.isEmpty else { throw SnapshotterError.invalid("output directory is empty") }
         let key = SnapshotKey(name: request.name, version: request.version)
-        let registry = self.registry
-        let transport = self.transport
+        let remote = self.remote(call)
+        let registry = remote.registry
+        let transport = remote.transport
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             reporter.setPhase(.preparing)

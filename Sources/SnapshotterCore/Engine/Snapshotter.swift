@@ -141,7 +141,7 @@ public final class Snapshotter: Sendable {
     /// `.invalidArgument`; a file that keeps changing while it is read
     /// fails with `.busy`.
     public func snapshot(_ request: SnapshotRequest, progress: ProgressHandler? = nil,
-                         cancel: CancellationFlag? = nil) async throws -> SnapshotReport {
+                         cancel: CancellationFlag? = nil, remote call: CallRemote? = nil) async throws -> SnapshotReport {
         try Naming.validateName(request.name)
         try Naming.validateVersion(request.version)
         guard !request.baseDir.isEmpty else { throw SnapshotterError.invalid("base directory is empty") }
@@ -158,8 +158,9 @@ public final class Snapshotter: Sendable {
         let files = normalized
         // Settings are taken when the call starts: a later setRegistry
         // changes later calls only.
-        let registry = self.registry
-        let transport = self.transport
+        let remote = self.remote(call)
+        let registry = remote.registry
+        let transport = remote.transport
         return try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             reporter.setPhase(.preparing)

@@ -8,8 +8,8 @@ import Glibc
 /// streaming, and every pulled blob checked against its sha256.
 final class DistributionRegistry: MetadataRegistry {
     let settings: RegistrySettings
-    private let base: String
-    private let origin: String
+    let base: String
+    let origin: String
     /// Where the registry's credentials may go (URLOrigin).
     private let registryOrigin: URLOrigin
     private let http: HTTPSettings
@@ -272,7 +272,7 @@ final class DistributionRegistry: MetadataRegistry {
 
     /// A clear error for an unexpected status, with the registry's own
     /// message.
-    private func failure(_ r: HTTPResponse, what: String) -> SnapshotterError {
+    func failure(_ r: HTTPResponse, what: String) -> SnapshotterError {
         let kind: String
         switch r.status {
         case 401: kind = "unauthorized"
@@ -285,7 +285,7 @@ final class DistributionRegistry: MetadataRegistry {
     }
 
     /// `: CODE: message` from an OCI error body, or nothing.
-    private func errorDetail(_ r: HTTPResponse) -> String {
+    func errorDetail(_ r: HTTPResponse) -> String {
         guard let json = try? JSONValue.parse(r.body), let errors = json["errors"]?.arrayValue, !errors.isEmpty else { return "" }
         let parts = errors.prefix(3).map { e -> String in
             let code = e["code"]?.stringValue ?? "ERROR"

@@ -28,7 +28,7 @@ final class LayoutRegistry: MetadataRegistry {
     private var blobDir: String { root + "/blobs/sha256" }
     private func blobPath(_ digest: String) -> String { blobDir + "/" + digest.dropFirst(7) }
 
-    private func prepare() throws {
+    func prepare() throws {
         try Sys.mkdirs(blobDir)
         let layout = root + "/oci-layout"
         if try Sys.lstatIfExists(layout) == nil {
@@ -78,14 +78,14 @@ final class LayoutRegistry: MetadataRegistry {
 
     // MARK: blobs
 
-    private func putBlob(_ digest: String, _ bytes: [UInt8]) throws {
+    func putBlob(_ digest: String, _ bytes: [UInt8]) throws {
         let path = blobPath(digest)
         if try Sys.lstatIfExists(path) != nil { return }
         try writeAtomically(path, bytes)
     }
 
     /// Reads a blob of at most `limit` bytes and checks its sha256.
-    private func readBlob(_ digest: String, limit: Int, what: String) throws -> [UInt8] {
+    func readBlob(_ digest: String, limit: Int, what: String) throws -> [UInt8] {
         guard SnapshotArtifact.isSHA256Digest(digest) else {
             throw SnapshotterError(.registry, "\(what): \(digest) is not a sha256 digest")
         }
@@ -139,7 +139,7 @@ final class LayoutRegistry: MetadataRegistry {
         var size: Int
     }
 
-    private func withIndexLock<T>(_ body: () throws -> T) throws -> T {
+    func withIndexLock<T>(_ body: () throws -> T) throws -> T {
         let fd = try Sys.open(root + "/index.json.lock", O_RDWR | O_CREAT, 0o644)
         defer { Sys.close(fd) }
         _ = try Sys.call(.flock, "lock \(root)/index.json") { flock(fd, LOCK_EX) }
@@ -147,7 +147,7 @@ final class LayoutRegistry: MetadataRegistry {
         return try body()
     }
 
-    private func readIndex() throws -> [IndexEntry] {
+    func readIndex() throws -> [IndexEntry] {
         let path = root + "/index.json"
         guard try Sys.lstatIfExists(path) != nil else { return [] }
         let bytes = try readFile(path, limit: 256 << 20, what: "read \(path)")
@@ -164,7 +164,7 @@ final class LayoutRegistry: MetadataRegistry {
         return out
     }
 
-    private func writeIndex(_ entries: [IndexEntry]) throws {
+    func writeIndex(_ entries: [IndexEntry]) throws {
         var w = JSONWriter()
         w.raw("{\"schemaVersion\":2,\"mediaType\":")
         w.string(Self.indexMediaType)

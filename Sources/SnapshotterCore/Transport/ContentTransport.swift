@@ -125,6 +125,12 @@ public struct ContentSettings: Sendable, Equatable {
 
 func makeTransport(_ settings: ContentSettings) throws -> any ContentTransport {
     if !settings.dragonflyEndpoint.isEmpty {
+        if settings.url.isEmpty {
+            do { _ = try GRPCTarget.parse(settings.dragonflyEndpoint) } catch let e as SnapshotterError {
+                throw SnapshotterError.invalid("Dragonfly endpoint: \(e.message)")
+            }
+            return MissingObjectStorage(settings.dragonflyEndpoint)
+        }
         return try DragonflyTransport(settings)
     }
     switch settings.scheme {

@@ -22,8 +22,10 @@ final class S3Transport: ContentTransport {
         guard !bucket.isEmpty else { throw SnapshotterError.invalid("content URL \(settings.url.debugDescription) names no bucket") }
         var endpoint = settings.endpoint.isEmpty ? "https://s3.\(settings.region).amazonaws.com" : settings.endpoint
         while endpoint.hasSuffix("/") { endpoint.removeLast() }
+        // A bare host[:port] (as the Go snapshotter takes it) means https.
+        if !endpoint.contains("://") { endpoint = "https://" + endpoint }
         guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
-            throw SnapshotterError.invalid("object storage endpoint \(endpoint.debugDescription) must start with http:// or https://")
+            throw SnapshotterError.invalid("object storage endpoint \(endpoint.debugDescription) must be host[:port], http://host[:port] or https://host[:port]")
         }
         base = endpoint
         let https = endpoint.hasPrefix("https://")

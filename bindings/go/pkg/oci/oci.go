@@ -1,6 +1,7 @@
 // Package oci holds the settings of the OCI registry that snapshots are
-// published to and fetched from. Registry is the type of
-// d7y.io/snapshotter/pkg/oci, plus CAFile.
+// published to and fetched from: the types of d7y.io/snapshotter/pkg/oci.
+// A registry with a private CA is trusted with
+// snapshotter.WithRegistryCAFile.
 package oci
 
 // Registry defines the registry configuration for the snapshotter.
@@ -20,9 +21,4 @@ type Registry struct {
 
 	// Insecure skips TLS certificate verification.
 	Insecure bool
-
-	// CAFile is a PEM bundle of certificate authorities to trust, for a
-	// registry with a private CA. Not in d7y.io/snapshotter, which has no
-	// way to pass one.
-	CAFile string
 }

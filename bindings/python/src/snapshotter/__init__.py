@@ -43,12 +43,13 @@ from .log import disable_logging, enable_logging
 from .models import File, FileInfo, Phase, Problem, Progress, Report, SnapshotInfo, Stats, VerifyReport
 from .options import ContentProvider, Dragonfly, GCOptions, Registry
 from .store import Snapshotter
+from .clients import ContentClient, RegistryClient
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the header's SNAPSHOTTER_VERSION_STRING (tests/test_header.py)
 
 
 def library_version() -> str:
-    """The loaded libsnapshotter's version ("0.1.0"); loads it if needed."""
+    """The loaded libsnapshotter's version ("MAJOR.MINOR.PATCH"); loads it if needed."""
     return _ffi.load().version_string
 
 
@@ -59,6 +60,8 @@ def library_path() -> str:
 
 __all__ = [
     "Snapshotter",
+    "RegistryClient",
+    "ContentClient",
     "Registry",
     "ContentProvider",
     "Dragonfly",

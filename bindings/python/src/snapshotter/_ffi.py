@@ -41,6 +41,8 @@ MIN_VERSION = 100
 MAJOR = 0
 
 # ---- status codes (stable, from the header) --------------------------------
+# Every SNAPSHOTTER_ constant of include/snapshotter.h is checked against
+# this module by tests/test_header.py.
 OK = 0
 EINVAL = -30601
 ENOTFOUND = -30602
@@ -92,6 +94,7 @@ OPT_GC_LOW_WATERMARK_PERCENT = 302
 OPT_GC_BATCH_SIZE = 303
 OPT_GC_MIN_RETENTION_SECONDS = 304
 OPT_GC_MAX_STORE_BYTES = 305
+OPT_GC_ORPHAN_GRACE_SECONDS = 306
 
 RESTORE_OVERWRITE = 0x1
 
@@ -276,6 +279,13 @@ _SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "snapshotter_snapshot_list_free": (None, [POINTER(SnapshotListStruct)]),
     "snapshotter_file_list_free": (None, [POINTER(FileListStruct)]),
     "snapshotter_verify_report_free": (None, [POINTER(VerifyReportStruct)]),
+    "snapshotter_free": (None, [c_void_p]),
+    "snapshotter_registry_push_blob": (c_int, [_p, c_char_p, c_void_p, c_size_t, POINTER(c_void_p)]),
+    "snapshotter_registry_pull_blob": (c_int, [_p, c_char_p, c_char_p, POINTER(c_void_p), POINTER(c_size_t)]),
+    "snapshotter_registry_push_manifest": (c_int, [_p, c_char_p, c_char_p, c_void_p, c_size_t, POINTER(c_void_p)]),
+    "snapshotter_registry_pull_manifest": (c_int, [_p, c_char_p, c_char_p, POINTER(c_void_p), POINTER(c_size_t)]),
+    "snapshotter_content_upload": (c_int, [_p, c_char_p, c_char_p]),
+    "snapshotter_content_download": (c_int, [_p, c_char_p, c_char_p]),
     "snapshotter_snapshot_async": (
         c_int,
         [_p, c_char_p, c_char_p, c_char_p, _p, PROGRESS_CB, DONE_CB, c_void_p, _pp],
@@ -286,6 +296,14 @@ _SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
         [_p, c_char_p, c_char_p, c_char_p, c_uint, PROGRESS_CB, DONE_CB, c_void_p, _pp],
     ),
     "snapshotter_restore": (c_int, [_p, c_char_p, c_char_p, c_char_p, c_uint, POINTER(ReportStruct)]),
+    "snapshotter_snapshot_with_options_async": (
+        c_int,
+        [_p, c_char_p, c_char_p, c_char_p, _p, _p, PROGRESS_CB, DONE_CB, c_void_p, _pp],
+    ),
+    "snapshotter_restore_with_options_async": (
+        c_int,
+        [_p, c_char_p, c_char_p, c_char_p, c_uint, _p, PROGRESS_CB, DONE_CB, c_void_p, _pp],
+    ),
     "snapshotter_delete_async": (c_int, [_p, c_char_p, c_char_p, DONE_CB, c_void_p, _pp]),
     "snapshotter_delete": (c_int, [_p, c_char_p, c_char_p, POINTER(ReportStruct)]),
     "snapshotter_verify_async": (c_int, [_p, PROGRESS_CB, DONE_CB, c_void_p, _pp]),
