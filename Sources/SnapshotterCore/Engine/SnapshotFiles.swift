@@ -90,18 +90,18 @@ extension Snapshotter {
     /// Stores one file: recognised by inode (read-only, unchanged), or read
     /// into a new content file; read-only files also get their link.
     func storeFile(_ p: PreparedFile, base: Int32, useInodeIndex: Bool, buffer: UnsafeMutableRawBufferPointer,
-                   reporter: ProgressReporter?, cancel: CancellationFlag) throws -> StoredFile {
+                   batch: DurableBatch?, reporter: ProgressReporter?, cancel: CancellationFlag) throws -> StoredFile {
         if p.readOnly && useInodeIndex, let known = try knownByInode(p) {
             return known
         }
         let what = "snapshot file \(p.relativePath)"
         let fd = try Sys.openBeneath(base, p.relativePath, O_RDONLY | O_NONBLOCK, what: what)
         defer { Sys.close(fd) }
-        let (st, ingested, bytesRead) = try ingestUnchanging(fd, p, buffer: buffer, reporter: reporter, cancel: cancel)
+        let (st, ingested, bytesRead) = try ingestUnchanging(fd, p, buffer: buffer, batch: batch, reporter: reporter, cancel: cancel)
         let size = Int64(st.st_size)
         var linked: LinkedInode?
         if p.readOnly {
-            if try store.ensureLink(fd: fd, what: p.relativePath, size: size, digest: ingested.digest, buffer: buffer) {
+            if try store.ensureLink(fd: fd, what: p.relativePath, size: size, digest: ingested.digest, buffer: buffer, batch: batch) {
                 // ctime after the link (which changed it) is what the
                 // next snapshot will see if nothing else happens.
                 let now = try Sys.fstat(fd, p.relativePath)
@@ -142,7 +142,7 @@ extension Snapshotter {
     /// and after), so nothing torn is stored; the content is only put in
     /// place after that check. Returns the stat the bytes belong to, what
     /// was stored, and the bytes read over all attempts.
-    private func ingestUnchanging(_ fd: Int32, _ p: PreparedFile, buffer: UnsafeMutableRawBufferPointer,
+    private func ingestUnchanging(_ fd: Int32, _ p: PreparedFile, buffer: UnsafeMutableRawBufferPointer, batch: DurableBatch?,
                                   reporter: ProgressReporter?, cancel: CancellationFlag)
         throws -> (FileStat, ContentStore.Ingested, Int64) {
         let what = "snapshot file \(p.relativePath)"
@@ -160,7 +160,7 @@ extension Snapshotter {
                 return false
             }
             do {
-                let ingested = try store.ingest(fd: fd, size: size, sourcePath: p.relativePath, buffer: buffer, onBytes: { n in
+                let ingested = try store.ingest(fd: fd, size: size, sourcePath: p.relativePath, buffer: buffer, batch: batch, onBytes: { n in
                     bytesRead += n
                     attemptBytes += n
                     // A re-read reports only what goes past the last attempt.

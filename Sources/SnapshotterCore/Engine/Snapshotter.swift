@@ -169,8 +169,12 @@ public final class Snapshotter: Sendable {
             let prepared = try await pool.run { try self.prepareSnapshot(key, base: base, files: files) }
             reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: try prepared.checkedTotal("size") { $0.size })
             let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
+            // Opened before any write: its barrier sees every writeback error since.
+            let batch = try await pool.run { try DurableBatch(store: self.store) }
+            defer { batch.discard() }
             try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
-                let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, reporter: reporter, cancel: flag)
+                let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, batch: batch,
+                                                reporter: reporter, cancel: flag)
                 results.withLock { $0[i] = stored }
                 reporter.fileDone()
             }
@@ -182,7 +186,10 @@ public final class Snapshotter: Sendable {
             // New content or links must be durable before a record names
             // them; a snapshot of only known files created nothing.
             if stored.contains(where: { !$0.knownByInode }) {
-                try await pool.run { try self.store.syncDirectories() }
+                try await pool.run {
+                    try batch.barrier()
+                    try self.store.syncDirectories()
+                }
             }
             if let transport {
                 // Content goes up before the config names it anywhere.
@@ -204,7 +211,8 @@ public final class Snapshotter: Sendable {
                     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
                     defer { buffer.deallocate() }
                     for i in missing {
-                        repaired[i] = try self.storeFile(prepared[i], base: base, useInodeIndex: false, buffer: buffer, reporter: nil, cancel: flag)
+                        repaired[i] = try self.storeFile(prepared[i], base: base, useInodeIndex: false, buffer: buffer, batch: nil,
+                                                         reporter: nil, cancel: flag)
                     }
                     return repaired
                 }

@@ -52,8 +52,14 @@ final class ContentStore: Sendable {
     /// hashed while written), makes it durable and renames it into place.
     /// `beforePlacing` runs after the last byte was read and may throw to
     /// drop the new file (the source changed meanwhile).
-    func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
+    /// With a batch, a small file is left under its temporary name for the
+    /// batch's barrier to make durable and place.
+    func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer, batch: DurableBatch? = nil,
                 onBytes: (Int64) throws -> Void, beforePlacing: () throws -> Void = {}) throws -> Ingested {
+        if let batch, size < DurableBatch.deferBelow {
+            return try ingestDeferred(fd: fd, size: size, sourcePath: sourcePath, buffer: buffer, batch: batch,
+                                      onBytes: onBytes, beforePlacing: beforePlacing)
+        }
         var result: SPF1.EncodeResult?
         let placed = try Self.writeNew(in: contentDir, mode: permissions.contentMode) { out, tmp in
             if permissions.group != nil { try permissions.apply(out, mode: permissions.contentMode, tmp) }
@@ -66,6 +72,24 @@ final class ContentStore: Sendable {
         }
         guard let r = result else { throw SnapshotterError(.internal, "\(sourcePath): encoding produced no result") }
         return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: placed)
+    }
+
+    private func ingestDeferred(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
+                                batch: DurableBatch, onBytes: (Int64) throws -> Void,
+                                beforePlacing: () throws -> Void) throws -> Ingested {
+        let (n, tmp) = batch.newTemp()
+        let out = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL, permissions.contentMode)
+        var keep = false
+        defer {
+            Sys.close(out)
+            if !keep { try? Sys.unlinkIfExists(tmp) }
+        }
+        if permissions.group != nil { try permissions.apply(out, mode: permissions.contentMode, tmp) }
+        let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, output: tmp, buffer: buffer, onBytes: onBytes)
+        try beforePlacing()
+        // Content already stored (or already in this batch): drop the copy.
+        if try Sys.lstatIfExists(contentPath(r.digest)) == nil { keep = batch.deferContent(n, r.digest) }
+        return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: keep)
     }
 
     /// Writes a new file under a temporary name in `dir` through `body`,
@@ -98,8 +122,9 @@ final class ContentStore: Sendable {
     /// the inode open as `fd` (the one that was hashed, never whatever its
     /// path names now) when they share a filesystem, else a durable copy of
     /// the descriptor's bytes. Returns whether the link is that inode.
+    /// With a batch, a small file's new link is made durable by its barrier.
     func ensureLink(fd: Int32, what: String, size: Int64, digest: Digest,
-                    buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
+                    buffer: UnsafeMutableRawBufferPointer, batch: DurableBatch? = nil) throws -> Bool {
         let final = linkPath(digest)
         let src = try Sys.fstat(fd, what)
         func isSource(_ st: FileStat) -> Bool { st.st_dev == src.st_dev && st.st_ino == src.st_ino }
@@ -118,7 +143,11 @@ final class ContentStore: Sendable {
             }
             // The link names the source's data: make it durable before
             // any record names it.
-            try Sys.fsync(fd, "\(what) (linked as \(final))")
+            if let batch, size < DurableBatch.deferBelow {
+                batch.deferLink(digest)
+            } else {
+                try Sys.fsync(fd, "\(what) (linked as \(final))")
+            }
             return true
         case .unavailable:
             // Another filesystem, links not allowed, or no /proc: keep a

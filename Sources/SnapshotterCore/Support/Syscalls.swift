@@ -87,6 +87,14 @@ enum Sys {
         SyncProbe.note(what)
     }
 
+    /// Writes back every dirty page of the filesystem holding `fd` and
+    /// flushes it (one barrier for many files); reports the writeback errors
+    /// of that filesystem since `fd` was opened.
+    static func syncfs(_ fd: Int32, _ what: String) throws {
+        _ = try call(.syncfs, "syncfs \(what)") { cshim_syncfs(fd) }
+        SyncProbe.note("syncfs " + what)
+    }
+
     /// Starts writing a file's dirty pages back without waiting; only a
     /// hint (the fsync that follows is what makes it durable).
     static func startWriteback(_ fd: Int32) {
