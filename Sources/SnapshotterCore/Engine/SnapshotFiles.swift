@@ -14,6 +14,8 @@ extension Snapshotter {
         var stat: FileStat
         /// What the inode index says about a read-only file's inode.
         var known: InodeRecord?
+        /// The encoded size its content record gives for `known`'s digest.
+        var knownEncodedSize: Int64?
     }
 
     /// A source inode that is its store link, for the inode index.
@@ -54,7 +56,11 @@ extension Snapshotter {
         let prepared = try meta.env.read { txn in try files.map { f in
             let st = try Self.statListed(base, f.relativePath, key)
             let known = f.readOnly ? try meta.inode(txn, dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
-            return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: st, known: known)
+            // The record, not a stat of the content file: the commit trusts
+            // a record whose digest is not in the trash.
+            let encoded = try known.flatMap { try meta.contentRecord(txn, $0.digest)?.encodedSize }
+            return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: st,
+                                known: known, knownEncodedSize: encoded)
         } }
         SnapshotHooks.reach(.prepared, root: root)
         return prepared
@@ -101,7 +107,7 @@ extension Snapshotter {
         let size = Int64(st.st_size)
         var linked: LinkedInode?
         if p.readOnly {
-            if try store.ensureLink(fd: fd, what: p.relativePath, size: size, digest: ingested.digest, buffer: buffer, batch: batch) {
+            if try store.ensureLink(fd: fd, st, what: p.relativePath, digest: ingested.digest, buffer: buffer, batch: batch) {
                 // ctime after the link (which changed it) is what the
                 // next snapshot will see if nothing else happens.
                 let now = try Sys.fstat(fd, p.relativePath)
@@ -122,12 +128,12 @@ extension Snapshotter {
         let st = p.stat
         guard let known = p.known, let ctime = known.ctimeNanos, known.size == Int64(st.st_size),
               known.mtimeNanos == Sys.mtimeNanos(st), ctime == Sys.ctimeNanos(st),
-              let link = try Sys.lstatIfExists(store.linkPath(known.digest)),
-              link.st_dev == st.st_dev, link.st_ino == st.st_ino,
-              let content = try Sys.lstatIfExists(store.contentPath(known.digest)) else { return nil }
+              let encodedSize = p.knownEncodedSize,
+              let link = try store.linkStat(known.digest),
+              link.st_dev == st.st_dev, link.st_ino == st.st_ino else { return nil }
         let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: UInt32(st.st_mode) & 0o777,
                                 uid: st.st_uid, gid: st.st_gid, size: known.size, mtimeNanos: known.mtimeNanos)
-        return StoredFile(file: file, encodedSize: Int64(content.st_size), created: false, knownByInode: true,
+        return StoredFile(file: file, encodedSize: encodedSize, created: false, knownByInode: true,
                           linkedInode: LinkedInode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), ctimeNanos: ctime), bytesRead: 0)
     }
 

@@ -40,7 +40,7 @@ final class DurableBatch: Sendable {
 
     init(store: ContentStore) throws {
         self.store = store
-        dirFD = try Sys.open(store.contentDir, O_RDONLY | O_DIRECTORY)
+        dirFD = try Sys.open(store.contentDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
         tag = "\(ContentStore.tempPrefix)\(Sys.pid)-b\(String(cshim_random_u64(), radix: 36))-"
     }
 
@@ -56,7 +56,7 @@ final class DurableBatch: Sendable {
             defer { s.entries = []; s.contentDigests = [] }
             return s.entries
         }
-        for e in entries where e.kind == .content { try? Sys.unlinkIfExists(tempPath(e.number)) }
+        for e in entries where e.kind == .content { try? Sys.unlinkIfExists(at: store.contentDirFD, tempName(e.number), tempPath(e.number)) }
     }
 
     /// A fresh temporary content file name of this batch: its number and path.
@@ -69,6 +69,7 @@ final class DurableBatch: Sendable {
     }
 
     func tempPath(_ n: UInt64) -> String { "\(store.contentDir)/\(tag)\(n)" }
+    func tempName(_ n: UInt64) -> String { "\(tag)\(n)" }
 
     /// Keeps temporary file `n`, holding `digest`, for the barrier; false
     /// when the batch already holds that content (drop this copy).
@@ -100,12 +101,15 @@ final class DurableBatch: Sendable {
             } else {
                 try Sys.syncfs(dirFD, store.contentDir)
             }
+            let dir = store.contentDirFD
             for e in entries where e.kind == .content {
-                let tmp = tempPath(e.number)
-                if try !Sys.renameNoReplace(tmp, store.contentPath(e.digest)) { try Sys.unlinkIfExists(tmp) }
+                let name = tempName(e.number)
+                if try !Sys.renameNoReplace(at: dir, name, e.digest.hex, in: store.contentDir) {
+                    try Sys.unlinkIfExists(at: dir, name, tempPath(e.number))
+                }
             }
         } catch {
-            for e in entries where e.kind == .content { try? Sys.unlinkIfExists(tempPath(e.number)) }
+            for e in entries where e.kind == .content { try? Sys.unlinkIfExists(at: store.contentDirFD, tempName(e.number), tempPath(e.number)) }
             throw error
         }
     }
