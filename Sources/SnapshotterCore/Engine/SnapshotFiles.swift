@@ -10,12 +10,34 @@ extension Snapshotter {
         var relativePath: String
         var readOnly: Bool
         var size: Int64
-        /// stat of the file at prepare time.
-        var stat: FileStat
+        /// stat of the file at prepare time (what the inode index needs of it:
+        /// a FileStat is 144 bytes, kept for every file of the snapshot).
+        var stat: ListedStat
         /// What the inode index says about a read-only file's inode.
         var known: InodeRecord?
         /// The encoded size its content record gives for `known`'s digest.
         var knownEncodedSize: Int64?
+    }
+
+    /// The fields of a listed file's stat a snapshot uses later.
+    struct ListedStat: Sendable {
+        var dev: UInt64
+        var ino: UInt64
+        var mtimeNanos: Int64
+        var ctimeNanos: Int64
+        var mode: UInt32
+        var uid: uid_t
+        var gid: gid_t
+
+        init(_ st: FileStat) {
+            dev = UInt64(st.st_dev)
+            ino = UInt64(st.st_ino)
+            mtimeNanos = Sys.mtimeNanos(st)
+            ctimeNanos = Sys.ctimeNanos(st)
+            mode = UInt32(st.st_mode)
+            uid = st.st_uid
+            gid = st.st_gid
+        }
     }
 
     /// A source inode that is its store link, for the inode index.
@@ -59,7 +81,7 @@ extension Snapshotter {
             // The record, not a stat of the content file: the commit trusts
             // a record whose digest is not in the trash.
             let encoded = try known.flatMap { try meta.contentRecord(txn, $0.digest)?.encodedSize }
-            return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: st,
+            return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: ListedStat(st),
                                 known: known, knownEncodedSize: encoded)
         } }
         SnapshotHooks.reach(.prepared, root: root)
@@ -126,15 +148,15 @@ extension Snapshotter {
     /// ctime) from prepare's one open and fstat, without reading it.
     private func knownByInode(_ p: PreparedFile) throws -> StoredFile? {
         let st = p.stat
-        guard let known = p.known, let ctime = known.ctimeNanos, known.size == Int64(st.st_size),
-              known.mtimeNanos == Sys.mtimeNanos(st), ctime == Sys.ctimeNanos(st),
+        guard let known = p.known, let ctime = known.ctimeNanos, known.size == p.size,
+              known.mtimeNanos == st.mtimeNanos, ctime == st.ctimeNanos,
               let encodedSize = p.knownEncodedSize,
               let link = try store.linkStat(known.digest),
-              link.st_dev == st.st_dev, link.st_ino == st.st_ino else { return nil }
-        let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: UInt32(st.st_mode) & 0o777,
-                                uid: st.st_uid, gid: st.st_gid, size: known.size, mtimeNanos: known.mtimeNanos)
+              UInt64(link.st_dev) == st.dev, UInt64(link.st_ino) == st.ino else { return nil }
+        let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: st.mode & 0o777,
+                                uid: st.uid, gid: st.gid, size: known.size, mtimeNanos: known.mtimeNanos)
         return StoredFile(file: file, encodedSize: encodedSize, created: false, knownByInode: true,
-                          linkedInode: LinkedInode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), ctimeNanos: ctime), bytesRead: 0)
+                          linkedInode: LinkedInode(dev: st.dev, ino: st.ino, ctimeNanos: ctime), bytesRead: 0)
     }
 
     /// How many times a file that changes while it is read is read again

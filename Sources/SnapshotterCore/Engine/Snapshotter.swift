@@ -242,14 +242,15 @@ public final class Snapshotter: Sendable {
         let config = givenConfig ?? SnapshotConfig.encode(files)
         let sortedFiles = files.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
         let now = Sys.nowNanos()
-        let record = SnapshotRecord(created: now, files: sortedFiles, config: config)
-        try meta.requireRoom("snapshot \(key)", recordBytes: record.encode().count, digests: Set(files.map(\.digest)).count)
+        // Encoded once: at many files the record is the largest buffer.
+        let recordBytes = SnapshotRecord(created: now, files: sortedFiles, config: config).encode()
+        try meta.requireRoom("snapshot \(key)", recordBytes: recordBytes.count, digests: Set(files.map(\.digest)).count)
         for attempt in 0..<4 {
             do {
                 try meta.env.write { txn in
                     // Last chance to stop: a throw here aborts the commit.
                     try cancel.check()
-                    try self.writeSnapshot(txn, key, record: record, stored: stored, now: now)
+                    try self.writeSnapshot(txn, key, record: recordBytes, stored: stored, now: now)
                 }
                 let info = SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
                                         files: sortedFiles, config: config)
@@ -264,7 +265,7 @@ public final class Snapshotter: Sendable {
         throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
     }
 
-    private func writeSnapshot(_ txn: LMDBTransaction, _ key: SnapshotKey, record: SnapshotRecord,
+    private func writeSnapshot(_ txn: LMDBTransaction, _ key: SnapshotKey, record: [UInt8],
                                stored: [StoredFile], now: Int64) throws {
         if try txn.contains(meta.snapshots, key.bytes) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
@@ -289,12 +290,12 @@ public final class Snapshotter: Sendable {
                     checked[d] = true
                     if rec.hasLink { checkedLinks[d] = true }
                 } else {
-                    checked[d] = try Sys.lstatIfExists(store.contentPath(d)) != nil
+                    checked[d] = try store.contentStat(d) != nil
                 }
             }
             var ok = checked[d] == true
             if s.file.readOnly {
-                if checkedLinks[d] == nil { checkedLinks[d] = try Sys.lstatIfExists(store.linkPath(d)) != nil }
+                if checkedLinks[d] == nil { checkedLinks[d] = try store.linkStat(d) != nil }
                 ok = ok && checkedLinks[d] == true
             }
             if !ok { missing.append(i) }
@@ -317,7 +318,7 @@ public final class Snapshotter: Sendable {
                             InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos, ctimeNanos: l.ctimeNanos).encode())
             }
         }
-        try txn.put(meta.snapshots, key.bytes, record.encode())
+        try txn.put(meta.snapshots, key.bytes, record)
         try meta.setLastAccess(txn, key, now)
     }
 
