@@ -186,9 +186,14 @@ public final class Snapshotter: Sendable {
             // New content or links must be durable before a record names
             // them; a snapshot of only known files created nothing.
             if stored.contains(where: { !$0.knownByInode }) {
-                try await pool.run {
-                    try batch.barrier()
+                let lost = try await pool.run {
+                    let lost = try batch.barrier()
                     try self.store.syncDirectories()
+                    return lost
+                }
+                // Another snapshot placed that content first: not ours.
+                if !lost.isEmpty {
+                    for i in stored.indices where stored[i].created && lost.contains(stored[i].file.digest) { stored[i].created = false }
                 }
             }
             if let transport {

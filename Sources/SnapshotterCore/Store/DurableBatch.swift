@@ -88,13 +88,16 @@ final class DurableBatch: Sendable {
 
     /// Makes every deferred file durable, then renames deferred content to
     /// its final name (content another process placed meanwhile wins). The
-    /// caller then fsyncs the store's directories once, as before.
-    func barrier() throws {
+    /// caller then fsyncs the store's directories once, as before. Returns
+    /// the digests whose content someone else put in place first.
+    @discardableResult
+    func barrier() throws -> Set<Digest> {
         let entries = state.withLock { s -> [Entry] in
             defer { s.entries = []; s.contentDigests = [] }
             return s.entries
         }
-        if entries.isEmpty { return }
+        if entries.isEmpty { return [] }
+        var lost = Set<Digest>()
         do {
             if entries.count <= Self.fsyncEachUpTo {
                 for e in entries { try fsyncEntry(e) }
@@ -106,12 +109,14 @@ final class DurableBatch: Sendable {
                 let name = tempName(e.number)
                 if try !Sys.renameNoReplace(at: dir, name, e.digest.hex, in: store.contentDir) {
                     try Sys.unlinkIfExists(at: dir, name, tempPath(e.number))
+                    lost.insert(e.digest)
                 }
             }
         } catch {
             for e in entries where e.kind == .content { try? Sys.unlinkIfExists(at: store.contentDirFD, tempName(e.number), tempPath(e.number)) }
             throw error
         }
+        return lost
     }
 
     private func fsyncEntry(_ e: Entry) throws {
