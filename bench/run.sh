@@ -5,6 +5,9 @@
 # the same files, measured in this run (see bench/bench.py). Takes a few
 # minutes and about 5 GiB of disk under $BENCH_DIR (default: $TMPDIR or
 # /tmp), all removed at the end. BENCH_REPS sets the runs per side (5).
+# Then the many-small-files section (bench/many_files.py): BENCH_MANY_FILES
+# read-only and as many read-write files (100000; 0 skips it),
+# BENCH_MANY_REPS runs per side (3).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -13,4 +16,10 @@ ensure_swift_on_path
 section "Build snapshotctl (release)"
 BIN="$(build_release_snapshotctl)"
 section "Benchmark"
-exec python3 "$REPO_ROOT/bench/bench.py" --bin "$BIN" --repo "$REPO_ROOT" --reps "${BENCH_REPS:-5}"
+python3 "$REPO_ROOT/bench/bench.py" --bin "$BIN" --repo "$REPO_ROOT" --reps "${BENCH_REPS:-5}"
+# Many small files (bench/many_files.py): BENCH_MANY_FILES per set, 0 skips.
+if [ "${BENCH_MANY_FILES:-100000}" != 0 ]; then
+    section "Benchmark: many small files"
+    python3 "$REPO_ROOT/bench/many_files.py" --bin "$BIN" --files "${BENCH_MANY_FILES:-100000}" \
+        --reps "${BENCH_MANY_REPS:-3}"
+fi

@@ -134,6 +134,10 @@ run_suite "fuzz (libFuzzer)" env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz
 # that copy through pkg-config (Tests/c/run.sh).
 run_suite "C ABI tests" make test-c
 
+# snapshotctl as installed (the same private prefix): run with the Swift
+# toolchain out of the environment, its man page and completions.
+run_suite "installed snapshotctl" make test-cli
+
 # ------------------------------------------------------------ Go / Python --
 # The bindings link the library installed by the C section, through
 # pkg-config, and run end to end against the registry services.

@@ -83,6 +83,10 @@ int cshim_start_writeback(int fd) {
     return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
+int cshim_syncfs(int fd) {
+    return syncfs(fd);
+}
+
 int cshim_openat2_beneath(int dirfd, const char *path, int flags, unsigned int mode, int no_xdev) {
 #ifdef SYS_openat2
     struct open_how how;

@@ -25,7 +25,8 @@ let snapshotWriteFaults: [WriteFault] = [
     WriteFault(name: "content fsync", rules: { fx, _, e in [rule(.fsync, e, in: tmp(fx.contentDir))] }, named: { fx, _ in fx.contentDir }),
     WriteFault(name: "content rename", rules: { fx, _, e in [rule(.rename, e, in: fx.contentDir)] }, named: { fx, _ in fx.contentDir }),
     WriteFault(name: "read-only link", rules: { fx, _, e in [rule(.link, e, in: fx.linkDir)] }, named: { fx, _ in fx.linkDir }),
-    WriteFault(name: "linked source fsync", rules: { fx, _, e in [rule(.fsync, e, in: "linked as " + fx.linkDir)] }, named: { _, _ in "ro/model.bin" }),
+    // The barrier fsyncs a small file's new link by its name in the store.
+    WriteFault(name: "linked source fsync", rules: { fx, _, e in [rule(.fsync, e, in: fx.linkDir + "/")] }, named: { fx, _ in fx.linkDir }),
     WriteFault(name: "copy temp create", rules: { fx, _, e in
         [rule(.link, EXDEV, in: fx.linkDir, times: everyCall), rule(.open, e, in: tmp(fx.linkDir))] }, named: { fx, _ in fx.linkDir }),
     WriteFault(name: "copy truncate", rules: { fx, _, e in

@@ -17,6 +17,8 @@ ssize_t cshim_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *o
 /* sync_file_range(SYNC_FILE_RANGE_WRITE) of the whole file: starts
  * writeback without waiting for it (a later fsync has less to do). */
 int cshim_start_writeback(int fd);
+/* syncfs(2): writes back and flushes the whole filesystem holding fd. */
+int cshim_syncfs(int fd);
 int cshim_o_tmpfile(void);
 int cshim_o_cloexec(void);
 int cshim_o_nofollow(void);

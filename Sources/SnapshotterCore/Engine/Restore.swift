@@ -127,8 +127,8 @@ extension Snapshotter {
                 }
                 t.wasAbsent = false
             }
-            guard try !requireContent || Sys.lstatIfExists(store.contentPath(f.digest)) != nil
-                    || (f.readOnly && Sys.lstatIfExists(store.linkPath(f.digest)) != nil) else {
+            guard try !requireContent || (f.readOnly && store.linkStat(f.digest) != nil)
+                    || store.contentStat(f.digest) != nil else {
                 throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
             }
             targets.append(t)
@@ -148,9 +148,9 @@ extension Snapshotter {
                     cancel: CancellationFlag) throws -> ExportMethod {
         // A hard link is never half-written: without overwrite it goes
         // straight to its final name (one directory operation, like cp -al).
-        if f.readOnly && !overwrite, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
+        if f.readOnly && !overwrite, let link = try store.linkStat(f.digest), metadataMatches(link, f) {
             do {
-                if try output.link(store.linkPath(f.digest), at: t) {
+                if try output.link(store.linkDirFD, f.digest.hex, from: store.linkPath(f.digest), at: t) {
                     reporter.addBytes(f.size)
                     return .linked
                 }

@@ -10,10 +10,34 @@ extension Snapshotter {
         var relativePath: String
         var readOnly: Bool
         var size: Int64
-        /// stat of the file at prepare time.
-        var stat: FileStat
+        /// stat of the file at prepare time (what the inode index needs of it:
+        /// a FileStat is 144 bytes, kept for every file of the snapshot).
+        var stat: ListedStat
         /// What the inode index says about a read-only file's inode.
         var known: InodeRecord?
+        /// The encoded size its content record gives for `known`'s digest.
+        var knownEncodedSize: Int64?
+    }
+
+    /// The fields of a listed file's stat a snapshot uses later.
+    struct ListedStat: Sendable {
+        var dev: UInt64
+        var ino: UInt64
+        var mtimeNanos: Int64
+        var ctimeNanos: Int64
+        var mode: UInt32
+        var uid: uid_t
+        var gid: gid_t
+
+        init(_ st: FileStat) {
+            dev = UInt64(st.st_dev)
+            ino = UInt64(st.st_ino)
+            mtimeNanos = Sys.mtimeNanos(st)
+            ctimeNanos = Sys.ctimeNanos(st)
+            mode = UInt32(st.st_mode)
+            uid = st.st_uid
+            gid = st.st_gid
+        }
     }
 
     /// A source inode that is its store link, for the inode index.
@@ -54,7 +78,11 @@ extension Snapshotter {
         let prepared = try meta.env.read { txn in try files.map { f in
             let st = try Self.statListed(base, f.relativePath, key)
             let known = f.readOnly ? try meta.inode(txn, dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
-            return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: st, known: known)
+            // The record, not a stat of the content file: the commit trusts
+            // a record whose digest is not in the trash.
+            let encoded = try known.flatMap { try meta.contentRecord(txn, $0.digest)?.encodedSize }
+            return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: ListedStat(st),
+                                known: known, knownEncodedSize: encoded)
         } }
         SnapshotHooks.reach(.prepared, root: root)
         return prepared
@@ -90,18 +118,18 @@ extension Snapshotter {
     /// Stores one file: recognised by inode (read-only, unchanged), or read
     /// into a new content file; read-only files also get their link.
     func storeFile(_ p: PreparedFile, base: Int32, useInodeIndex: Bool, buffer: UnsafeMutableRawBufferPointer,
-                   reporter: ProgressReporter?, cancel: CancellationFlag) throws -> StoredFile {
+                   batch: DurableBatch?, reporter: ProgressReporter?, cancel: CancellationFlag) throws -> StoredFile {
         if p.readOnly && useInodeIndex, let known = try knownByInode(p) {
             return known
         }
         let what = "snapshot file \(p.relativePath)"
         let fd = try Sys.openBeneath(base, p.relativePath, O_RDONLY | O_NONBLOCK, what: what)
         defer { Sys.close(fd) }
-        let (st, ingested, bytesRead) = try ingestUnchanging(fd, p, buffer: buffer, reporter: reporter, cancel: cancel)
+        let (st, ingested, bytesRead) = try ingestUnchanging(fd, p, buffer: buffer, batch: batch, reporter: reporter, cancel: cancel)
         let size = Int64(st.st_size)
         var linked: LinkedInode?
         if p.readOnly {
-            if try store.ensureLink(fd: fd, what: p.relativePath, size: size, digest: ingested.digest, buffer: buffer) {
+            if try store.ensureLink(fd: fd, st, what: p.relativePath, digest: ingested.digest, buffer: buffer, batch: batch) {
                 // ctime after the link (which changed it) is what the
                 // next snapshot will see if nothing else happens.
                 let now = try Sys.fstat(fd, p.relativePath)
@@ -120,15 +148,15 @@ extension Snapshotter {
     /// ctime) from prepare's one open and fstat, without reading it.
     private func knownByInode(_ p: PreparedFile) throws -> StoredFile? {
         let st = p.stat
-        guard let known = p.known, let ctime = known.ctimeNanos, known.size == Int64(st.st_size),
-              known.mtimeNanos == Sys.mtimeNanos(st), ctime == Sys.ctimeNanos(st),
-              let link = try Sys.lstatIfExists(store.linkPath(known.digest)),
-              link.st_dev == st.st_dev, link.st_ino == st.st_ino,
-              let content = try Sys.lstatIfExists(store.contentPath(known.digest)) else { return nil }
-        let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: UInt32(st.st_mode) & 0o777,
-                                uid: st.st_uid, gid: st.st_gid, size: known.size, mtimeNanos: known.mtimeNanos)
-        return StoredFile(file: file, encodedSize: Int64(content.st_size), created: false, knownByInode: true,
-                          linkedInode: LinkedInode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), ctimeNanos: ctime), bytesRead: 0)
+        guard let known = p.known, let ctime = known.ctimeNanos, known.size == p.size,
+              known.mtimeNanos == st.mtimeNanos, ctime == st.ctimeNanos,
+              let encodedSize = p.knownEncodedSize,
+              let link = try store.linkStat(known.digest),
+              UInt64(link.st_dev) == st.dev, UInt64(link.st_ino) == st.ino else { return nil }
+        let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: st.mode & 0o777,
+                                uid: st.uid, gid: st.gid, size: known.size, mtimeNanos: known.mtimeNanos)
+        return StoredFile(file: file, encodedSize: encodedSize, created: false, knownByInode: true,
+                          linkedInode: LinkedInode(dev: st.dev, ino: st.ino, ctimeNanos: ctime), bytesRead: 0)
     }
 
     /// How many times a file that changes while it is read is read again
@@ -142,7 +170,7 @@ extension Snapshotter {
     /// and after), so nothing torn is stored; the content is only put in
     /// place after that check. Returns the stat the bytes belong to, what
     /// was stored, and the bytes read over all attempts.
-    private func ingestUnchanging(_ fd: Int32, _ p: PreparedFile, buffer: UnsafeMutableRawBufferPointer,
+    private func ingestUnchanging(_ fd: Int32, _ p: PreparedFile, buffer: UnsafeMutableRawBufferPointer, batch: DurableBatch?,
                                   reporter: ProgressReporter?, cancel: CancellationFlag)
         throws -> (FileStat, ContentStore.Ingested, Int64) {
         let what = "snapshot file \(p.relativePath)"
@@ -160,7 +188,7 @@ extension Snapshotter {
                 return false
             }
             do {
-                let ingested = try store.ingest(fd: fd, size: size, sourcePath: p.relativePath, buffer: buffer, onBytes: { n in
+                let ingested = try store.ingest(fd: fd, size: size, sourcePath: p.relativePath, buffer: buffer, batch: batch, onBytes: { n in
                     bytesRead += n
                     attemptBytes += n
                     // A re-read reports only what goes past the last attempt.

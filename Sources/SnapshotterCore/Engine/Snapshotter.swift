@@ -170,8 +170,12 @@ public final class Snapshotter: Sendable {
             let prepared = try await pool.run { try self.prepareSnapshot(key, base: base, files: files) }
             reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: try prepared.checkedTotal("size") { $0.size })
             let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
+            // Opened before any write: its barrier sees every writeback error since.
+            let batch = try await pool.run { try DurableBatch(store: self.store) }
+            defer { batch.discard() }
             try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
-                let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, reporter: reporter, cancel: flag)
+                let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, batch: batch,
+                                                reporter: reporter, cancel: flag)
                 results.withLock { $0[i] = stored }
                 reporter.fileDone()
             }
@@ -183,7 +187,15 @@ public final class Snapshotter: Sendable {
             // New content or links must be durable before a record names
             // them; a snapshot of only known files created nothing.
             if stored.contains(where: { !$0.knownByInode }) {
-                try await pool.run { try self.store.syncDirectories() }
+                let lost = try await pool.run {
+                    let lost = try batch.barrier()
+                    try self.store.syncDirectories()
+                    return lost
+                }
+                // Another snapshot placed that content first: not ours.
+                if !lost.isEmpty {
+                    for i in stored.indices where stored[i].created && lost.contains(stored[i].file.digest) { stored[i].created = false }
+                }
             }
             if let transport {
                 // Content goes up before the config names it anywhere.
@@ -205,7 +217,8 @@ public final class Snapshotter: Sendable {
                     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
                     defer { buffer.deallocate() }
                     for i in missing {
-                        repaired[i] = try self.storeFile(prepared[i], base: base, useInodeIndex: false, buffer: buffer, reporter: nil, cancel: flag)
+                        repaired[i] = try self.storeFile(prepared[i], base: base, useInodeIndex: false, buffer: buffer, batch: nil,
+                                                         reporter: nil, cancel: flag)
                     }
                     return repaired
                 }
@@ -235,14 +248,15 @@ public final class Snapshotter: Sendable {
         let config = givenConfig ?? SnapshotConfig.encode(files)
         let sortedFiles = files.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
         let now = Sys.nowNanos()
-        let record = SnapshotRecord(created: now, files: sortedFiles, config: config)
-        try meta.requireRoom("snapshot \(key)", recordBytes: record.encode().count, digests: Set(files.map(\.digest)).count)
+        // Encoded once: at many files the record is the largest buffer.
+        let recordBytes = SnapshotRecord(created: now, files: sortedFiles, config: config).encode()
+        try meta.requireRoom("snapshot \(key)", recordBytes: recordBytes.count, digests: Set(files.map(\.digest)).count)
         for attempt in 0..<4 {
             do {
                 try meta.env.write { txn in
                     // Last chance to stop: a throw here aborts the commit.
                     try cancel.check()
-                    try self.writeSnapshot(txn, key, record: record, stored: stored, now: now)
+                    try self.writeSnapshot(txn, key, record: recordBytes, stored: stored, now: now)
                 }
                 let info = SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
                                         files: sortedFiles, config: config)
@@ -257,7 +271,7 @@ public final class Snapshotter: Sendable {
         throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
     }
 
-    private func writeSnapshot(_ txn: LMDBTransaction, _ key: SnapshotKey, record: SnapshotRecord,
+    private func writeSnapshot(_ txn: LMDBTransaction, _ key: SnapshotKey, record: [UInt8],
                                stored: [StoredFile], now: Int64) throws {
         if try txn.contains(meta.snapshots, key.bytes) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
@@ -282,12 +296,12 @@ public final class Snapshotter: Sendable {
                     checked[d] = true
                     if rec.hasLink { checkedLinks[d] = true }
                 } else {
-                    checked[d] = try Sys.lstatIfExists(store.contentPath(d)) != nil
+                    checked[d] = try store.contentStat(d) != nil
                 }
             }
             var ok = checked[d] == true
             if s.file.readOnly {
-                if checkedLinks[d] == nil { checkedLinks[d] = try Sys.lstatIfExists(store.linkPath(d)) != nil }
+                if checkedLinks[d] == nil { checkedLinks[d] = try store.linkStat(d) != nil }
                 ok = ok && checkedLinks[d] == true
             }
             if !ok { missing.append(i) }
@@ -310,7 +324,7 @@ public final class Snapshotter: Sendable {
                             InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos, ctimeNanos: l.ctimeNanos).encode())
             }
         }
-        try txn.put(meta.snapshots, key.bytes, record.encode())
+        try txn.put(meta.snapshots, key.bytes, record)
         try meta.setLastAccess(txn, key, now)
     }
 

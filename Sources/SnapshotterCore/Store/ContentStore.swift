@@ -16,6 +16,10 @@ final class ContentStore: Sendable {
     let contentDir: String
     let linkDir: String
     let permissions: StorePermissions
+    /// The two directories, open for the store's lifetime: per-file calls
+    /// go relative to them.
+    let contentDirFD: Int32
+    let linkDirFD: Int32
     private static let counter = Atomic<UInt64>(0)
 
     init(root: String, permissions: StorePermissions = StorePermissions()) throws {
@@ -25,9 +29,29 @@ final class ContentStore: Sendable {
         for dir in ["storage", "storage/content", "storage/content/xxh3", "storage/snapshot", "storage/snapshot/xxh3"] {
             try permissions.ownDirectory(root + "/" + dir)
         }
+        contentDirFD = try Sys.open(contentDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+        do { linkDirFD = try Sys.open(linkDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) } catch {
+            Sys.close(contentDirFD)
+            throw error
+        }
+    }
+
+    deinit {
+        Sys.close(contentDirFD)
+        Sys.close(linkDirFD)
     }
 
     func contentPath(_ d: Digest) -> String { contentDir + "/" + d.hex }
+
+    /// lstat of a read-only link, relative to the link directory (no walk
+    /// of the store's path per file); nil when there is none.
+    func linkStat(_ d: Digest) throws -> FileStat? {
+        try Sys.lstatIfExists(at: linkDirFD, d.hex, linkDir)
+    }
+
+    func contentStat(_ d: Digest) throws -> FileStat? {
+        try Sys.lstatIfExists(at: contentDirFD, d.hex, contentDir)
+    }
     func linkPath(_ d: Digest) -> String { linkDir + "/" + d.hex }
 
     /// A fresh temporary name in `dir` that no other thread or process uses.
@@ -52,8 +76,14 @@ final class ContentStore: Sendable {
     /// hashed while written), makes it durable and renames it into place.
     /// `beforePlacing` runs after the last byte was read and may throw to
     /// drop the new file (the source changed meanwhile).
-    func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
+    /// With a batch, a small file is left under its temporary name for the
+    /// batch's barrier to make durable and place.
+    func ingest(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer, batch: DurableBatch? = nil,
                 onBytes: (Int64) throws -> Void, beforePlacing: () throws -> Void = {}) throws -> Ingested {
+        if let batch, size < DurableBatch.deferBelow {
+            return try ingestDeferred(fd: fd, size: size, sourcePath: sourcePath, buffer: buffer, batch: batch,
+                                      onBytes: onBytes, beforePlacing: beforePlacing)
+        }
         var result: SPF1.EncodeResult?
         let placed = try Self.writeNew(in: contentDir, mode: permissions.contentMode) { out, tmp in
             if permissions.group != nil { try permissions.apply(out, mode: permissions.contentMode, tmp) }
@@ -66,6 +96,24 @@ final class ContentStore: Sendable {
         }
         guard let r = result else { throw SnapshotterError(.internal, "\(sourcePath): encoding produced no result") }
         return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: placed)
+    }
+
+    private func ingestDeferred(fd: Int32, size: Int64, sourcePath: String, buffer: UnsafeMutableRawBufferPointer,
+                                batch: DurableBatch, onBytes: (Int64) throws -> Void,
+                                beforePlacing: () throws -> Void) throws -> Ingested {
+        let (n, tmp) = batch.newTemp()
+        let out = try Sys.openat(contentDirFD, batch.tempName(n), O_WRONLY | O_CREAT | O_EXCL, permissions.contentMode, tmp)
+        var keep = false
+        defer {
+            Sys.close(out)
+            if !keep { try? Sys.unlinkIfExists(at: contentDirFD, batch.tempName(n), tmp) }
+        }
+        if permissions.group != nil { try permissions.apply(out, mode: permissions.contentMode, tmp) }
+        let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, output: tmp, buffer: buffer, onBytes: onBytes)
+        try beforePlacing()
+        // Content already stored (or already in this batch): drop the copy.
+        if try Sys.lstatIfExists(at: contentDirFD, r.digest.hex, contentDir) == nil { keep = batch.deferContent(n, r.digest) }
+        return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: keep)
     }
 
     /// Writes a new file under a temporary name in `dir` through `body`,
@@ -98,27 +146,26 @@ final class ContentStore: Sendable {
     /// the inode open as `fd` (the one that was hashed, never whatever its
     /// path names now) when they share a filesystem, else a durable copy of
     /// the descriptor's bytes. Returns whether the link is that inode.
-    func ensureLink(fd: Int32, what: String, size: Int64, digest: Digest,
-                    buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
+    /// With a batch, a small file's new link is made durable by its barrier.
+    /// `src` is the descriptor's fstat (of the version that was read).
+    func ensureLink(fd: Int32, _ src: FileStat, what: String, digest: Digest,
+                    buffer: UnsafeMutableRawBufferPointer, batch: DurableBatch? = nil) throws -> Bool {
         let final = linkPath(digest)
-        let src = try Sys.fstat(fd, what)
-        func isSource(_ st: FileStat) -> Bool { st.st_dev == src.st_dev && st.st_ino == src.st_ino }
+        let size = Int64(src.st_size)
         switch try Sys.linkOpenFile(fd, to: final, what: what) {
         case .exists:
             guard let st = try Sys.lstatIfExists(final) else { return false }
-            return isSource(st)
+            return st.st_dev == src.st_dev && st.st_ino == src.st_ino
         case .linked:
-            guard let st = try Sys.lstatIfExists(final) else {
-                // Gone already (a collector): the commit finds it missing.
-                return false
-            }
-            guard isSource(st) else {
-                try? Sys.unlinkIfExists(final)
-                throw SnapshotterError(.io, "\(what): the store's link \(final) is not the file that was read")
-            }
+            // linkat of /proc/self/fd/N (AT_SYMLINK_FOLLOW) names the open
+            // inode itself: no stat needed to know the link is the source.
             // The link names the source's data: make it durable before
             // any record names it.
-            try Sys.fsync(fd, "\(what) (linked as \(final))")
+            if let batch, size < DurableBatch.deferBelow {
+                batch.deferLink(digest)
+            } else {
+                try Sys.fsync(fd, "\(what) (linked as \(final))")
+            }
             return true
         case .unavailable:
             // Another filesystem, links not allowed, or no /proc: keep a

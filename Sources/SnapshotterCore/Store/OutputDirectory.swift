@@ -170,6 +170,14 @@ final class OutputDirectory: Sendable {
         return done
     }
 
+    /// `link(_:at:)` of `name` in the directory open as `dirFD` (path
+    /// `from`): no walk of the store's path per file.
+    func link(_ dirFD: Int32, _ name: String, from: String, at t: Target) throws -> Bool {
+        let done = try withDirectory(t.dir) { try Sys.linkAt(dirFD, name, from: from, $0, t.name, what: display(t)) }
+        if done { noteCreated(t) }
+        return done
+    }
+
     func remove(_ temp: Temp) {
         try? withDirectory(temp.dir) { try Sys.unlinkAt($0, temp.name, what: display(temp.dir, temp.name)) }
     }

@@ -48,6 +48,19 @@ extension Sys {
         }
     }
 
+    /// linkat of `fromName` in the directory open as `fromDir` (whose full
+    /// path `from` errors name) to `name` in `dirfd`; false when it exists.
+    static func linkAt(_ fromDir: Int32, _ fromName: String, from: String, _ dirfd: Int32, _ name: String,
+                       what: @autoclosure () -> String) throws -> Bool {
+        while true {
+            if (injected(.link, "link \(from) to \(what())") ? -1 : Glibc.linkat(fromDir, fromName, dirfd, name, 0)) == 0 { return true }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == EEXIST { return false }
+            throw SnapshotterError.errno(e, "link \(from) to \(what())")
+        }
+    }
+
     /// Renames within one directory, replacing what is at `to` (a symlink
     /// there is replaced, not followed).
     static func renameAt(_ dirfd: Int32, _ from: String, _ to: String, what: @autoclosure () -> String) throws {

@@ -5,7 +5,7 @@ import Synchronization
 
 /// The system calls (and the LMDB commit) a test can make fail.
 enum SysOp: String, Sendable, CaseIterable {
-    case open, openat, read, pread, write, pwrite, fsync, fstat, stat, lstat, lseek
+    case open, openat, read, pread, write, pwrite, fsync, syncfs, fstat, stat, lstat, lseek
     case rename, renameat, link, linkat, unlink, unlinkat, mkdir, mkdirat
     case fchmod, fchown, futimens, utimensat, ftruncate, fallocate
     case copyFileRange, ficlone, statvfs, flock

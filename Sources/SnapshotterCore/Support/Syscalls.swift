@@ -48,6 +48,58 @@ enum Sys {
         try call(.openat, "open \(path)") { Glibc.openat(dirfd, path, flags | O_CLOEXEC, mode) }
     }
 
+    /// openat of `name` in the directory open as `dirfd`, whose full path
+    /// `full` is what errors (and fault rules) name.
+    static func openat(_ dirfd: Int32, _ name: String, _ flags: Int32, _ mode: mode_t, _ full: String) throws -> Int32 {
+        try call(.open, "open \(full)") { Glibc.openat(dirfd, name, flags | O_CLOEXEC, mode) }
+    }
+
+    /// lstat of `name` in the directory open as `dirfd` (errors name `dir`);
+    /// nil when it does not exist.
+    static func lstatIfExists(at dirfd: Int32, _ name: String, _ dir: String) throws -> FileStat? {
+        var st = FileStat()
+        while true {
+            if (injected(.lstat, dir + "/" + name) ? -1 : Glibc.fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) == 0 { return st }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == ENOENT { return nil }
+            throw SnapshotterError.errno(e, "stat \(dir)/\(name)")
+        }
+    }
+
+    /// unlink of `name` in the directory open as `dirfd`; a missing name is
+    /// not an error. Errors name `full`.
+    static func unlinkIfExists(at dirfd: Int32, _ name: String, _ full: String) throws {
+        while true {
+            if (injected(.unlink, full) ? -1 : Glibc.unlinkat(dirfd, name, 0)) == 0 { return }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == ENOENT { return }
+            throw SnapshotterError.errno(e, "unlink \(full)")
+        }
+    }
+
+    /// renameat2(RENAME_NOREPLACE) of two names in the directory open as
+    /// `dirfd` (whose path is `dir`); false when `to` exists.
+    static func renameNoReplace(at dirfd: Int32, _ from: String, _ to: String, in dir: String) throws -> Bool {
+        while true {
+            let what = "rename \(dir)/\(from) to \(dir)/\(to)"
+            let r = injected(.rename, what) ? -1 : cshim_rename_noreplace(dirfd, from, dirfd, to)
+            if r == 0 { return true }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == EEXIST { return false }
+            if e == EINVAL || e == ENOSYS {
+                // Filesystems without RENAME_NOREPLACE: link + unlink.
+                if (injected(.link, what) ? -1 : Glibc.linkat(dirfd, from, dirfd, to, 0)) == 0 { _ = Glibc.unlinkat(dirfd, from, 0); return true }
+                let le = Glibc.errno
+                if le == EEXIST { return false }
+                throw SnapshotterError.errno(le, what)
+            }
+            throw SnapshotterError.errno(e, what)
+        }
+    }
+
     static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }
@@ -85,6 +137,14 @@ enum Sys {
     static func fsync(_ fd: Int32, _ what: String) throws {
         _ = try call(.fsync, "fsync \(what)") { Glibc.fsync(fd) }
         SyncProbe.note(what)
+    }
+
+    /// Writes back every dirty page of the filesystem holding `fd` and
+    /// flushes it (one barrier for many files); reports the writeback errors
+    /// of that filesystem since `fd` was opened.
+    static func syncfs(_ fd: Int32, _ what: String) throws {
+        _ = try call(.syncfs, "syncfs \(what)") { cshim_syncfs(fd) }
+        SyncProbe.note("syncfs " + what)
     }
 
     /// Starts writing a file's dirty pages back without waiting; only a
