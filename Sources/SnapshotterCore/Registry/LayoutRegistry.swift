@@ -46,14 +46,19 @@ final class LayoutRegistry: MetadataRegistry {
         let manifestDigest = SHA256.digest(manifest)
         try putBlob(configDigest, config)
         try putBlob(manifestDigest, manifest)
+        try setIndexEntry(ref: "\(repo):\(version)", digest: manifestDigest, size: manifest.count)
+        Log.info("published \(repo):\(version) to \(settings.endpoint)")
+    }
+
+    /// Points `ref` (`repository:tag`) at a manifest in index.json, under
+    /// the index lock.
+    func setIndexEntry(ref: String, digest: String, size: Int) throws {
         try withIndexLock {
             var entries = try readIndex()
-            let ref = "\(repo):\(version)"
             entries.removeAll { $0.ref == ref }
-            entries.append(IndexEntry(ref: ref, digest: manifestDigest, size: manifest.count))
+            entries.append(IndexEntry(ref: ref, digest: digest, size: size))
             try writeIndex(entries)
         }
-        Log.info("published \(repo):\(version) to \(settings.endpoint)")
     }
 
     func fetch(name: String, version: String, cancel: CancellationFlag?) throws -> [UInt8] {

@@ -102,13 +102,7 @@ extension LayoutRegistry: RegistryObjects {
         try prepare()
         let digest = SHA256.digest(manifest)
         try putBlob(digest, manifest)
-        try withIndexLock {
-            var entries = try readIndex()
-            let ref = "\(repo):\(reference)"
-            entries.removeAll { $0.ref == ref }
-            entries.append(IndexEntry(ref: ref, digest: digest, size: manifest.count))
-            try writeIndex(entries)
-        }
+        try setIndexEntry(ref: "\(repo):\(reference)", digest: digest, size: manifest.count)
         return digest
     }
 
