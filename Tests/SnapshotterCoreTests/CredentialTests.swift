@@ -117,7 +117,7 @@ struct CredentialServiceTests {
         let plain = try RegistryServices.value("REGISTRY_PLAIN")
         let endpoint = plain.replacingOccurrences(of: "http://", with: "http://bob:s3cr3t-pw@")
         let store = try fx.open("a", registry: RegistrySettings(endpoint: endpoint, namespace: "cred"))
-        let lines = Mutex<[String]>([])
+        let lines = Locked<[String]>([])
         try await LogTap.listen({ m, _ in if m.contains("cred/sb:v1") { lines.withLock { $0.append(m) } } }) {
             _ = try await store.snapshot(SnapshotRequest(name: "sb", version: "v1", baseDir: fx.src, files: fx.files))
         }

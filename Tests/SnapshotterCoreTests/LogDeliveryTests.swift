@@ -19,7 +19,7 @@ struct LogDeliveryTests {
             try store.meta.putLease(txn, Lease(key: Lease.newKey(), snapshots: [SnapshotKey(name: "sb", version: "v0")],
                                                digests: [], holder: String(repeating: "d", count: 32)))
         }
-        let seen = Mutex<[(String, Bool)]>([])
+        let seen = Locked<[(String, Bool)]>([])
         var p = GCPolicy()
         p.highWatermarkPercent = 100
         // Every message of every test running meanwhile is checked: none
@@ -38,7 +38,7 @@ struct LogDeliveryTests {
         let fx = try GCFixture()
         defer { fx.cleanup() }
         let store = try fx.open()
-        let seen = Mutex<[String]>([])
+        let seen = Locked<[String]>([])
         let tag = UUID().uuidString
         let sink: LogTap.Sink = { message, inside in
             if message.hasPrefix(tag) { seen.withLock { $0.append(message + (inside ? " inside" : "")) } }

@@ -95,7 +95,7 @@ struct RaceTests {
                     // The racer starts once every path was checked: at the
                     // first event that carries the totals.
                     let stop = AtomicFlag()
-                    let racer = Mutex<Task<Int, Error>?>(nil)
+                    let racer = Locked<Task<Int, Error>?>(nil)
                     let progress: ProgressHandler = { [out] e in
                         if e.filesTotal > 0 {
                             racer.withLock { if $0 == nil { $0 = Self.race(out + "/d0", out + "/evil", until: stop) } }

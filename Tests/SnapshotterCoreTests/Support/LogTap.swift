@@ -6,7 +6,7 @@ import Synchronization
 /// the tests listening at that moment, so no test removes another's.
 enum LogTap {
     typealias Sink = @Sendable (_ message: String, _ insideTransaction: Bool) -> Void
-    private static let sinks = Mutex<(next: UInt64, all: [UInt64: Sink])>((0, [:]))
+    private static let sinks = Locked<(next: UInt64, all: [UInt64: Sink])>((0, [:]))
     private static let installed: Bool = {
         Log.setHandler({ _, message in
             let inside = Log.isDeferring

@@ -402,7 +402,7 @@ func expectComplete(_ f: SnapshotFile, at path: String, hash: Bool = true,
 
 /// Collects values from @Sendable callbacks.
 final class Collector<Value: Sendable>: Sendable {
-    private let items = Mutex<[Value]>([])
+    private let items = Locked<[Value]>([])
     func append(_ v: Value) { items.withLock { $0.append(v) } }
     var values: [Value] { items.withLock { $0 } }
 }
