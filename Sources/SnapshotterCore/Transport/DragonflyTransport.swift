@@ -280,34 +280,24 @@ final class DragonflyTransport: ContentTransport {
 
     // MARK: helpers
 
-    /// Copies the daemon's finished output into the engine's file.
+    /// Copies the daemon's finished output into the engine's file. Without
+    /// a tap the kernel copies; with one the bytes are read here and
+    /// checked on the way (the engine then need not read them back).
     private func copy(from src: Int32, _ output: String, size: Int64, into fd: Int32, tempPath: String, tap: DownloadTap?) throws {
-        var inOff: Int64 = 0
-        var outOff: Int64 = 0
-        // Without a tap the kernel copies; with one the bytes are read here
-        // and checked on the way (the engine then need not read them back).
-        copying: while inOff < size && tap == nil {
-            let n = cshim_copy_file_range(src, &inOff, fd, &outOff, Int(min(size - inOff, 1 << 30)))
-            if n > 0 { continue }
-            if n == 0 { break }
-            if errno == EINTR { continue }
-            break copying  // not supported here: plain reads and writes
+        guard let tap else { return try Sys.copyAll(from: src, output, to: fd, tempPath) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        guard let base = buffer.baseAddress else { throw SnapshotterError(.internal, "no copy buffer") }
+        var offset: Int64 = 0
+        while offset < size {
+            let r = try Sys.pread(src, base, Int(min(Int64(buffer.count), size - offset)), offset, output)
+            if r == 0 { break }
+            try Sys.pwriteAll(fd, base, r, offset, tempPath)
+            tap.received(UnsafeRawBufferPointer(start: base, count: r), at: offset)
+            offset += Int64(r)
         }
-        if inOff < size {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
-            defer { buffer.deallocate() }
-            guard let base = buffer.baseAddress else { throw SnapshotterError(.internal, "no copy buffer") }
-            while inOff < size {
-                let r = try Sys.pread(src, base, Int(min(Int64(buffer.count), size - inOff)), inOff, output)
-                if r == 0 { break }
-                try Sys.pwriteAll(fd, base, r, outOff, tempPath)
-                tap?.received(UnsafeRawBufferPointer(start: base, count: r), at: outOff)
-                inOff += Int64(r)
-                outOff += Int64(r)
-            }
-        }
-        guard outOff == size else {
-            throw SnapshotterError(.transport, "copy \(output) to \(tempPath): \(outOff) of \(size) bytes")
+        guard offset == size else {
+            throw SnapshotterError(.transport, "copy \(output) to \(tempPath): \(offset) of \(size) bytes")
         }
     }
 }
