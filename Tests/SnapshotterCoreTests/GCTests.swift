@@ -54,9 +54,9 @@ struct GCFixture {
     /// Sets last-access times so that v0 is the oldest.
     func age(_ store: Snapshotter, _ versions: [Int]) throws {
         let now = Sys.nowNanos()
-        try store.meta.env.write { txn in
+        try store.meta.write { txn in
             for (rank, v) in versions.enumerated() {
-                try store.meta.setLastAccess(txn, SnapshotKey(name: "sb", version: "v\(v)"), now - Int64(3600 - rank) * 1_000_000_000)
+                try txn.setLastAccess(SnapshotKey(name: "sb", version: "v\(v)"), now - Int64(3600 - rank) * 1_000_000_000)
             }
         }
     }
@@ -230,7 +230,7 @@ struct GCTests {
         w.u64(cshim_process_start_ticks_for_tests(pid))
         w.u64(1)
         let lease = Lease(key: w.bytes, snapshots: [SnapshotKey(name: "sb", version: "v0")], digests: [])
-        try store.meta.env.write { try store.meta.putLease($0, lease) }
+        try store.meta.write { try $0.putLease(lease) }
         var r = try await store.gc(policy: policy(high: 1, low: 0, batch: 10))
         #expect(r.snapshotsEvicted == 0) // the holder is alive
         kill(pid, SIGKILL)

@@ -90,7 +90,7 @@ struct LeaseNamespaceTests {
         r = try await store.gc(policy: zero())
         #expect(r.snapshotsEvicted == 1)
         #expect(try store.activeLeases().snapshots.isEmpty)
-        #expect(try store.meta.env.read { try $0.count(store.meta.leases) } == 0)
+        #expect(try store.meta.read { try $0.leaseCount() } == 0)
         #expect(try leaseFiles(fx).isEmpty)
     }
 
@@ -149,9 +149,9 @@ struct LeaseNamespaceTests {
         let missing = String(repeating: "c", count: 32)
         try writeFile(dir + "/" + unlocked, "")
         try FileManager.default.createSymbolicLink(atPath: dir + "/" + symlink, withDestinationPath: fx.dir + "/src/f0")
-        try store.meta.env.write { txn in
+        try store.meta.write { txn in
             for (i, name) in [unlocked, symlink, missing].enumerated() {
-                try store.meta.putLease(txn, Lease(key: Lease.newKey(), snapshots: [SnapshotKey(name: "sb", version: "v\(i)")],
+                try txn.putLease(Lease(key: Lease.newKey(), snapshots: [SnapshotKey(name: "sb", version: "v\(i)")],
                                                    digests: [], holder: name))
             }
         }

@@ -15,8 +15,8 @@ struct LogDeliveryTests {
         let store = try fx.open()
         try await fx.make(store, 0)
         // A lease whose holder is gone (its lease file does not exist).
-        try store.meta.env.write { txn in
-            try store.meta.putLease(txn, Lease(key: Lease.newKey(), snapshots: [SnapshotKey(name: "sb", version: "v0")],
+        try store.meta.write { txn in
+            try txn.putLease(Lease(key: Lease.newKey(), snapshots: [SnapshotKey(name: "sb", version: "v0")],
                                                digests: [], holder: String(repeating: "d", count: 32)))
         }
         let seen = Locked<[(String, Bool)]>([])
@@ -30,7 +30,7 @@ struct LogDeliveryTests {
         let messages = seen.withLock { $0 }
         #expect(messages.contains { $0.0.contains("gc \(store.root): expired 1 leases") })
         for (m, inside) in messages { #expect(!inside, "delivered inside a transaction: \(m)") }
-        #expect(try store.meta.env.read { try $0.count(store.meta.leases) } == 0)
+        #expect(try store.meta.read { try $0.leaseCount() } == 0)
     }
 
     @Test("Messages logged inside a transaction arrive after it, in order; none is lost when it throws")
@@ -44,15 +44,15 @@ struct LogDeliveryTests {
             if message.hasPrefix(tag) { seen.withLock { $0.append(message + (inside ? " inside" : "")) } }
         }
         try LogTap.listen(sink) {
-            try store.meta.env.write { _ in
+            try store.meta.write { _ in
                 Log.info("\(tag) one")
-                try store.meta.env.read { _ in Log.info("\(tag) two") }
+                try store.meta.read { _ in Log.info("\(tag) two") }
                 #expect(seen.withLock { $0 }.isEmpty)
             }
             #expect(seen.withLock { $0 } == ["\(tag) one", "\(tag) two"])
             struct Boom: Error {}
             #expect(throws: Boom.self) {
-                try store.meta.env.write { _ in
+                try store.meta.write { _ in
                     Log.info("\(tag) three")
                     throw Boom()
                 }

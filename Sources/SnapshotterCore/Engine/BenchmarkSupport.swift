@@ -14,7 +14,7 @@ extension Snapshotter {
             var next: UInt64 = 0x1000
             let batch = 500
             for first in stride(from: 0, to: snapshots, by: batch) {
-                try self.meta.env.write { txn in
+                try self.meta.write { txn in
                     for s in first..<min(first + batch, snapshots) {
                         let key = SnapshotKey(name: "bench", version: "v\(s)")
                         var files: [SnapshotFile] = []
@@ -24,14 +24,14 @@ extension Snapshotter {
                             let path = self.store.contentPath(d)
                             let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o444)
                             if fd >= 0 { Glibc.close(fd) }
-                            try self.meta.putContent(txn, d, ContentRecord(encodedSize: 20, logicalSize: 0, created: now, hasLink: false))
-                            try txn.put(self.meta.refs, d.key, key.bytes)
+                            try txn.putContent(d, ContentRecord(encodedSize: 20, logicalSize: 0, created: now, hasLink: false))
+                            try txn.addReference(d, from: key)
                             files.append(SnapshotFile(relativePath: "f\(f)", digest: d, readOnly: false, mode: 0o644,
                                                       uid: 0, gid: 0, size: 0, mtimeNanos: now))
                         }
                         let record = SnapshotRecord(created: now, files: files, config: SnapshotConfig.encode(files))
-                        try txn.put(self.meta.snapshots, key.bytes, record.encode())
-                        try self.meta.setLastAccess(txn, key, now - Int64(86_400 + s) * 1_000_000_000)
+                        try txn.putSnapshot(key, encodedRecord: record.encode(),
+                                            accessed: now - Int64(86_400 + s) * 1_000_000_000)
                     }
                 }
             }

@@ -1,152 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CShim
-import Synchronization
-
-/// A lease: what one operation in flight uses, recorded in the metadata so
-/// every process sharing the root sees it. It names its holder's lease file
-/// (LeaseFile), so it dies with the holder, whatever PID namespace either
-/// side runs in.
-struct Lease: Sendable {
-    let key: [UInt8]
-    var snapshots: [SnapshotKey]
-    var digests: [Digest]
-    /// The holder's lease file; nil in records of older versions, which
-    /// are judged by the pid and start time in their key.
-    var holder: String?
-}
-
-/// The leases in force, as read in one transaction.
-struct LeaseView {
-    var snapshots = Set<SnapshotKey>()
-    var digests = Set<Digest>()
-    var expired: [[UInt8]] = []
-}
-
-/// The pid and start time older versions judge a lease by; still written
-/// in the key, so a collector of an older version sharing the root keeps
-/// honouring our leases (as far as it can see our pid).
-enum ProcessIdentity {
-    // Read again in a forked child: its leases must name it, not the parent.
-    private static let cached = ForkSafeLock<(generation: Int, pid: Int32, start: UInt64)?>(nil)
-    private static var current: (generation: Int, pid: Int32, start: UInt64) {
-        let g = Fork.generation
-        return cached.withLock { c in
-            if let c, c.generation == g { return c }
-            let now = (generation: g, pid: getpid(), start: cshim_process_start_ticks(getpid()))
-            c = now
-            return now
-        }
-    }
-    static var pid: Int32 { current.pid }
-    static var startTicks: UInt64 { current.start }
-
-    /// Whether the process a lease names still runs (same pid, same start).
-    /// Meaningful only in the PID namespace of the holder.
-    static func isAlive(pid: Int32, startTicks: UInt64) -> Bool {
-        if pid == Self.pid { return startTicks == Self.startTicks }
-        let now = cshim_process_start_ticks(pid)
-        return now != 0 && now == startTicks
-    }
-}
-
-extension Lease {
-    /// Version 1 (what older versions read: they ignore what follows),
-    /// then the holder's lease file.
-    func encode() -> [UInt8] {
-        var w = ByteWriter()
-        w.u8(1)
-        w.u32(UInt32(snapshots.count))
-        for s in snapshots { w.string(s.description) }
-        w.u32(UInt32(digests.count))
-        for d in digests { w.u64(d.value) }
-        if let holder {
-            w.u8(Self.holderTag)
-            w.string(holder)
-        }
-        return w.bytes
-    }
-
-    static let holderTag: UInt8 = 0x46
-
-    static func decode(key: [UInt8], _ bytes: UnsafeRawBufferPointer) throws -> Lease {
-        var r = ByteReader(bytes, what: "lease")
-        guard try r.u8() == 1 else { throw r.fail() }
-        var snaps: [SnapshotKey] = []
-        let ns = Int(try r.u32())
-        guard ns <= bytes.count else { throw r.fail() }
-        for _ in 0..<ns {
-            let text = try r.string()
-            guard let colon = text.lastIndex(of: ":") else { throw r.fail() }
-            snaps.append(SnapshotKey(name: String(text[..<colon]), version: String(text[text.index(after: colon)...])))
-        }
-        let nd = Int(try r.u32())
-        guard nd <= bytes.count else { throw r.fail() }
-        var digests: [Digest] = []
-        for _ in 0..<nd { digests.append(Digest(try r.u64())) }
-        var holder: String?
-        if !r.atEnd {
-            guard try r.u8() == holderTag else { throw r.fail() }
-            let name = try r.string()
-            guard LeaseFile.isValidName(name), r.atEnd else { throw r.fail() }
-            holder = name
-        }
-        return Lease(key: key, snapshots: snaps, digests: digests, holder: holder)
-    }
-
-    /// `pid start n`, big-endian, as older versions read it; `n` is random
-    /// (pids and start times repeat across PID namespaces).
-    static func newKey() -> [UInt8] {
-        var w = ByteWriter()
-        w.u32(UInt32(bitPattern: ProcessIdentity.pid))
-        w.u64(ProcessIdentity.startTicks)
-        w.u64(cshim_random_u64())
-        return w.bytes
-    }
-
-    static func owner(_ key: [UInt8]) -> (pid: Int32, start: UInt64)? {
-        guard key.count == 20 else { return nil }
-        return key.withUnsafeBytes { b in
-            var r = ByteReader(b, what: "lease key")
-            guard let pid = try? r.u32(), let start = try? r.u64() else { return nil }
-            return (Int32(bitPattern: pid), start)
-        }
-    }
-
-    /// Whether the holder still runs: its lease file is locked, or (records
-    /// of older versions) its pid and start time still match.
-    func isAlive(_ probe: LeaseProbe) -> Bool {
-        if let holder { return probe.isAlive(holder) }
-        guard let owner = Lease.owner(key) else { return false }
-        return ProcessIdentity.isAlive(pid: owner.pid, startTicks: owner.start)
-    }
-}
-
-extension MetadataStore {
-    /// Writes a new lease record (under a fresh key).
-    func putLease(_ txn: LMDBTransaction, _ lease: Lease) throws {
-        try txn.put(leases, lease.key, lease.encode())
-    }
-
-    /// Every lease in force; those of dead holders (and unreadable records)
-    /// are listed as expired.
-    func leaseView(_ txn: LMDBTransaction) throws -> LeaseView {
-        let probe = LeaseProbe(dir: leaseFile.dir)
-        var view = LeaseView()
-        try txn.forEach(leases) { k, v in
-            let key = Array(k)
-            guard let lease = try? Lease.decode(key: key, v), lease.isAlive(probe) else {
-                view.expired.append(key)
-                return true
-            }
-            view.snapshots.formUnion(lease.snapshots)
-            view.digests.formUnion(lease.digests)
-            return true
-        }
-        return view
-    }
-}
 
 extension Snapshotter {
     /// Takes a lease on a snapshot and its content for the length of `body`.
@@ -158,25 +12,21 @@ extension Snapshotter {
     /// `onSuccess` runs in the transaction that releases the lease, when
     /// `body` succeeded (a restore records its access time there).
     func withLease<T: Sendable>(snapshots: [SnapshotKey], digests: [Digest],
-                                check: @escaping @Sendable (LMDBTransaction) throws -> [Digest] = { _ in [] },
-                                onSuccess: (@Sendable (LMDBTransaction) throws -> Void)? = nil,
+                                check: @escaping @Sendable (MetadataTransaction) throws -> [Digest] = { _ in [] },
+                                onSuccess: (@Sendable (MetadataTransaction) throws -> Void)? = nil,
                                 _ body: () async throws -> T) async throws -> T {
         let lease = try await pool.run {
             // The file is locked before any record names it.
             let holder = try self.meta.leaseFile.name()
-            return try self.meta.env.write { txn -> Lease in
+            return try self.meta.write { txn -> Lease in
                 let more = try check(txn)
-                var key = Lease.newKey()
-                while try txn.contains(self.meta.leases, key) { key = Lease.newKey() }
-                let lease = Lease(key: key, snapshots: snapshots, digests: Array(Set(digests + more)), holder: holder)
-                try self.meta.putLease(txn, lease)
-                return lease
+                return try txn.putNewLease(snapshots: snapshots, digests: Array(Set(digests + more)), holder: holder)
             }
         }
         let release: @Sendable (Bool) async throws -> Void = { succeeded in
             try await self.pool.run {
-                try self.meta.env.write { txn in
-                    _ = try txn.delete(self.meta.leases, lease.key)
+                try self.meta.write { txn in
+                    try txn.removeLease(lease.key)
                     if succeeded, let onSuccess { try onSuccess(txn) }
                 }
             }
@@ -194,9 +44,9 @@ extension Snapshotter {
 
     /// Removes the leases of holders that are gone, then their lease files.
     func expireLeases() throws -> Int {
-        let expired = try meta.env.write { txn in
-            let view = try meta.leaseView(txn)
-            for k in view.expired { try txn.delete(meta.leases, k) }
+        let expired = try meta.write { txn in
+            let view = try txn.leaseView()
+            for k in view.expired { try txn.removeLease(k) }
             return view.expired.count
         }
         let files = try meta.leaseFile.removeDead()
@@ -208,6 +58,6 @@ extension Snapshotter {
 
     /// Snapshots and digests leased now (for tests and stats).
     func activeLeases() throws -> LeaseView {
-        try meta.env.read { try meta.leaseView($0) }
+        try meta.read { try $0.leaseView() }
     }
 }

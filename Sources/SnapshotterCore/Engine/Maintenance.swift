@@ -78,26 +78,17 @@ extension Snapshotter {
     }
 
     func computeStats() throws -> StoreStats {
-        let (bytes, files, snaps, oldest) = try meta.env.read { txn -> (Int64, Int, Int, Int64?) in
-            var bytes: Int64 = 0
-            var files = 0
-            try txn.forEach(meta.content) { k, v in
-                let rec = try ContentRecord.decode(v, digest: try Digest(key: k))
-                bytes = bytes.saturatingAdd(rec.encodedSize).saturatingAdd(rec.hasLink ? rec.logicalSize : 0)
-                files += 1
-                return true
+        var stats = try meta.read { txn in
+            var stats = StoreStats(storeBytes: 0, contentFiles: 0, snapshots: try txn.snapshotCount(),
+                                   oldestAccessNanos: try txn.oldestAccess(), disk: DiskUsage(totalBytes: 0, usedBytes: 0))
+            try txn.forEachContent { _, rec in
+                stats.storeBytes = stats.storeBytes.saturatingAdd(try rec.get().storeBytes)
+                stats.contentFiles += 1
             }
-            var oldest: Int64?
-            try txn.forEach(meta.access) { _, v in
-                var r = ByteReader(v, what: "access")
-                let t = try r.i64()
-                oldest = min(oldest ?? t, t)
-                return true
-            }
-            return (bytes, files, try txn.count(meta.snapshots), oldest)
+            return stats
         }
-        return StoreStats(storeBytes: bytes, contentFiles: files, snapshots: snaps, oldestAccessNanos: oldest,
-                          disk: try options.diskUsage.usage(of: root))
+        stats.disk = try options.diskUsage.usage(of: root)
+        return stats
     }
 
     /// Runs one collection now: evicts least recently used snapshots while
@@ -145,15 +136,11 @@ extension Snapshotter {
         while try over(policy.lowWatermarkPercent) {
             try cancel.check()
             let cutoff = Sys.nowNanos() - Int64.nanos(seconds: policy.minRetentionSeconds)
-            let candidates = try meta.env.read { txn -> [(SnapshotKey, Int64)] in
+            let candidates = try meta.read { txn -> [(SnapshotKey, Int64)] in
                 var all: [(SnapshotKey, Int64)] = []
-                let leased = try meta.leaseView(txn).snapshots
-                try txn.forEach(meta.access) { k, v in
-                    var r = ByteReader(v, what: "access")
-                    let t = try r.i64()
-                    let key = try SnapshotKey(bytes: k)
+                let leased = try txn.leaseView().snapshots
+                try txn.forEachAccess { key, t in
                     if t < cutoff && !leased.contains(key) { all.append((key, t)) }
-                    return true
                 }
                 return all.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
             }
@@ -189,7 +176,7 @@ extension Snapshotter {
             let names = try Directory.names(dir)
             // One read transaction finds the files no record names; only
             // those are looked at again, under the write lock.
-            try meta.env.read { txn in
+            try meta.read { txn in
                 for name in names {
                     let path = dir + "/" + name
                     if ContentStore.isTemp(name) {
@@ -200,18 +187,18 @@ extension Snapshotter {
                         continue
                     }
                     guard let d = try? Digest(hex: name) else { continue }
-                    if try meta.contentRecord(txn, d) == nil, old(path) { candidates.append((d, path)) }
+                    if try txn.contentRecord(d) == nil, old(path) { candidates.append((d, path)) }
                 }
             }
             guard !candidates.isEmpty else { continue }
             // The record check and the unlink share one write transaction,
             // so a snapshot committing such a digest either sees the file or
             // stores it again.
-            let gone = try meta.env.write { txn -> [String] in
-                let leased = try meta.leaseView(txn).digests
+            let gone = try meta.write { txn -> [String] in
+                let leased = try txn.leaseView().digests
                 var out: [String] = []
                 for (d, path) in candidates {
-                    guard try meta.contentRecord(txn, d) == nil, try !txn.contains(meta.trash, d.key), !leased.contains(d),
+                    guard try txn.contentRecord(d) == nil, try !txn.isTrashed(d), !leased.contains(d),
                           old(path) else { continue }
                     try Sys.unlinkIfExists(path)
                     out.append(path)

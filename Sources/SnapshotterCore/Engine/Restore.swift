@@ -23,16 +23,16 @@ extension Snapshotter {
             // content between the read and the end of the export. A
             // snapshot only the registry has is fetched and recorded first.
             let loaded = Locked<SnapshotRecord?>(nil)
-            let leaseCheck: @Sendable (LMDBTransaction) throws -> [Digest] = { txn in
-                guard let rec = try self.meta.snapshot(txn, key) else {
+            let leaseCheck: @Sendable (MetadataTransaction) throws -> [Digest] = { txn in
+                guard let rec = try txn.snapshot(key) else {
                     throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }
                 loaded.withLock { $0 = rec }
                 return rec.files.map(\.digest)
             }
             // Last access is recorded in the transaction that drops the lease.
-            let touch: @Sendable (LMDBTransaction) throws -> Void = { txn in
-                try self.meta.setLastAccess(txn, key, Sys.nowNanos())
+            let touch: @Sendable (MetadataTransaction) throws -> Void = { txn in
+                try txn.setLastAccess(key, Sys.nowNanos())
             }
             let exportBody: @Sendable () async throws -> RestoreReport = {
                 guard let record = loaded.withLock({ $0 }) else { throw SnapshotterError(.internal, "restore \(key): no record") }
@@ -89,7 +89,7 @@ extension Snapshotter {
     }
 
     func loadSnapshot(_ key: SnapshotKey) throws -> SnapshotRecord {
-        guard let record = try meta.env.read({ try meta.snapshot($0, key) }) else {
+        guard let record = try meta.read({ try $0.snapshot(key) }) else {
             throw SnapshotterError(.notFound, "snapshot \(key) not found")
         }
         return record

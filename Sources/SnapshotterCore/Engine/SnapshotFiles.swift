@@ -68,19 +68,19 @@ extension Snapshotter {
     }
 
     func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest]) throws -> [PreparedFile] {
-        if try meta.env.read({ try $0.contains(meta.snapshots, key.bytes) }) {
+        if try meta.read({ try $0.hasSnapshot(key) }) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
         }
         try SnapshotConfig.checkNoFileIsADirectory(files.map {
             SnapshotFile(relativePath: $0.relativePath, digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
         })
         // One read transaction serves every inode lookup.
-        let prepared = try meta.env.read { txn in try files.map { f in
+        let prepared = try meta.read { txn in try files.map { f in
             let st = try Self.statListed(base, f.relativePath, key)
-            let known = f.readOnly ? try meta.inode(txn, dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
+            let known = f.readOnly ? try txn.inode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
             // The record, not a stat of the content file: the commit trusts
             // a record whose digest is not in the trash.
-            let encoded = try known.flatMap { try meta.contentRecord(txn, $0.digest)?.encodedSize }
+            let encoded = try known.flatMap { try txn.contentRecord($0.digest)?.encodedSize }
             return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: ListedStat(st),
                                 known: known, knownEncodedSize: encoded)
         } }

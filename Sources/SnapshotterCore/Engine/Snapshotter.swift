@@ -253,7 +253,7 @@ public final class Snapshotter: Sendable {
         try meta.requireRoom("snapshot \(key)", recordBytes: recordBytes.count, digests: Set(files.map(\.digest)).count)
         for attempt in 0..<4 {
             do {
-                try meta.env.write { txn in
+                try meta.write { txn in
                     // Last chance to stop: a throw here aborts the commit.
                     try cancel.check()
                     try self.writeSnapshot(txn, key, record: recordBytes, stored: stored, now: now)
@@ -271,9 +271,9 @@ public final class Snapshotter: Sendable {
         throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
     }
 
-    private func writeSnapshot(_ txn: LMDBTransaction, _ key: SnapshotKey, record: [UInt8],
+    private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, record: [UInt8],
                                stored: [StoredFile], now: Int64) throws {
-        if try txn.contains(meta.snapshots, key.bytes) {
+        if try txn.hasSnapshot(key) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
         }
         // Take back content the trash holds, then check every file is still
@@ -290,8 +290,8 @@ public final class Snapshotter: Sendable {
         for (i, s) in stored.enumerated() {
             let d = s.file.digest
             if checked[d] == nil {
-                let inTrash = try txn.delete(meta.trash, d.key)
-                if !inTrash, let rec = try meta.contentRecord(txn, d) {
+                let inTrash = try txn.untrash(d)
+                if !inTrash, let rec = try txn.contentRecord(d) {
                     records[d] = rec
                     checked[d] = true
                     if rec.hasLink { checkedLinks[d] = true }
@@ -310,22 +310,21 @@ public final class Snapshotter: Sendable {
         var written = Set<Digest>()
         for s in stored {
             let d = s.file.digest
-            let existing = try records[d] ?? meta.contentRecord(txn, d)
+            let existing = try records[d] ?? txn.contentRecord(d)
             let hasLink = (existing?.hasLink ?? false) || checkedLinks[d] == true
             if written.insert(d).inserted || existing?.hasLink != hasLink {
                 if existing == nil || existing?.hasLink != hasLink {
-                    try meta.putContent(txn, d, ContentRecord(encodedSize: s.encodedSize, logicalSize: s.file.size,
+                    try txn.putContent(d, ContentRecord(encodedSize: s.encodedSize, logicalSize: s.file.size,
                                                               created: existing?.created ?? now, hasLink: hasLink))
                 }
-                try txn.put(meta.refs, d.key, key.bytes)
+                try txn.addReference(d, from: key)
             }
             if let l = s.linkedInode {
-                try txn.put(meta.inodes, InodeRecord.key(dev: l.dev, ino: l.ino),
-                            InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos, ctimeNanos: l.ctimeNanos).encode())
+                try txn.putInode(dev: l.dev, ino: l.ino,
+                                 InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos, ctimeNanos: l.ctimeNanos))
             }
         }
-        try txn.put(meta.snapshots, key.bytes, record)
-        try meta.setLastAccess(txn, key, now)
+        try txn.putSnapshot(key, encodedRecord: record, accessed: now)
     }
 
     // MARK: list, info, delete
@@ -333,16 +332,14 @@ public final class Snapshotter: Sendable {
     public func list() async throws -> [SnapshotSummary] {
         try await operation(nil) { _ in
             try await pool.run {
-                try self.meta.env.read { txn in
+                try self.meta.read { txn in
                     var out: [SnapshotSummary] = []
-                    try txn.forEach(self.meta.snapshots) { k, v in
-                        let key = try SnapshotKey(bytes: k)
-                        let rec = try SnapshotRecord.decode(v, key: key.description)
-                        let accessed = try self.meta.lastAccess(txn, key) ?? rec.created
+                    try txn.forEachSnapshot { key, decoded in
+                        let rec = try decoded.get()
+                        let accessed = try txn.lastAccess(key) ?? rec.created
                         out.append(SnapshotSummary(name: key.name, version: key.version, createdNanos: rec.created,
                                                    lastAccessedNanos: accessed, fileCount: rec.files.count,
                                                    totalSize: try rec.files.checkedTotal("size", code: .corrupt) { $0.size }))
-                        return true
                     }
                     return out
                 }
@@ -357,12 +354,12 @@ public final class Snapshotter: Sendable {
         let key = SnapshotKey(name: name, version: version)
         return try await operation(nil) { _ in
             try await pool.run {
-                try self.meta.env.read { txn in
-                    guard let rec = try self.meta.snapshot(txn, key) else {
+                try self.meta.read { txn in
+                    guard let rec = try txn.snapshot(key) else {
                         throw SnapshotterError(.notFound, "snapshot \(key) not found")
                     }
                     return SnapshotInfo(name: name, version: version, createdNanos: rec.created,
-                                        lastAccessedNanos: try self.meta.lastAccess(txn, key) ?? rec.created,
+                                        lastAccessedNanos: try txn.lastAccess(key) ?? rec.created,
                                         files: rec.files, config: rec.config)
                 }
             }
@@ -398,40 +395,28 @@ public final class Snapshotter: Sendable {
     /// `unlessAccessedAfter` (the collector), snapshots accessed after it,
     /// leased or already gone are skipped; without it they are errors.
     func deleteSnapshots(_ keys: [SnapshotKey], unlessAccessedAfter cutoff: Int64?) throws -> [(SnapshotKey, DeleteReport)] {
-        let dropped = try meta.env.write { txn -> [(SnapshotKey, [Digest], Int64)] in
-            let leased = try meta.leaseView(txn).snapshots
-            var out: [(SnapshotKey, [Digest], Int64)] = []
+        let dropped = try meta.write { txn -> [(key: SnapshotKey, trashed: [Digest], storeBytes: Int64)] in
+            let leased = try txn.leaseView().snapshots
+            var out: [(key: SnapshotKey, trashed: [Digest], storeBytes: Int64)] = []
             for key in keys {
-                guard let rec = try meta.snapshot(txn, key) else {
+                guard let rec = try txn.snapshot(key) else {
                     if cutoff != nil { continue }
                     throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }
-                if let cutoff, let accessed = try meta.lastAccess(txn, key), accessed >= cutoff { continue }
+                if let cutoff, let accessed = try txn.lastAccess(key), accessed >= cutoff { continue }
                 if leased.contains(key) {
                     if cutoff != nil { continue }
                     throw SnapshotterError(.busy, "snapshot \(key) is in use by an operation in flight; try again when it is done")
                 }
-                try txn.delete(meta.snapshots, key.bytes)
-                try txn.delete(meta.access, key.bytes)
-                var unreferenced: [Digest] = []
-                var released: Int64 = 0
-                for d in Set(rec.files.map(\.digest)) {
-                    try txn.delete(meta.refs, d.key, value: key.bytes)
-                    if try meta.references(txn, d).isEmpty {
-                        if let c = try meta.contentRecord(txn, d) { released = released.saturatingAdd(c.encodedSize).saturatingAdd(c.hasLink ? c.logicalSize : 0) }
-                        try txn.delete(meta.content, d.key)
-                        try txn.put(meta.trash, d.key, [])
-                        unreferenced.append(d)
-                    }
-                }
-                out.append((key, unreferenced, released))
+                let (trashed, bytes) = try txn.dropSnapshot(key, digests: Set(rec.files.map(\.digest)))
+                out.append((key, trashed, bytes))
             }
             return out
         }
-        let (_, bytes) = try removeTrashed(dropped.flatMap(\.1))
+        let (_, bytes) = try removeTrashed(dropped.flatMap(\.trashed))
         // Bytes freed are measured for the whole batch; each report gets
         // its share by content count.
-        let total = max(1, dropped.reduce(0) { $0 + $1.1.count })
+        let total = max(1, dropped.reduce(0) { $0 + $1.trashed.count })
         return dropped.map { key, digests, released in
             (key, DeleteReport(contentFilesRemoved: digests.count, bytesFreed: bytes.share(digests.count, of: total),
                                storeBytesReleased: released))
@@ -444,14 +429,14 @@ public final class Snapshotter: Sendable {
     /// snapshot can start to depend on a file between check and unlink.
     func removeTrashed(_ digests: [Digest]) throws -> (Int, Int64) {
         if digests.isEmpty { return (0, 0) }
-        return try meta.env.write { txn -> (Int, Int64) in
-            let leased = try meta.leaseView(txn).digests
+        return try meta.write { txn -> (Int, Int64) in
+            let leased = try txn.leaseView().digests
             var removed = 0
             var bytes: Int64 = 0
             for d in digests {
-                guard try txn.contains(meta.trash, d.key) else { continue }
-                guard try meta.references(txn, d).isEmpty, try meta.contentRecord(txn, d) == nil else {
-                    try txn.delete(meta.trash, d.key)
+                guard try txn.isTrashed(d) else { continue }
+                guard try txn.references(d).isEmpty, try txn.contentRecord(d) == nil else {
+                    try txn.untrash(d)
                     continue
                 }
                 // Leased content stays in the trash; a later collection retries.
@@ -459,7 +444,7 @@ public final class Snapshotter: Sendable {
                 if let st = try Sys.lstatIfExists(store.contentPath(d)) { bytes = bytes.saturatingAdd(Int64(st.st_size)) }
                 if let st = try Sys.lstatIfExists(store.linkPath(d)), st.st_nlink <= 1 { bytes = bytes.saturatingAdd(Int64(st.st_size)) }
                 try store.removeContent(d)
-                try txn.delete(meta.trash, d.key)
+                try txn.untrash(d)
                 removed += 1
             }
             return (removed, bytes)
@@ -468,14 +453,6 @@ public final class Snapshotter: Sendable {
 
     /// Finishes deletions a crashed process left in the trash.
     func emptyTrash() throws {
-        let pending = try meta.env.read { txn -> [Digest] in
-            var out: [Digest] = []
-            try txn.forEach(meta.trash) { k, _ in
-                out.append(try Digest(key: k))
-                return true
-            }
-            return out
-        }
-        _ = try removeTrashed(pending)
+        _ = try removeTrashed(try meta.read { try $0.trashed() })
     }
 }

@@ -26,7 +26,7 @@ extension Snapshotter {
         try await operation(cancel) { flag in
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             let snap = try await pool.run {
-                try self.meta.env.reconcile()
+                try self.meta.reconcile()
                 return try self.metadataSnapshot()
             }
             var problems = snap.problems
@@ -73,13 +73,12 @@ extension Snapshotter {
 
     /// One read transaction: every record cross-checked against the others.
     private func metadataSnapshot() throws -> MetadataView {
-        try meta.env.read { txn in
+        try meta.read { txn in
             var view = MetadataView()
             var snapshots: [SnapshotKey: Set<Digest>] = [:]
-            try txn.forEach(meta.snapshots) { k, v in
-                let key = try SnapshotKey(bytes: k)
+            try txn.forEachSnapshot { key, decoded in
                 do {
-                    let rec = try SnapshotRecord.decode(v, key: key.description)
+                    let rec = try decoded.get()
                     snapshots[key] = Set(rec.files.map(\.digest))
                     for f in rec.files where f.readOnly {
                         if try Sys.lstatIfExists(store.linkPath(f.digest)) == nil {
@@ -91,31 +90,22 @@ extension Snapshotter {
                     view.problems.append(VerifyProblem(kind: .badRecord, digest: nil, snapshot: key.description,
                                                        message: "snapshot \(key): \(error.asSnapshotterError.message)"))
                 }
-                return true
             }
             view.snapshotCount = snapshots.count
-            try txn.forEach(meta.content) { k, v in
-                let d = try Digest(key: k)
-                do { view.content[d] = try ContentRecord.decode(v, digest: d) } catch {
+            try txn.forEachContent { d, decoded in
+                do { view.content[d] = try decoded.get() } catch {
                     view.problems.append(VerifyProblem(kind: .badRecord, digest: d, snapshot: nil,
                                                        message: "content \(d): \(error.asSnapshotterError.message)"))
                 }
-                return true
             }
-            try txn.forEach(meta.trash) { k, _ in
-                view.trash.insert(try Digest(key: k))
-                return true
-            }
+            view.trash = Set(try txn.trashed())
             var referenced: [Digest: Set<SnapshotKey>] = [:]
-            try txn.forEach(meta.refs) { k, v in
-                let d = try Digest(key: k)
-                let key = try SnapshotKey(bytes: v)
+            try txn.forEachReference { d, key in
                 referenced[d, default: []].insert(key)
                 if snapshots[key] == nil {
                     view.problems.append(VerifyProblem(kind: .danglingReference, digest: d, snapshot: key.description,
                                                        message: "reference from \(d) to snapshot \(key), which does not exist"))
                 }
-                return true
             }
             for (key, digests) in snapshots.sorted(by: { $0.key < $1.key }) {
                 for d in digests.sorted() {
@@ -192,35 +182,23 @@ extension Snapshotter {
         // dropped (it can never be restored from this store), and the
         // corrupt file is removed so it cannot be mistaken for good content.
         var freed: [Digest] = []
-        try meta.env.write { txn in
-            var users: [SnapshotKey: [Digest]] = [:]
-            try txn.forEach(meta.snapshots) { k, v in
-                let key = try SnapshotKey(bytes: k)
+        try meta.write { txn in
+            var users: [SnapshotKey: Set<Digest>] = [:]
+            try txn.forEachSnapshot { key, decoded in
                 if dropSnapshots.contains(key.description) {
                     users[key] = []
-                    return true
+                    return
                 }
-                guard let rec = try? SnapshotRecord.decode(v, key: key.description) else { return true }
+                guard let rec = try? decoded.get() else { return }
                 let digests = Set(rec.files.map(\.digest))
-                if !digests.isDisjoint(with: lost) { users[key] = Array(digests) }
-                return true
+                if !digests.isDisjoint(with: lost) { users[key] = digests }
             }
             for (key, digests) in users.sorted(by: { $0.key < $1.key }) {
-                try txn.delete(meta.snapshots, key.bytes)
-                try txn.delete(meta.access, key.bytes)
-                for d in digests {
-                    try txn.delete(meta.refs, d.key, value: key.bytes)
-                    if try meta.references(txn, d).isEmpty && !lost.contains(d) {
-                        try txn.delete(meta.content, d.key)
-                        try txn.put(meta.trash, d.key, [])
-                        freed.append(d)
-                    }
-                }
+                freed += try txn.dropSnapshot(key, digests: digests, keep: lost).trashed
                 actions.append("dropped snapshot \(key): its content is missing or corrupt")
             }
             for d in lost.sorted() {
-                try txn.delete(meta.content, d.key)
-                try txn.delete(meta.refs, d.key)
+                try txn.forgetContent(d)
                 try store.removeContent(d)
                 actions.append("removed content \(d) (missing or corrupt)")
             }
@@ -232,10 +210,10 @@ extension Snapshotter {
                 guard let d = p.digest, !lost.contains(d), let st = try Sys.lstatIfExists(store.contentPath(d)) else { continue }
                 let r = try store.hashContent(d, buffer: buffer)
                 guard r.digest == d else { continue }
-                try meta.env.write { txn in
-                    if try meta.contentRecord(txn, d) == nil {
+                try meta.write { txn in
+                    if try txn.contentRecord(d) == nil {
                         let hasLink = try Sys.lstatIfExists(store.linkPath(d)) != nil
-                        try meta.putContent(txn, d, ContentRecord(encodedSize: Int64(st.st_size), logicalSize: r.logicalSize,
+                        try txn.putContent(d, ContentRecord(encodedSize: Int64(st.st_size), logicalSize: r.logicalSize,
                                                                   created: Sys.nowNanos(), hasLink: hasLink))
                     }
                 }
@@ -245,23 +223,25 @@ extension Snapshotter {
                 if p.kind == .corruptLink { try Sys.unlinkIfExists(store.linkPath(d)) }
                 if try Sys.lstatIfExists(store.linkPath(d)) == nil {
                     try store.materializeLink(d, buffer: buffer)
-                    try meta.env.write { txn in
-                        if var rec = try meta.contentRecord(txn, d), !rec.hasLink {
+                    try meta.write { txn in
+                        if var rec = try txn.contentRecord(d), !rec.hasLink {
                             rec.hasLink = true
-                            try meta.putContent(txn, d, rec)
+                            try txn.putContent(d, rec)
                         }
                     }
                     actions.append("rebuilt read-only link \(d) from its content")
                 }
             case .missingReference:
                 guard let d = p.digest, let s = p.snapshot, !lost.contains(d) else { continue }
-                try meta.env.write { txn in
-                    if try txn.contains(meta.snapshots, Array(s.utf8)) { try txn.put(meta.refs, d.key, Array(s.utf8)) }
+                let key = try SnapshotKey(parsing: s)
+                try meta.write { txn in
+                    if try txn.hasSnapshot(key) { try txn.addReference(d, from: key) }
                 }
                 actions.append("added the reference from \(d) to \(s)")
             case .danglingReference:
                 guard let d = p.digest, let s = p.snapshot else { continue }
-                try meta.env.write { txn in _ = try txn.delete(meta.refs, d.key, value: Array(s.utf8)) }
+                let key = try SnapshotKey(parsing: s)
+                try meta.write { txn in _ = try txn.removeReference(d, from: key) }
                 actions.append("removed the dangling reference from \(d) to \(s)")
             default: break
             }

@@ -204,8 +204,8 @@ struct LMDBTransaction {
     }
 
     /// Calls `body` for each key and value in key order (for a dup-sorted
-    /// table, each duplicate); `body` returns false to stop. With `prefix`,
-    /// only keys equal to it (dup-sorted tables) are visited.
+    /// table, each duplicate); `body` returns false to stop. With `key`, only
+    /// that key's values (dup-sorted tables) are visited.
     func forEach(_ dbi: MDB_dbi, key only: [UInt8]? = nil,
                  _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
         var c: OpaquePointer?

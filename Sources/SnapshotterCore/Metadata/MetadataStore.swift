@@ -19,6 +19,8 @@ import Synchronization
 ///   digest with the remote itself)
 /// - `trash`: digests whose last reference went and whose files are about to
 ///   be unlinked; a snapshot that needs one takes it back out.
+/// The tables are for MetadataTransaction alone: everything else calls its
+/// operations.
 final class MetadataStore: Sendable {
     let env: LMDBEnvironment
     let snapshots: MDB_dbi
@@ -70,40 +72,6 @@ final class MetadataStore: Sendable {
         leaseFile = LeaseFile(dir: Paths.dirname(path) + "/leases")
     }
 
-    // MARK: reads
-
-    func snapshot(_ txn: LMDBTransaction, _ key: SnapshotKey) throws -> SnapshotRecord? {
-        guard let v = try txn.get(snapshots, key.bytes) else { return nil }
-        return try v.withUnsafeBytes { try SnapshotRecord.decode($0, key: key.description) }
-    }
-
-    func contentRecord(_ txn: LMDBTransaction, _ d: Digest) throws -> ContentRecord? {
-        guard let v = try txn.get(content, d.key) else { return nil }
-        return try v.withUnsafeBytes { try ContentRecord.decode($0, digest: d) }
-    }
-
-    func lastAccess(_ txn: LMDBTransaction, _ key: SnapshotKey) throws -> Int64? {
-        guard let v = try txn.get(access, key.bytes) else { return nil }
-        return try v.withUnsafeBytes { b in
-            var r = ByteReader(b, what: "access \(key)")
-            return try r.i64()
-        }
-    }
-
-    func references(_ txn: LMDBTransaction, _ d: Digest) throws -> [SnapshotKey] {
-        var out: [SnapshotKey] = []
-        try txn.forEach(refs, key: d.key) { _, v in
-            out.append(try SnapshotKey(bytes: v))
-            return true
-        }
-        return out
-    }
-
-    func inode(_ txn: LMDBTransaction, dev: UInt64, ino: UInt64) throws -> InodeRecord? {
-        guard let v = try txn.get(inodes, InodeRecord.key(dev: dev, ino: ino)) else { return nil }
-        return try v.withUnsafeBytes { try InodeRecord.decode($0) }
-    }
-
     // MARK: headroom
 
     /// Pages kept free for deletes and the collector: a new snapshot record
@@ -125,17 +93,5 @@ final class MetadataStore: Sendable {
         guard free - need >= reserve else {
             throw SnapshotterError(.noSpace, "\(what): the metadata map at \(env.path) is full: \(total - free) of \(total) pages used, the last \(reserve) are kept for deletes and gc; \(LMDBEnvironment.mapFullAdvice)")
         }
-    }
-
-    // MARK: writes
-
-    func setLastAccess(_ txn: LMDBTransaction, _ key: SnapshotKey, _ nanos: Int64) throws {
-        var w = ByteWriter()
-        w.i64(nanos)
-        try txn.put(access, key.bytes, w.bytes)
-    }
-
-    func putContent(_ txn: LMDBTransaction, _ d: Digest, _ rec: ContentRecord) throws {
-        try txn.put(content, d.key, rec.encode())
     }
 }

@@ -111,6 +111,10 @@ struct ContentRecord: Sendable, Equatable {
     /// Whether `storage/snapshot/xxh3/<hex>` (the read-only link) exists.
     var hasLink: Bool
 
+    /// What the content takes in the store: its file, and the read-only
+    /// link's bytes when it has one.
+    var storeBytes: Int64 { encodedSize.saturatingAdd(hasLink ? logicalSize : 0) }
+
     func encode() -> [UInt8] {
         var w = ByteWriter()
         w.u8(Self.formatVersion)
@@ -194,7 +198,11 @@ struct SnapshotKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     init(bytes: UnsafeRawBufferPointer) throws {
-        let s = String(decoding: bytes, as: UTF8.self)
+        try self.init(parsing: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// `name:version` as `description` writes it.
+    init(parsing s: String) throws {
         guard let colon = s.lastIndex(of: ":") else {
             throw SnapshotterError.corrupt("metadata snapshot key \(s.debugDescription) has no ':'")
         }

@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+import Synchronization
+
+/// A lease: what one operation in flight uses, recorded in the metadata so
+/// every process sharing the root sees it. It names its holder's lease file
+/// (LeaseFile), so it dies with the holder, whatever PID namespace either
+/// side runs in.
+struct Lease: Sendable {
+    let key: [UInt8]
+    var snapshots: [SnapshotKey]
+    var digests: [Digest]
+    /// The holder's lease file; nil in records of older versions, which
+    /// are judged by the pid and start time in their key.
+    var holder: String?
+}
+
+/// The leases in force, as read in one transaction.
+struct LeaseView {
+    var snapshots = Set<SnapshotKey>()
+    var digests = Set<Digest>()
+    var expired: [[UInt8]] = []
+}
+
+/// The pid and start time older versions judge a lease by; still written
+/// in the key, so a collector of an older version sharing the root keeps
+/// honouring our leases (as far as it can see our pid).
+enum ProcessIdentity {
+    // Read again in a forked child: its leases must name it, not the parent.
+    private static let cached = ForkSafeLock<(generation: Int, pid: Int32, start: UInt64)?>(nil)
+    private static var current: (generation: Int, pid: Int32, start: UInt64) {
+        let g = Fork.generation
+        return cached.withLock { c in
+            if let c, c.generation == g { return c }
+            let now = (generation: g, pid: getpid(), start: cshim_process_start_ticks(getpid()))
+            c = now
+            return now
+        }
+    }
+    static var pid: Int32 { current.pid }
+    static var startTicks: UInt64 { current.start }
+
+    /// Whether the process a lease names still runs (same pid, same start).
+    /// Meaningful only in the PID namespace of the holder.
+    static func isAlive(pid: Int32, startTicks: UInt64) -> Bool {
+        if pid == Self.pid { return startTicks == Self.startTicks }
+        let now = cshim_process_start_ticks(pid)
+        return now != 0 && now == startTicks
+    }
+}
+
+extension Lease {
+    /// Version 1 (what older versions read: they ignore what follows),
+    /// then the holder's lease file.
+    func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(1)
+        w.u32(UInt32(snapshots.count))
+        for s in snapshots { w.string(s.description) }
+        w.u32(UInt32(digests.count))
+        for d in digests { w.u64(d.value) }
+        if let holder {
+            w.u8(Self.holderTag)
+            w.string(holder)
+        }
+        return w.bytes
+    }
+
+    static let holderTag: UInt8 = 0x46
+
+    static func decode(key: [UInt8], _ bytes: UnsafeRawBufferPointer) throws -> Lease {
+        var r = ByteReader(bytes, what: "lease")
+        guard try r.u8() == 1 else { throw r.fail() }
+        var snaps: [SnapshotKey] = []
+        let ns = Int(try r.u32())
+        guard ns <= bytes.count else { throw r.fail() }
+        for _ in 0..<ns {
+            let text = try r.string()
+            guard let colon = text.lastIndex(of: ":") else { throw r.fail() }
+            snaps.append(SnapshotKey(name: String(text[..<colon]), version: String(text[text.index(after: colon)...])))
+        }
+        let nd = Int(try r.u32())
+        guard nd <= bytes.count else { throw r.fail() }
+        var digests: [Digest] = []
+        for _ in 0..<nd { digests.append(Digest(try r.u64())) }
+        var holder: String?
+        if !r.atEnd {
+            guard try r.u8() == holderTag else { throw r.fail() }
+            let name = try r.string()
+            guard LeaseFile.isValidName(name), r.atEnd else { throw r.fail() }
+            holder = name
+        }
+        return Lease(key: key, snapshots: snaps, digests: digests, holder: holder)
+    }
+
+    /// `pid start n`, big-endian, as older versions read it; `n` is random
+    /// (pids and start times repeat across PID namespaces).
+    static func newKey() -> [UInt8] {
+        var w = ByteWriter()
+        w.u32(UInt32(bitPattern: ProcessIdentity.pid))
+        w.u64(ProcessIdentity.startTicks)
+        w.u64(cshim_random_u64())
+        return w.bytes
+    }
+
+    static func owner(_ key: [UInt8]) -> (pid: Int32, start: UInt64)? {
+        guard key.count == 20 else { return nil }
+        return key.withUnsafeBytes { b in
+            var r = ByteReader(b, what: "lease key")
+            guard let pid = try? r.u32(), let start = try? r.u64() else { return nil }
+            return (Int32(bitPattern: pid), start)
+        }
+    }
+
+    /// Whether the holder still runs: its lease file is locked, or (records
+    /// of older versions) its pid and start time still match.
+    func isAlive(_ probe: LeaseProbe) -> Bool {
+        if let holder { return probe.isAlive(holder) }
+        guard let owner = Lease.owner(key) else { return false }
+        return ProcessIdentity.isAlive(pid: owner.pid, startTicks: owner.start)
+    }
+}
