@@ -161,7 +161,6 @@ extension Snapshotter {
 extension Snapshotter {
     /// Applies repairs for `problems`; returns a line per action.
     func applyRepairs(_ problems: [VerifyProblem]) throws -> [String] {
-        var actions: [String] = []
         var lost = Set<Digest>()
         var dropSnapshots = Set<String>()
         for p in problems {
@@ -176,11 +175,22 @@ extension Snapshotter {
             default: break
             }
         }
+        var actions = try dropLost(lost, badSnapshots: dropSnapshots)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
         defer { buffer.deallocate() }
-        // Content that is gone or corrupt: every snapshot that names it is
-        // dropped (it can never be restored from this store), and the
-        // corrupt file is removed so it cannot be mistaken for good content.
+        for p in problems {
+            if let action = try repair(p, lost: lost, buffer: buffer) { actions.append(action) }
+        }
+        for a in actions { Log.warn("verify --repair \(root): \(a)") }
+        return actions
+    }
+
+    /// Content that is gone or corrupt: every snapshot that names it is
+    /// dropped (it can never be restored from this store), and the corrupt
+    /// file is removed so it cannot be mistaken for good content. Snapshots
+    /// whose record is unreadable go too.
+    private func dropLost(_ lost: Set<Digest>, badSnapshots dropSnapshots: Set<String>) throws -> [String] {
+        var actions: [String] = []
         var freed: [Digest] = []
         try meta.write { txn in
             var users: [SnapshotKey: Set<Digest>] = [:]
@@ -204,49 +214,51 @@ extension Snapshotter {
             }
         }
         _ = try removeTrashed(freed)
-        for p in problems {
-            switch p.kind {
-            case .missingContentRecord:
-                guard let d = p.digest, !lost.contains(d), let st = try Sys.lstatIfExists(store.contentPath(d)) else { continue }
-                let r = try store.hashContent(d, buffer: buffer)
-                guard r.digest == d else { continue }
-                try meta.write { txn in
-                    if try txn.contentRecord(d) == nil {
-                        let hasLink = try Sys.lstatIfExists(store.linkPath(d)) != nil
-                        try txn.putContent(d, ContentRecord(encodedSize: Int64(st.st_size), logicalSize: r.logicalSize,
-                                                                  created: Sys.nowNanos(), hasLink: hasLink))
-                    }
-                }
-                actions.append("recreated the record of content \(d)")
-            case .missingLink, .corruptLink:
-                guard let d = p.digest, !lost.contains(d), try Sys.lstatIfExists(store.contentPath(d)) != nil else { continue }
-                if p.kind == .corruptLink { try Sys.unlinkIfExists(store.linkPath(d)) }
-                if try Sys.lstatIfExists(store.linkPath(d)) == nil {
-                    try store.materializeLink(d, buffer: buffer)
-                    try meta.write { txn in
-                        if var rec = try txn.contentRecord(d), !rec.hasLink {
-                            rec.hasLink = true
-                            try txn.putContent(d, rec)
-                        }
-                    }
-                    actions.append("rebuilt read-only link \(d) from its content")
-                }
-            case .missingReference:
-                guard let d = p.digest, let s = p.snapshot, !lost.contains(d) else { continue }
-                let key = try SnapshotKey(parsing: s)
-                try meta.write { txn in
-                    if try txn.hasSnapshot(key) { try txn.addReference(d, from: key) }
-                }
-                actions.append("added the reference from \(d) to \(s)")
-            case .danglingReference:
-                guard let d = p.digest, let s = p.snapshot else { continue }
-                let key = try SnapshotKey(parsing: s)
-                try meta.write { txn in _ = try txn.removeReference(d, from: key) }
-                actions.append("removed the dangling reference from \(d) to \(s)")
-            default: break
-            }
-        }
-        for a in actions { Log.warn("verify --repair \(root): \(a)") }
         return actions
+    }
+
+    /// Repairs one problem of a digest that is not lost; returns what was
+    /// done, nil when nothing was.
+    private func repair(_ p: VerifyProblem, lost: Set<Digest>, buffer: UnsafeMutableRawBufferPointer) throws -> String? {
+        switch p.kind {
+        case .missingContentRecord:
+            guard let d = p.digest, !lost.contains(d), let st = try Sys.lstatIfExists(store.contentPath(d)) else { return nil }
+            let r = try store.hashContent(d, buffer: buffer)
+            guard r.digest == d else { return nil }
+            try meta.write { txn in
+                if try txn.contentRecord(d) == nil {
+                    let hasLink = try Sys.lstatIfExists(store.linkPath(d)) != nil
+                    try txn.putContent(d, ContentRecord(encodedSize: Int64(st.st_size), logicalSize: r.logicalSize,
+                                                        created: Sys.nowNanos(), hasLink: hasLink))
+                }
+            }
+            return "recreated the record of content \(d)"
+        case .missingLink, .corruptLink:
+            guard let d = p.digest, !lost.contains(d), try Sys.lstatIfExists(store.contentPath(d)) != nil else { return nil }
+            if p.kind == .corruptLink { try Sys.unlinkIfExists(store.linkPath(d)) }
+            guard try Sys.lstatIfExists(store.linkPath(d)) == nil else { return nil }
+            try store.materializeLink(d, buffer: buffer)
+            try meta.write { txn in
+                if var rec = try txn.contentRecord(d), !rec.hasLink {
+                    rec.hasLink = true
+                    try txn.putContent(d, rec)
+                }
+            }
+            return "rebuilt read-only link \(d) from its content"
+        case .missingReference:
+            guard let d = p.digest, let s = p.snapshot, !lost.contains(d) else { return nil }
+            let key = try SnapshotKey(parsing: s)
+            try meta.write { txn in
+                if try txn.hasSnapshot(key) { try txn.addReference(d, from: key) }
+            }
+            return "added the reference from \(d) to \(s)"
+        case .danglingReference:
+            guard let d = p.digest, let s = p.snapshot else { return nil }
+            let key = try SnapshotKey(parsing: s)
+            try meta.write { txn in _ = try txn.removeReference(d, from: key) }
+            return "removed the dangling reference from \(d) to \(s)"
+        default:
+            return nil
+        }
     }
 }
