@@ -97,8 +97,9 @@ PYTEST_PY=('pytest==9.0.3')
 PYTEST_IMPORTS='import importlib.metadata as m; assert m.version("pytest") == "9.0.3"'
 REGISTRY_PY=(cryptography "${PYTEST_PY[@]}")
 REGISTRY_IMPORTS="import cryptography; $PYTEST_IMPORTS"
-# dragonfly-api is pinned (the protocol the Swift code is generated from),
-# moto too (its quirks are what the tests are written against).
+# dragonfly-api is pinned (the protocol the Swift codec is checked against,
+# through proto_vectors.py), moto too (its quirks are what the tests are
+# written against).
 CONTENT_PY=('moto[s3,server]==5.2.5' boto3 grpcio grpcio-health-checking 'dragonfly-api==2.3.8' protobuf "${PYTEST_PY[@]}")
 CONTENT_IMPORTS='import importlib.metadata as m
 for p in ("boto3", "flask", "flask-cors", "grpcio", "grpcio-health-checking", "protobuf"): m.version(p)
