@@ -521,7 +521,7 @@ def test_dfdaemon_invalid_argument_without_object_storage_region_or_endpoint(reg
                 "%s %s: %s %s" % (call, message, code, details))
 
 
-def test_dfdaemon_empty_region_and_endpoint_count_as_present_internal_not_conta(df, url):
+def test_dfdaemon_empty_region_and_endpoint_count_as_present(df, url):
     """dfdaemon: empty region and endpoint count as present (-> INTERNAL, not contacted)"""
     _, code, details = df.download(url, storage=common_pb2.ObjectStorage(region="", endpoint=""))
     assert code == grpc.StatusCode.INTERNAL and "endpoint" in details, (code, details)
@@ -628,7 +628,7 @@ def test_dfdaemon_force_hard_link_parent_missing_internal_before_any_message(tmp
     assert code == grpc.StatusCode.INTERNAL and not messages, (code, details)
 
 
-def test_dfdaemon_force_hard_link_output_is_another_file_internal_even_with_ove(df, url, fresh):
+def test_dfdaemon_force_hard_link_onto_another_file_is_internal_even_with_overwrite(df, url, fresh):
     """dfdaemon: force_hard_link, output is another file -> INTERNAL, even with overwrite"""
     out = fresh("other")
     with open(out, "wb") as f:
@@ -639,7 +639,7 @@ def test_dfdaemon_force_hard_link_output_is_another_file_internal_even_with_ove(
         assert f.read() == b"another file", "the other file was touched"
 
 
-def test_dfdaemon_no_force_hard_link_another_file_internal_after_the_pieces_ove(df, content, url, tid, fresh, task_file):
+def test_dfdaemon_no_force_hard_link_onto_another_file_fails_after_the_pieces(df, content, url, tid, fresh, task_file):
     """dfdaemon: no force_hard_link: another file -> INTERNAL after the pieces; overwrite copies"""
     out = fresh("other2")
     with open(out, "wb") as f:
