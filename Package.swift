@@ -46,7 +46,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The collector benchmark (bench/gc.sh runs it in release).
+        // The collector benchmark: swift run -c release snapshotter-bench (README, Benchmark).
         .executableTarget(
             name: "snapshotter-bench",
             dependencies: ["SnapshotterCore"],

@@ -560,10 +560,10 @@ SNAPSHOTTER_API int snapshotter_files(snapshotter_t *s, const char *name, const 
                                       snapshotter_file_list_t **out);
 /* Store usage. */
 SNAPSHOTTER_API int snapshotter_stats(snapshotter_t *s, snapshotter_stats_t *out);
-/* Applies the registry (and, in later versions, content) settings of
- * `opts` to operations started after this call (options with no registry
- * endpoint mean no registry); operations already running
- * keep the settings they started with. Settings fixed at open (concurrency,
+/* Applies the registry and content settings of `opts` to operations
+ * started after this call (options with no registry endpoint mean no
+ * registry; with neither a content URL nor a Dragonfly endpoint, no content
+ * transport); operations already running keep the settings they started with. Settings fixed at open (concurrency,
  * GC) are not changed. `opts` is read during the call only. */
 SNAPSHOTTER_API int snapshotter_reconfigure(snapshotter_t *s, const snapshotter_options_t *opts);
 /* Operations running on this store now (for leak checks in bindings). */

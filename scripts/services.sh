@@ -9,8 +9,8 @@
 #   scripts/services.sh stop DIR             stop everything started in DIR
 #                                            (SIGTERM, SIGKILL after 5 s)
 #   scripts/services.sh status DIR           each recorded process, running or not
-#   scripts/services.sh check DIR            run Tests/services/check_services.py and
-#                                            check_content.py for the groups started
+#   scripts/services.sh check DIR            run Tests/services/test_services.py and
+#                                            test_content.py (pytest) for the groups started
 #   scripts/services.sh install DIR          only install (apt packages, DIR/venv)
 #
 # Starting what is already running, or stopping what is stopped, does nothing;
@@ -84,21 +84,27 @@
 # missing); pip into DIR/venv, or into $SERVICES_VENV when set (a venv kept
 # across runs saves the pip time): `cryptography` for the registry group;
 # moto[s3,server], boto3, grpcio, grpcio-health-checking, dragonfly-api and
-# protobuf for the content group. Python is $PYTHON, else python3. Measured:
+# protobuf for the content group; pytest (pinned) for both, for check. Python is $PYTHON, else python3. Measured:
 # the first start-registry on a machine takes ~10 s (apt + pip), the first
 # start-content ~60 s (pip), later ones ~1 s and ~2.5 s.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVICES_SRC="$REPO_ROOT/Tests/services"
-REGISTRY_PY=(cryptography)
-REGISTRY_IMPORTS='import cryptography'
-# dragonfly-api is pinned (the protocol the Swift code is generated from),
-# moto too (its quirks are what the tests are written against).
-CONTENT_PY=('moto[s3,server]==5.2.5' boto3 grpcio grpcio-health-checking 'dragonfly-api==2.3.8' protobuf)
+# pytest runs `check`: pinned, so a kept venv checks with the version the
+# checks were written for.
+PYTEST_PY=('pytest==9.0.3')
+PYTEST_IMPORTS='import importlib.metadata as m; assert m.version("pytest") == "9.0.3"'
+REGISTRY_PY=(cryptography "${PYTEST_PY[@]}")
+REGISTRY_IMPORTS="import cryptography; $PYTEST_IMPORTS"
+# dragonfly-api is pinned (the protocol the Swift codec is checked against,
+# through proto_vectors.py), moto too (its quirks are what the tests are
+# written against).
+CONTENT_PY=('moto[s3,server]==5.2.5' boto3 grpcio grpcio-health-checking 'dragonfly-api==2.3.8' protobuf "${PYTEST_PY[@]}")
 CONTENT_IMPORTS='import importlib.metadata as m
 for p in ("boto3", "flask", "flask-cors", "grpcio", "grpcio-health-checking", "protobuf"): m.version(p)
-assert m.version("dragonfly-api") == "2.3.8" and m.version("moto") == "5.2.5"'
+assert m.version("dragonfly-api") == "2.3.8" and m.version("moto") == "5.2.5"'"
+$PYTEST_IMPORTS"
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
@@ -205,14 +211,14 @@ case "$cmd" in
         ;;
     check)
         [ -f "$dir/services.env" ] || { note "no $dir/services.env: run start first"; exit 1; }
-        rc=0
-        if [ -f "$dir/registry.env" ]; then
-            "$(python_bin)" "$SERVICES_SRC/check_services.py" "$dir/services.env" || rc=1
-        fi
-        if [ -f "$dir/content.env" ]; then
-            "$venv/bin/python" "$SERVICES_SRC/check_content.py" "$dir/services.env" || rc=1
-        fi
-        exit $rc
+        ensure_venv "$venv" "$PYTEST_IMPORTS" "${PYTEST_PY[@]}"
+        modules=()
+        [ -f "$dir/registry.env" ] && modules+=("$SERVICES_SRC/test_services.py")
+        [ -f "$dir/content.env" ] && modules+=("$SERVICES_SRC/test_content.py")
+        [ ${#modules[@]} -gt 0 ] || { note "no group started in $dir"; exit 1; }
+        # No cache or bytecode written into the source tree.
+        SNAPSHOTTER_TEST_SERVICES="$dir/services.env" PYTHONDONTWRITEBYTECODE=1 \
+            "$venv/bin/python" -m pytest -q -p no:cacheprovider -rfE "${modules[@]}"
         ;;
     *)
         usage

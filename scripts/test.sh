@@ -2,10 +2,9 @@
 # Runs every test: installs what is missing, builds every product and runs
 # the Swift test suite (Swift Testing) under AddressSanitizer, then under
 # ThreadSanitizer, then the fuzzers, the C ABI and the bindings' suites. Exits non-zero when
-# anything fails. Later sections (C ABI, Go and Python bindings, and the
-# services their tests need: registry, S3, Dragonfly stand-in) go below, each
-# in its own section; services are started with start_service so the trap
-# stops them however the script ends.
+# anything fails. The services the tests need (registry, S3, Dragonfly
+# stand-in) are started with scripts/services.sh; the trap stops them however
+# the script ends.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"

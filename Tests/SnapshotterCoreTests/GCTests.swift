@@ -5,78 +5,8 @@ import Testing
 import Glibc
 #endif
 
-/// A disk whose use is `other` bytes plus what the store's content files
-/// take: evictions make it emptier, as on a real disk.
-struct SimulatedDisk: DiskUsageProvider {
-    var total: Int64
-    var other: Int64
-    var contentDir: String
-
-    func usage(of path: String) throws -> DiskUsage {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: contentDir)) ?? []
-        var used = other
-        for n in names {
-            let attrs = try? FileManager.default.attributesOfItem(atPath: contentDir + "/" + n)
-            used += (attrs?[.size] as? NSNumber)?.int64Value ?? 0
-        }
-        return DiskUsage(totalBytes: total, usedBytes: used)
-    }
-}
-
-struct GCFixture {
-    let dir: String
-    let root: String
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("gc-\(UUID().uuidString)").path
-        root = dir + "/root"
-        try FileManager.default.createDirectory(atPath: dir + "/src", withIntermediateDirectories: true)
-    }
-
-    func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
-
-    /// A store on a simulated 10 MB disk with `other` bytes used by others.
-    func open(other: Int64 = 3_000_000) throws -> Snapshotter {
-        var o = StoreOptions()
-        o.gc.intervalSeconds = 0
-        o.diskUsage = SimulatedDisk(total: 10_000_000, other: other, contentDir: root + "/storage/content/xxh3")
-        return try Snapshotter(root: root, options: o)
-    }
-
-    /// Snapshot `name:v<i>` of one file of `size` distinct bytes.
-    func make(_ store: Snapshotter, _ i: Int, size: Int = 1_000_000, readOnly: Bool = false) async throws {
-        let path = "\(dir)/src/f\(i)"
-        try Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* (i + 7) &+ i) }).write(to: URL(fileURLWithPath: path))
-        _ = try await store.snapshot(SnapshotRequest(name: "sb", version: "v\(i)", baseDir: dir + "/src",
-                                                     files: [FileRequest("f\(i)", readOnly: readOnly)]))
-    }
-
-    /// Sets last-access times so that v0 is the oldest.
-    func age(_ store: Snapshotter, _ versions: [Int]) throws {
-        let now = Sys.nowNanos()
-        try store.meta.write { txn in
-            for (rank, v) in versions.enumerated() {
-                try txn.setLastAccess(SnapshotKey(name: "sb", version: "v\(v)"), now - Int64(3600 - rank) * 1_000_000_000)
-            }
-        }
-    }
-
-    func versions(_ store: Snapshotter) async throws -> [String] {
-        try await store.list().map(\.version).sorted()
-    }
-}
-
 @Suite("Garbage collection")
 struct GCTests {
-    func policy(high: Double, low: Double, batch: Int = 1, retention: Double = 0) -> GCPolicy {
-        var p = GCPolicy()
-        p.highWatermarkPercent = high
-        p.lowWatermarkPercent = low
-        p.batchSize = batch
-        p.minRetentionSeconds = retention
-        return p
-    }
-
     @Test("Least recently used snapshots go first, until usage is below the low watermark")
     func evictionOrder() async throws {
         let fx = try GCFixture()
@@ -85,7 +15,7 @@ struct GCTests {
         for i in 0..<5 { try await fx.make(store, i) }
         try fx.age(store, [3, 1, 4, 0, 2]) // v3 oldest, then v1
         // 3 MB + 5 x ~1 MB = 80 %: above 75, stop at or below 65 -> two go.
-        let r = try await store.gc(policy: policy(high: 75, low: 65))
+        let r = try await store.gc(policy: gcPolicy(high: 75, low: 65))
         #expect(r.snapshotsEvicted == 2 && r.contentFilesRemoved == 2)
         #expect(r.bytesFreed >= 2_000_000)
         #expect(try await fx.versions(store) == ["v0", "v2", "v4"])
@@ -98,7 +28,7 @@ struct GCTests {
         defer { fx.cleanup() }
         let store = try fx.open()
         for i in 0..<5 { try await fx.make(store, i) }
-        let r = try await store.gc(policy: policy(high: 85, low: 50))
+        let r = try await store.gc(policy: gcPolicy(high: 85, low: 50))
         #expect(r.snapshotsEvicted == 0)
         #expect(try await fx.versions(store).count == 5)
     }
@@ -110,7 +40,7 @@ struct GCTests {
         let store = try fx.open()
         for i in 0..<4 { try await fx.make(store, i) }
         try fx.age(store, [0, 1])  // v0, v1 an hour old; v2, v3 fresh
-        let r = try await store.gc(policy: policy(high: 10, low: 5, batch: 10, retention: 600))
+        let r = try await store.gc(policy: gcPolicy(high: 10, low: 5, batch: 10, retention: 600))
         #expect(r.snapshotsEvicted == 2)
         #expect(try await fx.versions(store) == ["v2", "v3"])
     }
@@ -124,7 +54,7 @@ struct GCTests {
         try fx.age(store, [0, 1, 2, 3, 4, 5])
         // 9 MB = 90 %; one eviction would reach 80 % (< 85), but a batch of
         // three goes at once.
-        let r = try await store.gc(policy: policy(high: 85, low: 85, batch: 3))
+        let r = try await store.gc(policy: gcPolicy(high: 85, low: 85, batch: 3))
         #expect(r.snapshotsEvicted == 3)
         #expect(try await fx.versions(store) == ["v3", "v4", "v5"])
     }
@@ -136,7 +66,7 @@ struct GCTests {
         let store = try fx.open(other: 0)
         for i in 0..<5 { try await fx.make(store, i) }
         try fx.age(store, [0, 1, 2, 3, 4])
-        var p = policy(high: 90, low: 60, batch: 1)
+        var p = gcPolicy(high: 90, low: 60, batch: 1)
         p.maxStoreBytes = 3_100_000 // stop at <= 2.07 MB (3.1 MB * 60 / 90)
         let r = try await store.gc(policy: p)
         #expect(r.snapshotsEvicted == 3)
@@ -151,29 +81,10 @@ struct GCTests {
         try await fx.make(store, 0)
         _ = try await store.snapshot(SnapshotRequest(name: "sb", version: "copy", baseDir: fx.dir + "/src", files: [FileRequest("f0")]))
         try fx.age(store, [0])
-        let r = try await store.gc(policy: policy(high: 1, low: 0, batch: 1, retention: 600))
+        let r = try await store.gc(policy: gcPolicy(high: 1, low: 0, batch: 1, retention: 600))
         #expect(r.snapshotsEvicted == 1 && r.contentFilesRemoved == 0)
         _ = try await store.restore(RestoreRequest(name: "sb", version: "copy", outputDir: fx.dir + "/out"))
         #expect(FileManager.default.contentsEqual(atPath: fx.dir + "/src/f0", andPath: fx.dir + "/out/f0"))
-    }
-
-    @Test("A leased snapshot is neither evicted nor deleted; after release it can be")
-    func leasesProtect() async throws {
-        let fx = try GCFixture()
-        defer { fx.cleanup() }
-        let store = try fx.open()
-        for i in 0..<3 { try await fx.make(store, i) }
-        try fx.age(store, [0, 1, 2])
-        let key = SnapshotKey(name: "sb", version: "v0")
-        let info = try await store.info(name: "sb", version: "v0")
-        try await store.withLease(snapshots: [key], digests: info.files.map(\.digest)) {
-            let r = try await store.gc(policy: policy(high: 1, low: 0, batch: 10))
-            #expect(r.snapshotsEvicted == 2)
-            #expect(try await fx.versions(store) == ["v0"])
-            await #expect { try await store.delete(name: "sb", version: "v0") } throws: { ($0 as? SnapshotterError)?.code == .busy }
-        }
-        #expect(try store.activeLeases().snapshots.isEmpty)
-        try await store.delete(name: "sb", version: "v0")
     }
 
     @Test("A restore running while the collector wants its snapshot finishes intact")
@@ -198,7 +109,7 @@ struct GCTests {
         for await _ in started { break }
         let r: GCReport
         do {
-            r = try await store.gc(policy: policy(high: 1, low: 0, batch: 10))
+            r = try await store.gc(policy: gcPolicy(high: 1, low: 0, batch: 10))
             collected.set()
         } catch {
             collected.set()
@@ -210,34 +121,6 @@ struct GCTests {
         #expect(FileManager.default.contentsEqual(atPath: fx.dir + "/src/f0", andPath: fx.dir + "/out/f0"))
         #expect(r.snapshotsEvicted == 3)
         #expect(try await store.verify().isConsistent)
-    }
-
-    @Test("A lease record of an older version (pid and start time) expires when its process dies")
-    func deadProcessLeaseExpires() async throws {
-        let fx = try GCFixture()
-        defer { fx.cleanup() }
-        let store = try fx.open()
-        try await fx.make(store, 0)
-        try fx.age(store, [0])
-        // A real process holds the lease; it is killed.
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        child.arguments = ["60"]
-        try child.run()
-        let pid = child.processIdentifier
-        var w = ByteWriter()
-        w.u32(UInt32(bitPattern: pid))
-        w.u64(cshim_process_start_ticks_for_tests(pid))
-        w.u64(1)
-        let lease = Lease(key: w.bytes, snapshots: [SnapshotKey(name: "sb", version: "v0")], digests: [])
-        try store.meta.write { try $0.putLease(lease) }
-        var r = try await store.gc(policy: policy(high: 1, low: 0, batch: 10))
-        #expect(r.snapshotsEvicted == 0) // the holder is alive
-        kill(pid, SIGKILL)
-        child.waitUntilExit()
-        r = try await store.gc(policy: policy(high: 1, low: 0, batch: 10))
-        #expect(r.snapshotsEvicted == 1)
-        #expect(try store.activeLeases().snapshots.isEmpty)
     }
 
     @Test("The orphan sweep removes exactly the old orphans")
@@ -284,51 +167,6 @@ struct GCTests {
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: linkDir)) == linksBefore)
         #expect(try await store.verify().problems.allSatisfy { $0.kind == .orphanContent })
     }
-
-    @Test("verify --repair drops snapshots whose content is gone and rebuilds links")
-    func repair() async throws {
-        let fx = try GCFixture()
-        defer { fx.cleanup() }
-        let store = try fx.open()
-        try await fx.make(store, 0, readOnly: true)
-        try await fx.make(store, 1)
-        let d0 = try await store.info(name: "sb", version: "v0").files[0].digest
-        let d1 = try await store.info(name: "sb", version: "v1").files[0].digest
-        try FileManager.default.removeItem(atPath: fx.root + "/storage/snapshot/xxh3/" + d0.hex)
-        try FileManager.default.removeItem(atPath: fx.root + "/storage/content/xxh3/" + d1.hex)
-        let r = try await store.verify(repair: true)
-        #expect(r.problems.contains { $0.kind == .missingLink && $0.digest == d0 })
-        #expect(r.problems.contains { $0.kind == .missingContent && $0.digest == d1 })
-        #expect(r.repairs.contains { $0.contains("dropped snapshot sb:v1") })
-        #expect(r.repairs.contains { $0.contains("rebuilt read-only link \(d0)") })
-        #expect(try await store.verify().isConsistent)
-        #expect(try await fx.versions(store) == ["v0"])
-        _ = try await store.restore(RestoreRequest(name: "sb", version: "v0", outputDir: fx.dir + "/out"))
-        #expect(FileManager.default.contentsEqual(atPath: fx.dir + "/src/f0", andPath: fx.dir + "/out/f0"))
-    }
-
-    @Test("stats come from the metadata")
-    func stats() async throws {
-        let fx = try GCFixture()
-        defer { fx.cleanup() }
-        let store = try fx.open()
-        try await fx.make(store, 0)
-        try await fx.make(store, 1, readOnly: true)
-        try fx.age(store, [1, 0])
-        let s = try await store.stats()
-        #expect(s.snapshots == 2 && s.contentFiles == 2)
-        #expect(s.storeBytes >= 3_000_000) // two encodings and one link
-        #expect(s.oldestAccessNanos! < Sys.nowNanos() - 3_000_000_000_000)
-        #expect(s.disk.totalBytes == 10_000_000)
-    }
-}
-
-/// Start time of a process, as leases record it.
-func cshim_process_start_ticks_for_tests(_ pid: Int32) -> UInt64 {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return 0 }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    return fields.count > 19 ? UInt64(fields[19]) ?? 0 : 0
 }
 
 @Suite("Garbage collection across processes")

@@ -50,4 +50,20 @@ struct PreEpochTimeTests {
             }
         }
     }
+
+    @Test("A file from before 1970 with a fraction of a second restores with its mtime")
+    func preEpochMtimeRestores() async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/old", "x")
+            try HostileNumbersTests.setTimes(fx.base + "/old", sec: -1, nsec: 500_000_000)
+            try await withStore(fx) { store in
+                let info = try await store.snapshot(SnapshotRequest(name: "old", version: "1", baseDir: fx.base,
+                                                                    files: [FileRequest("old")])).info
+                #expect(info.files.first?.mtimeNanos == -500_000_000)
+                _ = try await store.restore(RestoreRequest(name: "old", version: "1", outputDir: fx.output()))
+                let st = try statOf(fx.output() + "/old")
+                #expect(st.st_mtim.tv_sec == -1 && st.st_mtim.tv_nsec == 500_000_000)
+            }
+        }
+    }
 }

@@ -95,26 +95,4 @@ struct SnapshotFileKindTests {
             #expect((try lstatOf(fx.base + "/pipe").st_mode & S_IFMT) == S_IFIFO, "the hook ran")
         }
     }
-
-    @Test("a read-only link that is a symlink (as older versions stored for a symlinked source) is reported by verify and rebuilt by repair")
-    func symlinkLinkRepaired() async throws {
-        try await withFixture { fx in
-            try writeFile(fx.base + "/ro.txt", "read-only\n")
-            try await withStore(fx) { store in
-                let info = try await store.snapshot(SnapshotRequest(name: "k", version: "v1", baseDir: fx.base,
-                                                                    files: [FileRequest("ro.txt", readOnly: true)])).info
-                let link = fx.linkDir + "/" + (try #require(info.files.first)).digest.hex
-                _ = try posix("unlink") { unlink(link) }
-                _ = try posix("symlink") { symlink(fx.base + "/ro.txt", link) }
-                let found = try await store.verify()
-                #expect(found.problems.map(\.kind) == [.corruptLink], "\(found.problems)")
-                _ = try await store.verify(repair: true)
-                #expect((try lstatOf(link).st_mode & S_IFMT) == S_IFREG)
-                #expect(try await store.verify().problems == [])
-                _ = try await store.restore(RestoreRequest(name: "k", version: "v1", outputDir: fx.output()))
-                #expect((try lstatOf(fx.output() + "/ro.txt").st_mode & S_IFMT) == S_IFREG)
-                #expect(try readText(fx.output() + "/ro.txt") == "read-only\n")
-            }
-        }
-    }
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A stand-in for Dragonfly's peer daemon (dfdaemon v1.2) for the tests.
 
-A gRPC server on a Unix socket, built on the official `dragonfly-api` stubs
-(PyPI dragonfly-api==2.3.8), that serves `dfdaemon.v2.DfdaemonDownload`
+A gRPC server on a Unix socket (and on 127.0.0.1, --tcp-port), built on the
+official `dragonfly-api` stubs (PyPI dragonfly-api==2.3.8), that serves
+`dfdaemon.v2.DfdaemonDownload`
 (UploadPersistentTask and DownloadPersistentTask; every other method answers
 UNIMPLEMENTED) and `grpc.health.v1.Health` (SERVING for "" and for
 "dfdaemon.v2.DfdaemonDownload"). Objects live in an S3-compatible server

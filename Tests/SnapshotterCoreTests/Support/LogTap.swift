@@ -1,4 +1,3 @@
-import Synchronization
 @testable import SnapshotterCore
 
 /// The Log handler is process-wide and tests run in parallel: one handler,
