@@ -30,9 +30,8 @@ public struct StoreOptions: Sendable {
     /// can be restored. The default fits a million files with paths of
     /// ~300 bytes (a config entry is about 200 bytes plus its path).
     public var maxConfigBytes = StoreOptions.defaultMaxConfigBytes
-    public static let defaultMaxConfigBytes = 512 << 20
-    /// Below 4 GiB: the store's record keeps the config with a 32-bit length.
-    public static let maxConfigBytesRange = (64 << 10)...(3 << 30)
+    public static let defaultMaxConfigBytes = SnapshotConfig.defaultMaxBytes
+    public static let maxConfigBytesRange = SnapshotConfig.maxBytesRange
     /// How disk usage is measured (a seam for tests).
     public var diskUsage: any DiskUsageProvider = StatvfsDiskUsage()
 

@@ -1,36 +1,10 @@
-/// One file of a snapshot, as recorded and as published in the config.
-public struct SnapshotFile: Sendable, Equatable {
-    public var relativePath: String
-    public var digest: Digest
-    public var readOnly: Bool
-    /// Permission bits only (`st_mode & 0o777`).
-    public var mode: UInt32
-    public var uid: UInt32
-    public var gid: UInt32
-    /// Logical size in bytes.
-    public var size: Int64
-    /// Modification time in nanoseconds since the Unix epoch.
-    public var mtimeNanos: Int64
-    /// The tar type flag; 0 for a regular file.
-    public var typeflag: UInt8
-
-    public init(relativePath: String, digest: Digest, readOnly: Bool, mode: UInt32, uid: UInt32, gid: UInt32,
-                size: Int64, mtimeNanos: Int64, typeflag: UInt8 = 0) {
-        self.relativePath = relativePath
-        self.digest = digest
-        self.readOnly = readOnly
-        self.mode = mode
-        self.uid = uid
-        self.gid = gid
-        self.size = size
-        self.mtimeNanos = mtimeNanos
-        self.typeflag = typeflag
-    }
-}
-
 /// The snapshot config, the OCI config blob of FORMAT.md section 4.
 public enum SnapshotConfig {
     public static let mediaType = "application/vnd.cncf.dragonfly.snapshotter.config.v1+json"
+    /// The default limit of a config's size (StoreOptions.maxConfigBytes).
+    public static let defaultMaxBytes = 512 << 20
+    /// Below 4 GiB: the store's record keeps the config with a 32-bit length.
+    public static let maxBytesRange = (64 << 10)...(3 << 30)
 
     /// Encodes the files sorted by relative path, field for field as the Go
     /// version writes them, so the same inputs give the same bytes.

@@ -14,7 +14,7 @@ public struct RegistrySettings: Sendable, Equatable {
     public var caFile: String?
     /// The largest snapshot config published or fetched: the store's
     /// `StoreOptions.maxConfigBytes`, set when the store makes the registry.
-    var maxConfigBytes = StoreOptions.defaultMaxConfigBytes
+    var maxConfigBytes = SnapshotConfig.defaultMaxBytes
     /// Manifests (a few hundred bytes) larger than this are refused.
     static let maxManifestBytes = 1 << 20
     public var connectTimeoutSeconds: Double = 10
@@ -147,9 +147,9 @@ extension MetadataRegistry {
     }
 }
 
-func makeRegistry(_ settings: RegistrySettings, maxConfigBytes: Int = StoreOptions.defaultMaxConfigBytes) throws -> any MetadataRegistry {
-    guard StoreOptions.maxConfigBytesRange.contains(maxConfigBytes) else {
-        throw SnapshotterError.invalid("max config bytes \(maxConfigBytes) is outside \(StoreOptions.maxConfigBytesRange)")
+func makeRegistry(_ settings: RegistrySettings, maxConfigBytes: Int = SnapshotConfig.defaultMaxBytes) throws -> any MetadataRegistry {
+    guard SnapshotConfig.maxBytesRange.contains(maxConfigBytes) else {
+        throw SnapshotterError.invalid("max config bytes \(maxConfigBytes) is outside \(SnapshotConfig.maxBytesRange)")
     }
     var settings = settings
     settings.maxConfigBytes = maxConfigBytes

@@ -1,15 +1,3 @@
-import Synchronization
-
-/// A cancellation flag shared between an operation's task and the pool
-/// threads doing its work (which cannot see Swift task cancellation).
-public final class CancellationFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    public init() {}
-    public func cancel() { flag.store(true, ordering: .relaxed) }
-    public var isCanceled: Bool { flag.load(ordering: .relaxed) }
-    func check() throws { if isCanceled { throw SnapshotterError.canceled } }
-}
-
 /// Runs `body` for each item with at most `limit` at once on the blocking
 /// pool; the first error cancels the rest and is rethrown. Each worker owns
 /// one I/O buffer of `bufferSize` bytes, handed to every call it makes.
