@@ -383,13 +383,3 @@ final class CurlEasy: @unchecked Sendable {
                 redirect.map { String(cString: $0) })
     }
 }
-
-extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let f = s.first, chars.contains(f) { s.removeFirst() }
-        while let l = s.last, chars.contains(l) { s.removeLast() }
-        return String(s)
-    }
-}
