@@ -78,14 +78,10 @@ final class CurlEasy: @unchecked Sendable {
         guard rc == CURLE_OK else {
             let detail = String(cString: exchange.errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
-            throw HTTPTransportError(message: text, retryable: retryableCodes.contains(rc), tooLarge: false, bytesWritten: written,
+            throw HTTPTransportError(message: text, retryable: RetryPolicy.retryable(rc), tooLarge: false, bytesWritten: written,
                                      timedOut: rc == CURLE_OPERATION_TIMEDOUT)
         }
     }
-
-    /// Failures a new attempt may get past.
-    static let retryableCodes: [CURLcode] = [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_OPERATION_TIMEDOUT,
-                                                   CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE]
 
     private func responseCode() -> Int {
         var status = 0
