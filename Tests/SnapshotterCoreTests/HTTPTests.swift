@@ -36,7 +36,7 @@ struct RetryPolicyTests {
         for s in [200, 201, 204, 206, 301, 307, 400, 401, 403, 404, 416, 428, 499] { #expect(!p.retries(status: s), "\(s)") }
     }
 
-    @Test("A refused connection is retried; a canceled or oversized transfer and a refused option are not")
+    @Test("A refused connection is retried; a canceled or oversized transfer is not")
     func errors() throws {
         var attempts = RetryAttempts(.objectStorage(retries: 4))
         attempts.sleep = { _ in }
