@@ -31,6 +31,17 @@ static inline CURLcode cshim_curl_getinfo_ptr(CURL *h, CURLINFO i, char **v) {
 static inline CURLcode cshim_curl_getinfo_long(CURL *h, CURLINFO i, long *v) {
     return curl_easy_getinfo(h, i, v);
 }
+/* The option's name without its CURLOPT_ prefix, for errors; NULL when
+ * this libcurl cannot say (before 7.73). */
+static inline const char *cshim_curl_option_name(CURLoption o) {
+#if LIBCURL_VERSION_NUM >= 0x074900
+    const struct curl_easyoption *e = curl_easy_option_by_id(o);
+    return e ? e->name : 0;
+#else
+    (void)o;
+    return 0;
+#endif
+}
 /* Every transfer speaks http or https only, redirects included (never
  * file://, ftp://, ...). */
 static inline CURLcode cshim_curl_limit_protocols(CURL *h) {

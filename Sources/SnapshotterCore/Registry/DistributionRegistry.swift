@@ -1,8 +1,3 @@
-import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A client of the OCI distribution API over libcurl: anonymous, Basic and
 /// Bearer-token authentication, retries with backoff, size limits while
 /// streaming, and every pulled blob checked against its sha256.
@@ -14,6 +9,7 @@ final class DistributionRegistry: MetadataRegistry {
     private let registryOrigin: URLOrigin
     private let http: HTTPSettings
     private let pool = CurlPool()
+    private let retry: RetryPolicy
     private let auth = Locked(AuthState())
 
     private struct AuthState {
@@ -46,6 +42,7 @@ final class DistributionRegistry: MetadataRegistry {
         h.connectTimeoutMs = Int.clamped(settings.connectTimeoutSeconds * 1000, 0, 86_400_000)
         h.stallTimeoutSeconds = Int.clamped(settings.stallTimeoutSeconds, 1, 86_400)
         http = h
+        retry = .registry(retries: settings.retries, backoffMilliseconds: settings.backoffMilliseconds)
         if let ca = settings.caFile, (try Sys.lstatIfExists(ca)) == nil {
             throw SnapshotterError.invalid("registry CA file \(ca) does not exist")
         }
@@ -112,51 +109,38 @@ final class DistributionRegistry: MetadataRegistry {
 
     // MARK: requests, retries and authentication
 
-    /// Sends a request with authentication, retrying connection failures,
-    /// 429 and 5xx with exponential backoff and jitter; a 401 is answered
-    /// once (Basic or a Bearer token for the challenged scope).
+    /// Sends a request with authentication, retrying per `retry`; a 401
+    /// is answered once (Basic or a Bearer token for the challenged scope).
     func send(_ request: HTTPRequest, repo: String, what: String, push: Bool = false,
               cancel: CancellationFlag? = nil) throws -> HTTPResponse {
+        var attempts = RetryAttempts(retry)
         var authRetried = false
-        var attempt = 0
         while true {
-            try cancel?.check()
-            var req = request
-            // An upload Location on another origin gets no credentials.
-            if URLOrigin(req.url) == registryOrigin, let h = authorizationHeader(repo: repo) { req.headers.append(h) }
-            if let cancel { req.shouldAbort = { cancel.isCanceled } }
             let response: HTTPResponse
             do {
-                response = try pool.perform(req, http)
+                response = try pool.perform(http, &attempts) { try authorized(request, repo: repo, cancel: cancel) }
             } catch let e as HTTPTransportError {
-                if e.tooLarge {
-                    throw SnapshotterError(.registry, "\(what): \(e.message)")
-                }
+                if e.tooLarge { throw SnapshotterError(.registry, "\(what): \(e.message)") }
                 if e.aborted { throw SnapshotterError.canceled }
-                if e.retryable && attempt < settings.retries {
-                    attempt += 1
-                    backoff(attempt)
-                    continue
-                }
                 throw SnapshotterError(.registry, "\(what): \(base) cannot be reached: \(e.message)")
             }
             if response.status == 401 && !authRetried {
                 authRetried = true
                 if try authenticate(challenge: response.header("www-authenticate"), repo: repo, what: what, push: push) { continue }
             }
-            if (response.status == 429 || response.status >= 500) && attempt < settings.retries {
-                attempt += 1
-                backoff(attempt)
-                continue
-            }
             return response
         }
     }
 
-    private func backoff(_ attempt: Int) {
-        let base = Double(max(0, settings.backoffMilliseconds)) * Double(1 << min(max(attempt - 1, 0), 10))
-        let jitter = Double.random(in: 0.5...1.5)
-        usleep(UInt32(min(base * jitter, 30_000) * 1000))
+    /// The request as one attempt sends it: with the credentials we hold
+    /// when it goes to the registry's origin (an upload Location elsewhere
+    /// gets none), abortable by `cancel`.
+    private func authorized(_ request: HTTPRequest, repo: String, cancel: CancellationFlag?) throws -> HTTPRequest {
+        try cancel?.check()
+        var req = request
+        if URLOrigin(req.url) == registryOrigin, let h = authorizationHeader(repo: repo) { req.headers.append(h) }
+        if let cancel { req.shouldAbort = { cancel.isCanceled } }
+        return req
     }
 
     private func authorizationHeader(repo: String) -> String? {
@@ -218,34 +202,23 @@ final class DistributionRegistry: MetadataRegistry {
         if let u = settings.username, !withheld {
             req.headers.append("Authorization: Basic " + Base64.encode(Array("\(u):\(settings.password ?? "")".utf8)))
         }
-        var attempt = 0
-        while true {
-            do {
-                let r = try pool.perform(req, http)
-                if (r.status == 429 || r.status >= 500) && attempt < settings.retries {
-                    attempt += 1
-                    backoff(attempt)
-                    continue
-                }
-                guard r.status == 200 else {
-                    let note = withheld ? " (the credentials were withheld: the realm is plain http on another origin than the registry)" : ""
-                    throw SnapshotterError(.registry, "\(what): the token service refused \(scope) (\(r.status))\(errorDetail(r))\(note)")
-                }
-                guard let json = try? JSONValue.parse(r.body),
-                      let token = json["token"]?.stringValue ?? json["access_token"]?.stringValue, !token.isEmpty else {
-                    throw SnapshotterError(.registry, "\(what): the token service answered without a token")
-                }
-                let ttl = Self.tokenLifetime(json["expires_in"])
-                return (token, Sys.monotonicNanos() + UInt64(ttl - 5) * 1_000_000_000)
-            } catch let e as HTTPTransportError {
-                if e.retryable && attempt < settings.retries {
-                    attempt += 1
-                    backoff(attempt)
-                    continue
-                }
-                throw SnapshotterError(.registry, "\(what): the token service cannot be reached: \(e.message)")
-            }
+        var attempts = RetryAttempts(retry)
+        let r: HTTPResponse
+        do {
+            r = try pool.perform(http, &attempts) { req }
+        } catch let e as HTTPTransportError {
+            throw SnapshotterError(.registry, "\(what): the token service cannot be reached: \(e.message)")
         }
+        guard r.status == 200 else {
+            let note = withheld ? " (the credentials were withheld: the realm is plain http on another origin than the registry)" : ""
+            throw SnapshotterError(.registry, "\(what): the token service refused \(scope) (\(r.status))\(errorDetail(r))\(note)")
+        }
+        guard let json = try? JSONValue.parse(r.body),
+              let token = json["token"]?.stringValue ?? json["access_token"]?.stringValue, !token.isEmpty else {
+            throw SnapshotterError(.registry, "\(what): the token service answered without a token")
+        }
+        let ttl = Self.tokenLifetime(json["expires_in"])
+        return (token, Sys.monotonicNanos() + UInt64(ttl - 5) * 1_000_000_000)
     }
 
     /// The realm rule: the user's credentials go to the registry's own
@@ -293,81 +266,5 @@ final class DistributionRegistry: MetadataRegistry {
             return message.isEmpty ? code : "\(code): \(message)"
         }
         return ": " + parts.joined(separator: "; ")
-    }
-}
-
-/// A `WWW-Authenticate` challenge: scheme and its parameters.
-struct AuthChallenge: Equatable {
-    var scheme: String
-    var params: [String: String]
-
-    static func parse(_ header: String) -> AuthChallenge? {
-        let trimmed = header.trimmingCharacters(in: " ")
-        guard let space = trimmed.firstIndex(of: " ") else {
-            return trimmed.isEmpty ? nil : AuthChallenge(scheme: trimmed.lowercased(), params: [:])
-        }
-        let scheme = trimmed[..<space].lowercased()
-        var params: [String: String] = [:]
-        var rest = Substring(trimmed[trimmed.index(after: space)...])
-        while !rest.isEmpty {
-            rest = rest.drop { $0 == " " || $0 == "," }
-            guard let eq = rest.firstIndex(of: "=") else { break }
-            let key = rest[..<eq].trimmingCharacters(in: " ").lowercased()
-            rest = rest[rest.index(after: eq)...]
-            var value = ""
-            if rest.first == "\"" {
-                rest = rest.dropFirst()
-                while let c = rest.first {
-                    rest = rest.dropFirst()
-                    if c == "\\", let n = rest.first { value.append(n); rest = rest.dropFirst(); continue }
-                    if c == "\"" { break }
-                    value.append(c)
-                }
-            } else {
-                let end = rest.firstIndex(of: ",") ?? rest.endIndex
-                value = rest[..<end].trimmingCharacters(in: " ")
-                rest = rest[end...]
-            }
-            params[key] = value
-        }
-        return AuthChallenge(scheme: scheme, params: params)
-    }
-}
-
-enum Base64 {
-    static func encode(_ bytes: [UInt8]) -> String {
-        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-        var out: [UInt8] = []
-        var i = 0
-        while i < bytes.count {
-            let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
-            out.append(table[Int(b0 >> 2)])
-            out.append(table[Int((b0 & 3) << 4 | b1 >> 4)])
-            out.append(i + 1 < bytes.count ? table[Int((b1 & 15) << 2 | b2 >> 6)] : UInt8(ascii: "="))
-            out.append(i + 2 < bytes.count ? table[Int(b2 & 63)] : UInt8(ascii: "="))
-            i += 3
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-func percentEncode(_ s: String) -> String {
-    var out = ""
-    for b in s.utf8 {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            out.unicodeScalars.append(Unicode.Scalar(b))
-        default:
-            out += "%" + String(b, radix: 16, uppercase: true).leftPadded(2)
-        }
-    }
-    return out
-}
-
-extension String {
-    func leftPadded(_ width: Int, with c: Character = "0") -> String {
-        count >= width ? self : String(repeating: c, count: width - count) + self
     }
 }

@@ -13,6 +13,7 @@ final class S3Transport: ContentTransport {
     private let bucket: String
     private let pool = CurlPool()
     private let http: HTTPSettings
+    private let retry: RetryPolicy
 
     var remoteID: String { "s3://\(bucket)@\(base)" }
 
@@ -47,6 +48,7 @@ final class S3Transport: ContentTransport {
         h.stallTimeoutSeconds = Int.clamped(settings.stallTimeoutSeconds, 1, 86_400)
         h.totalTimeoutMs = 0
         http = h
+        retry = .objectStorage(retries: settings.retries)
     }
 
     private func key(_ d: Digest) -> String { "xxh3/" + d.hex }
@@ -110,7 +112,7 @@ final class S3Transport: ContentTransport {
                   tap: DownloadTap?, onBytes: @escaping (Int64) -> Void) throws -> DownloadedFile {
         let what = "download \(digest) from \(remoteID)"
         var have: Int64 = 0
-        var attempt = 0
+        var attempts = RetryAttempts(retry)
         while true {
             try cancel.check()
             var req = try signedRequest("GET", key: key(digest), query: [], extra: have > 0 ? ["Range: bytes=\(have)-"] : [])
@@ -125,27 +127,20 @@ final class S3Transport: ContentTransport {
             do {
                 let r = try pool.perform(req, http)
                 if r.status == 404 { throw SnapshotterError(.notFound, "\(what): no such object") }
-                if (r.status >= 500 || r.status == 429) && attempt < settings.retries {
-                    attempt += 1
-                    backoff(attempt)
-                    continue
-                }
+                if attempts.retry(after: r.status) { continue }
                 guard r.status == 200 || (have > 0 && r.status == 206) else { throw failure(r, what: what) }
                 return .written
             } catch let e as HTTPTransportError {
                 if e.aborted { throw SnapshotterError.canceled }
-                if e.rangeIgnored && attempt < settings.retries {
+                if e.rangeIgnored, attempts.next(waiting: false) {
                     // Start again from the first byte.
-                    attempt += 1
                     have = 0
                     try Sys.ftruncate(fd, 0, tempPath)
                     continue
                 }
                 have += e.bytesWritten
-                if e.retryable && attempt < settings.retries {
-                    attempt += 1
+                if e.retryable, attempts.next() {
                     Log.info("\(what): connection dropped after \(have) bytes (\(e.message)); resuming")
-                    backoff(attempt)
                     continue
                 }
                 throw SnapshotterError(.transport, "\(what): \(e.message)")
@@ -155,41 +150,27 @@ final class S3Transport: ContentTransport {
 
     // MARK: requests
 
-    private func backoff(_ attempt: Int) {
-        usleep(UInt32(min(200.0 * Double(1 << min(attempt - 1, 8)) * Double.random(in: 0.5...1.5), 10_000) * 1000))
-    }
-
-    /// Sends a signed request, retrying connection failures, 429 and 5xx.
+    /// Sends a signed request (signed again for each attempt), retrying per
+    /// `retry`.
     private func send(_ method: String, key: String, query: [(String, String)] = [], what: String, extra: [String] = [],
                       body: [UInt8]? = nil, uploadFile: (fd: Int32, offset: Int64, length: Int64)? = nil,
                       cancel: CancellationFlag? = nil) throws -> HTTPResponse {
-        var attempt = 0
-        while true {
-            var req = try signedRequest(method, key: key, query: query, extra: extra)
-            req.body = body ?? (method == "PUT" || method == "POST" ? [] : nil)
-            req.uploadFile = uploadFile
-            req.maxResponseBytes = 1 << 20
-            if let cancel {
-                req.onBytes = { _ in !cancel.isCanceled }
-                req.shouldAbort = { cancel.isCanceled }
-            }
-            do {
-                let r = try pool.perform(req, http)
-                if (r.status >= 500 || r.status == 429) && attempt < settings.retries {
-                    attempt += 1
-                    backoff(attempt)
-                    continue
+        var attempts = RetryAttempts(retry)
+        do {
+            return try pool.perform(http, &attempts) {
+                var req = try signedRequest(method, key: key, query: query, extra: extra)
+                req.body = body ?? (method == "PUT" || method == "POST" ? [] : nil)
+                req.uploadFile = uploadFile
+                req.maxResponseBytes = 1 << 20
+                if let cancel {
+                    req.onBytes = { _ in !cancel.isCanceled }
+                    req.shouldAbort = { cancel.isCanceled }
                 }
-                return r
-            } catch let e as HTTPTransportError {
-                if e.aborted { throw SnapshotterError.canceled }
-                if e.retryable && attempt < settings.retries {
-                    attempt += 1
-                    backoff(attempt)
-                    continue
-                }
-                throw SnapshotterError(.transport, "\(what): \(base) cannot be reached: \(e.message)")
+                return req
             }
+        } catch let e as HTTPTransportError {
+            if e.aborted { throw SnapshotterError.canceled }
+            throw SnapshotterError(.transport, "\(what): \(base) cannot be reached: \(e.message)")
         }
     }
 
