@@ -19,9 +19,22 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CShim"),
+        // The engine's layers, each a target so the compiler holds the
+        // arrows of docs/design-notes.md ("Targets"); scripts/check-layers.py
+        // fails on an import the table does not allow.
+        // System calls, errors, logging, JSON, concurrency primitives.
+        .target(name: "SnapshotterSystem", dependencies: ["CShim"]),
+        // SPF1, digests, the content store, output directories.
+        .target(name: "SnapshotterStore", dependencies: ["SnapshotterSystem", "CXXHash", "CShim"]),
+        // LMDB, its records and their one owner, the snapshot config.
+        .target(name: "SnapshotterMetadata", dependencies: ["SnapshotterSystem", "SnapshotterStore", "CLMDB", "CShim"]),
+        // HTTP over libcurl, registries, content transports.
+        .target(name: "SnapshotterRemote",
+                dependencies: ["SnapshotterSystem", "SnapshotterStore", "SnapshotterMetadata", "CCurl", "CShim"]),
+        // The engine: the facade, snapshot, restore, GC, leases, verify.
         .target(
             name: "SnapshotterCore",
-            dependencies: ["CXXHash", "CLMDB", "CCurl", "CShim"]
+            dependencies: ["SnapshotterSystem", "SnapshotterStore", "SnapshotterMetadata", "SnapshotterRemote", "CShim"]
         ),
         // The public header as a module, so the ABI layer uses its types.
         .systemLibrary(name: "CSnapshotterABI"),
@@ -60,7 +73,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SnapshotterCoreTests",
-            dependencies: ["SnapshotterCore", "CShim"]
+            dependencies: ["SnapshotterCore", "SnapshotterSystem", "SnapshotterStore", "SnapshotterMetadata", "SnapshotterRemote", "CShim"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -28,9 +28,12 @@ if ! swift build --scratch-path .build/fuzz --target SnapshotterCore \
 fi
 rm -f "$B/snapshotter-fuzz"
 # The objects SwiftPM lists for the current sources (no stale ones).
+# The engine and every layer target below it.
 mapfile -t OBJECTS < <(python3 -c 'import json, sys
-m = json.load(open(sys.argv[1]))
-print("\n".join(v["object"] for k, v in m.items() if k and "object" in v))' "$B/SnapshotterCore.build/output-file-map.json")
+for f in sys.argv[1:]:
+    m = json.load(open(f))
+    print("\n".join(v["object"] for k, v in m.items() if k and "object" in v))' \
+    "$B"/Snapshotter{System,Store,Metadata,Remote,Core}.build/output-file-map.json)
 # shellcheck disable=SC2046
 swiftc "${FLAGS[@]}" -parse-as-library -g Tests/fuzz/driver/FuzzDriver.swift -module-name snapshotter_fuzz_driver \
     -I "$B/Modules" -I Sources/CXXHash -I Sources/CLMDB -I Sources/CCurl \

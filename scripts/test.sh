@@ -76,6 +76,11 @@ SERVICES_DIR="$TEST_TMP/services"
 scripts/services.sh start "$SERVICES_DIR"
 export SNAPSHOTTER_TEST_SERVICES="$SERVICES_DIR/services.env"
 
+# ------------------------------------------------------------------ layout --
+# The layers import only what docs/design-notes.md ("Targets") allows, and
+# no Swift file or function outgrows the shape the style asks for.
+run_suite "layers and shape" sh -c 'scripts/check-layers.py && scripts/check-shape.py'
+
 # ------------------------------------------------------------- Swift tests --
 # swift test, then one plain "swift: N passed, N failed" line from Swift
 # Testing's own summary (XCTest, with no tests, prints "Executed 0 tests").

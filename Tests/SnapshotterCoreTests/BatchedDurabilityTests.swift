@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// A snapshot's small files are made durable by one barrier before its
 /// commit, not by an fsync each (docs/design-notes.md, "Batched

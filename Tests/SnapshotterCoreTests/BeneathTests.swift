@@ -3,6 +3,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Sys.openBeneath: a relative path opened below a directory fd never
 /// leaves it and never follows a symlink.

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// One limit on the config's size (StoreOptions.maxConfigBytes) for publish
 /// and fetch: what one store publishes, a store with the same setting can

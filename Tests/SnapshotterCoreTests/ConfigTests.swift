@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// The snapshot config (FORMAT.md section 4): written byte for byte the way
 /// the Go version's encoding/json writes it, sorted by path; read leniently

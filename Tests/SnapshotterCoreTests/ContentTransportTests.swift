@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Two stores on one machine standing for two machines: A snapshots and
 /// publishes, B has never seen the snapshot and restores it.

@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// A snapshotctl process killed with SIGKILL at a random point (in a
 /// snapshot, a restore or a delete) never leaves the store inconsistent nor

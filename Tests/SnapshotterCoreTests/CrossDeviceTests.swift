@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Read-only files cannot be hard-linked across filesystems: the store keeps
 /// a copy, and restore copies instead of linking (and says so). Uses the

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// The Dragonfly stand-in (Tests/services/dfdaemon_standin.py) on a Unix
 /// socket, storing in moto's S3. Its faults are global, so the suite runs

@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// One failing step of a write path: the rules that make it fail with an
 /// errno, and what the error must name.

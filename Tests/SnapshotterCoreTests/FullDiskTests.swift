@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// A tmpfs of `size` (mount(8) syntax, "4m") on a fresh directory for the
 /// length of `body`. Needs root; the test is skipped, saying so, without.

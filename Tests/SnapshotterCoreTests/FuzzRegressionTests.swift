@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Replays the fuzz seed corpora and every input a fuzz run ever crashed on
 /// (Tests/fuzz/crashes/<target>/) through the same harness scripts/fuzz.sh

@@ -1,5 +1,9 @@
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 @Suite("gRPC over libcurl: targets, framing, status")
 struct GRPCTests {

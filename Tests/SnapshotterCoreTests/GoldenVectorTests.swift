@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// SPF1 encodings and digests must match the ones computed independently
 /// (Python encoder + xxhsum) so the Go and Swift stores agree on names.

@@ -3,6 +3,10 @@ import Testing
 import Glibc
 #endif
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 @Suite("HTTP layer: curl options")
 struct HTTPTests {

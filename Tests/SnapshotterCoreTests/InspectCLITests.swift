@@ -4,6 +4,10 @@ import Testing
 import Glibc
 #endif
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 @Suite("snapshotctl inspect", .serialized)
 struct InspectCLITests {

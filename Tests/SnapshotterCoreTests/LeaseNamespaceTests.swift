@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// The log handler never runs inside a metadata transaction (the header
 /// promises callbacks never run while the library holds a lock on store

@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Relative paths stay inside their directory, on snapshot and on restore
 /// (FORMAT.md section 7); names and versions are OCI names and tags.

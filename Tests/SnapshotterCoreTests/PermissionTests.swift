@@ -4,6 +4,10 @@ import Testing
 import Glibc
 #endif
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Runs a command as `user` (runuser); returns its exit status.
 private func runAs(_ user: String, _ args: [String]) throws -> Int32 {

@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Modification times before 1970 have a negative second and a positive
 /// nanosecond part; any Int64 of nanoseconds (a config may hold one)

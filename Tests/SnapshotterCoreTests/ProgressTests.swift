@@ -5,6 +5,10 @@ import Glibc
 import Synchronization
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Progress events only move forward and end with the totals; a handler
 /// that returns false cancels the operation, which then records nothing.

@@ -6,6 +6,10 @@ import Synchronization
 import Testing
 import CShim
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Someone who can write to the output directory races a restore: a
 /// directory the restore already checked (or made) is swapped, over and

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// The services `scripts/services.sh start-registry DIR` runs, read from the
 /// env file named by SNAPSHOTTER_TEST_SERVICES (the test command sets it).

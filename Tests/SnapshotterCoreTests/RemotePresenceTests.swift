@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// A remote that lost objects: a later snapshot naming the same content
 /// puts it back before publishing, so a restore elsewhere works. What the

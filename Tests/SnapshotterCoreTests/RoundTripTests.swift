@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Snapshot then restore gives back every file exactly: bytes, holes, mode
 /// and mtime; read-only files come back as hard links to the store.

@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Builds SPF1 streams byte by byte, valid or not.
 struct SPF1Stream {

@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// A snapshot stores regular files only: whatever else a listed path is
 /// (or becomes while the snapshot runs) fails fast with an error naming it,

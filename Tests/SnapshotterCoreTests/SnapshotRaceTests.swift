@@ -6,6 +6,10 @@ import CShim
 import Synchronization
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Swaps two names in a directory (renameat2 RENAME_EXCHANGE) over and
 /// over on its own thread until stopped.

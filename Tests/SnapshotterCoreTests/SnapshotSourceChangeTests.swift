@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Sources that change while a snapshot reads them (issue 12, items 7 and
 /// 8): what is stored under a digest is always the bytes that hash to it.

@@ -4,6 +4,10 @@ import Glibc
 #endif
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Content is stored once and lives exactly as long as a snapshot uses it;
 /// names are unique; unchanged read-only files are recognised by inode.

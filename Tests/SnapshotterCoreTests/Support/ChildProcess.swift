@@ -36,7 +36,7 @@ final class Child: Sendable {
         var status: Int32
         var signaled: Bool
         var stderr: String
-        var description: String { signaled ? "killed by signal \(status)" : "exit \(status): \(stderr)" }
+        var description: String { signaled ? "killed by signal \(status): \(stderr)" : "exit \(status): \(stderr)" }
     }
 
     let pid: Int32

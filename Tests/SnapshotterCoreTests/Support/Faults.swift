@@ -1,5 +1,9 @@
 import Testing
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// Rules installed for the length of one test body (see Sys.Faults). Each
 /// rule is scoped to a path of the test's own temporary directory, so

@@ -1,4 +1,8 @@
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 /// The Log handler is process-wide and tests run in parallel: one handler,
 /// installed once and never replaced, hands every message to the sinks of

@@ -6,6 +6,10 @@ import Synchronization
 import Testing
 import CShim
 @testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
 
 // Helpers shared by the suites. File checks use plain system calls of their
 // own (not the engine's `Sys`), so a bug in the engine's wrappers cannot make

@@ -1,0 +1,264 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SnapshotterSystem
+import SnapshotterStore
+import SnapshotterMetadata
+import SnapshotterRemote
+
+/// Restore from the local store into an output directory.
+extension Snapshotter {
+    /// Restores `name:version` into `outputDir`.
+    public func restore(_ request: RestoreRequest, progress: ProgressHandler? = nil,
+                        cancel: CancellationFlag? = nil, remote call: CallRemote? = nil) async throws -> RestoreReport {
+        try Naming.validateName(request.name)
+        try Naming.validateVersion(request.version)
+        guard !request.outputDir.isEmpty else { throw SnapshotterError.invalid("output directory is empty") }
+        let key = SnapshotKey(name: request.name, version: request.version)
+        let remote = self.remote(call)
+        let registry = remote.registry
+        let transport = remote.transport
+        return try await operation(cancel) { flag in
+            let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
+            reporter.setPhase(.preparing)
+            try flag.check()
+            // The record is read in the transaction that takes the lease, so
+            // the collector and delete cannot remove the snapshot or its
+            // content between the read and the end of the export. A
+            // snapshot only the registry has is fetched and recorded first.
+            let loaded = Locked<SnapshotRecord?>(nil)
+            let leaseCheck: @Sendable (MetadataTransaction) throws -> [Digest] = { txn in
+                guard let rec = try txn.snapshot(key) else {
+                    throw SnapshotterError(.notFound, "snapshot \(key) not found")
+                }
+                loaded.withLock { $0 = rec }
+                return rec.files.map(\.digest)
+            }
+            // Last access is recorded in the transaction that drops the lease.
+            let touch: @Sendable (MetadataTransaction) throws -> Void = { txn in
+                try txn.setLastAccess(key, Sys.nowNanos())
+            }
+            let exportBody: @Sendable () async throws -> RestoreReport = {
+                guard let record = loaded.withLock({ $0 }) else { throw SnapshotterError(.internal, "restore \(key): no record") }
+                return try await self.export(key, record: record, request: request, reporter: reporter, cancel: flag)
+            }
+            do {
+                return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
+            } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) {
+                guard let registry else { throw e }
+                return try await self.restoreFromRemote(key, request: request, registry: registry, transport: transport,
+                                                        reporter: reporter, cancel: flag)
+            }
+        }
+    }
+
+    /// Writes every file of a leased snapshot into the output directory.
+    func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
+                reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
+        let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true)
+        reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: try record.files.checkedTotal("size", code: .corrupt) { $0.size })
+        let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
+        do {
+            try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
+                let how = try self.exportFile(record.files[i], to: targets[i], in: output, overwrite: request.overwrite, key: key,
+                                              buffer: buffer, reporter: reporter, cancel: flag)
+                counts.withLock { $0.count(how, size: record.files[i].size) }
+                reporter.fileDone(copied: how == .copied)
+            }
+            try flag.check()
+            if output.durable { try await pool.run { try output.syncChanged() } }
+        } catch {
+            // Take back what this restore made, so it can simply run again.
+            _ = try? await pool.run { output.rollBack() }
+            throw error
+        }
+        reporter.finish()
+        return counts.withLock { $0 }
+    }
+
+    /// Opens the output directory and prepares every target; what that made
+    /// is taken back if it fails.
+    func openOutput(_ key: SnapshotKey, files: [SnapshotFile], request: RestoreRequest,
+                    requireContent: Bool) async throws -> (OutputDirectory, [OutputDirectory.Target]) {
+        let output = try await pool.run { try OutputDirectory(opening: request.outputDir, durable: self.options.durableRestore) }
+        do {
+            let targets = try await pool.run {
+                try self.prepareRestore(key, files: files, output: output, overwrite: request.overwrite, requireContent: requireContent)
+            }
+            return (output, targets)
+        } catch {
+            _ = try? await pool.run { output.rollBack() }
+            throw error
+        }
+    }
+
+    func loadSnapshot(_ key: SnapshotKey) throws -> SnapshotRecord {
+        guard let record = try meta.read({ try $0.snapshot(key) }) else {
+            throw SnapshotterError(.notFound, "snapshot \(key) not found")
+        }
+        return record
+    }
+
+    /// Checks every target before anything is written: no directory on the
+    /// way is a symlink, existing files are refused unless overwriting, and
+    /// (unless it is still to be fetched) all content is present. Then
+    /// creates the directories.
+    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, overwrite: Bool,
+                        requireContent: Bool = true) throws -> [OutputDirectory.Target] {
+        var dirExists: [String: Bool] = [:]
+        var targets: [OutputDirectory.Target] = []
+        targets.reserveCapacity(files.count)
+        for f in files {
+            let rel = try PathGuard.normalize(f.relativePath)
+            let slash = rel.lastIndex(of: "/")
+            let dir = slash.map { String(rel[..<$0]) } ?? ""
+            var t = OutputDirectory.Target(dir: dir, name: slash.map { String(rel[rel.index(after: $0)...]) } ?? rel, wasAbsent: true)
+            let exists: Bool
+            do {
+                if let known = dirExists[dir] { exists = known } else {
+                    exists = try output.directoryExists(dir)
+                    dirExists[dir] = exists
+                }
+            } catch let e as SnapshotterError {
+                throw e.context("restore \(key): \(f.relativePath)")
+            }
+            if exists, let st = try output.stat(t) {
+                if (st.st_mode & S_IFMT) == S_IFDIR {
+                    throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) exists and is a directory")
+                }
+                if !overwrite {
+                    throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) already exists (ask to overwrite to replace it)")
+                }
+                t.wasAbsent = false
+            }
+            guard try !requireContent || (f.readOnly && store.linkStat(f.digest) != nil)
+                    || store.contentStat(f.digest) != nil else {
+                throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
+            }
+            targets.append(t)
+        }
+        for (d, exists) in dirExists.sorted(by: { $0.key < $1.key }) {
+            if exists { try output.sweepStaleTemps(in: d) } else { try output.makeDirectory(d) }
+        }
+        return targets
+    }
+
+    enum ExportMethod: Sendable { case linked, copied, decoded }
+
+    /// Writes one file under a temporary name next to its target, applies
+    /// its metadata, then renames it into place.
+    func exportFile(_ f: SnapshotFile, to t: OutputDirectory.Target, in output: OutputDirectory, overwrite: Bool,
+                    key: SnapshotKey, buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
+                    cancel: CancellationFlag) throws -> ExportMethod {
+        // A hard link is never half-written: without overwrite it goes
+        // straight to its final name (one directory operation, like cp -al).
+        if f.readOnly && !overwrite, let link = try store.linkStat(f.digest), metadataMatches(link, f) {
+            do {
+                if try output.link(store.linkDirFD, f.digest.hex, from: store.linkPath(f.digest), at: t) {
+                    reporter.addBytes(f.size)
+                    return .linked
+                }
+                throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) appeared while restoring")
+            } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                // Fall through to a copy.
+            }
+        }
+        return try placeExport(to: t, in: output, overwrite: overwrite, key: key, cancel: cancel) { tmp in
+            var method = ExportMethod.decoded
+            // A link shares the store's inode (and, for files snapshotted
+            // from this filesystem, the original source's): it is used only
+            // when that inode already carries this file's metadata, so
+            // restoring never changes the mode or times of any other file.
+            if f.readOnly, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
+                do {
+                    if try output.link(store.linkPath(f.digest), at: tmp) {
+                        method = .linked
+                    }
+                } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                    method = e.code == .crossDevice ? .copied : .decoded
+                }
+            }
+            if method == .linked {
+                reporter.addBytes(f.size)
+            } else {
+                let fd = try output.create(tmp)
+                defer { Sys.close(fd) }
+                let what = output.display(tmp.dir, tmp.name)
+                try decodeContent(f, into: fd, what: what, key: key, buffer: buffer, reporter: reporter, cancel: cancel)
+                if output.durable { try Sys.fsync(fd, what) }
+            }
+            return method
+        }
+    }
+
+    /// Has `write` produce a file at a temporary name next to the target,
+    /// then renames it into place (replacing what is there only when
+    /// overwriting); the temporary file is removed on any failure.
+    func placeExport(to t: OutputDirectory.Target, in output: OutputDirectory, overwrite: Bool, key: SnapshotKey,
+                     cancel: CancellationFlag, _ write: (_ tmp: OutputDirectory.Temp) throws -> ExportMethod) throws -> ExportMethod {
+        let tmp = output.tempName(for: t)
+        var placed = false
+        defer { if !placed { output.remove(tmp) } }
+        let method = try write(tmp)
+        try cancel.check()
+        try place(tmp, at: t, in: output, overwrite: overwrite, linked: method == .linked, key: key)
+        placed = true
+        return method
+    }
+
+    /// Renames a finished temporary file to its target, replacing what is
+    /// there only when overwriting.
+    func place(_ tmp: OutputDirectory.Temp, at t: OutputDirectory.Target, in output: OutputDirectory, overwrite: Bool,
+               linked: Bool, key: SnapshotKey) throws {
+        guard try output.place(tmp, at: t, overwrite: overwrite, linked: linked) else {
+            throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) appeared while restoring")
+        }
+    }
+
+    func metadataMatches(_ st: FileStat, _ f: SnapshotFile) -> Bool {
+        UInt32(st.st_mode) & 0o7777 == f.mode && Sys.mtimeNanos(st) == f.mtimeNanos
+            && (!Sys.isRoot || (st.st_uid == f.uid && st.st_gid == f.gid))
+    }
+
+    /// Decodes a content file into the new file `outFD` (`what` names it),
+    /// verifying its digest in the same pass, and gives it the file's
+    /// metadata; holes stay holes.
+    func decodeContent(_ f: SnapshotFile, into outFD: Int32, what: String, key: SnapshotKey,
+                       buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter?,
+                       cancel: CancellationFlag) throws {
+        let src = store.contentPath(f.digest)
+        let inFD = try Sys.open(src, O_RDONLY)
+        defer { Sys.close(inFD) }
+        let st = try Sys.fstat(inFD, src)
+        let r: SPF1.DecodeResult
+        var dataBytes: Int64 = 0
+        defer { reporter?.addBytes(max(0, f.size - dataBytes)) }
+        do {
+            r = try SPF1.decode(from: inFD, streamLength: Int64(st.st_size), to: outFD, name: src, output: what, buffer: buffer) { n in
+                dataBytes += n
+                reporter?.addBytes(n)
+                try cancel.check()
+            }
+        } catch let e as SnapshotterError where e.code == .corrupt {
+            throw e.context("restore \(key): \(f.relativePath)")
+        }
+        guard r.digest == f.digest else {
+            throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) is corrupt (expected \(f.digest), got \(r.digest))")
+        }
+        guard r.logicalSize == f.size else {
+            throw SnapshotterError.corrupt("restore \(key): content of \(f.relativePath) has size \(r.logicalSize), expected \(f.size)")
+        }
+        try ContentStore.applyMetadata(of: f, to: outFD, path: what)
+    }
+}
+
+extension RestoreReport {
+    /// Counts one exported file of `size` bytes (a link writes none).
+    mutating func count(_ how: Snapshotter.ExportMethod, size: Int64) {
+        switch how {
+        case .linked: filesLinked += 1
+        case .copied: filesCopied += 1; bytesWritten = bytesWritten.saturatingAdd(size)
+        case .decoded: filesDecoded += 1; bytesWritten = bytesWritten.saturatingAdd(size)
+        }
+    }
+}

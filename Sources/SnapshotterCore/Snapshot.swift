@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SnapshotterSystem
+import SnapshotterStore
+import SnapshotterMetadata
+import SnapshotterRemote
+
+/// Snapshot: store the listed files, make them durable, upload and
+/// publish, then commit the record.
+extension Snapshotter {
+    /// Snapshots `files` under `baseDir` as `name:version`. Each listed path
+    /// is opened below `baseDir` without following any symlink (`baseDir`'s
+    /// own path may have them) and must be a regular file, else
+    /// `.invalidArgument`; a file that keeps changing while it is read
+    /// fails with `.busy`.
+    public func snapshot(_ request: SnapshotRequest, progress: ProgressHandler? = nil,
+                         cancel: CancellationFlag? = nil, remote call: CallRemote? = nil) async throws -> SnapshotReport {
+        try Naming.validateName(request.name)
+        try Naming.validateVersion(request.version)
+        guard !request.baseDir.isEmpty else { throw SnapshotterError.invalid("base directory is empty") }
+        let key = SnapshotKey(name: request.name, version: request.version)
+        let files = try Self.normalizedFiles(request.files, key)
+        // Settings are taken when the call starts: a later setRegistry
+        // changes later calls only.
+        let remote = self.remote(call)
+        return try await operation(cancel) { flag in
+            let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
+            reporter.setPhase(.preparing)
+            try flag.check()
+            let base = try await pool.run { try self.openBaseDirectory(request.baseDir, key) }
+            defer { Sys.close(base) }
+            let prepared = try await pool.run { try self.prepareSnapshot(key, base: base, files: files) }
+            let stored = try await storeAll(key, prepared, base: base, reporter: reporter, cancel: flag)
+            if let transport = remote.transport {
+                // Content goes up before the config names it anywhere.
+                try await self.upload(Array(Set(stored.map(\.file.digest))), to: transport, reporter: reporter, cancel: flag)
+            }
+            if let registry = remote.registry {
+                // Published before it is recorded: a failed publish records
+                // nothing, and the stored content makes a retry cheap.
+                reporter.setPhase(.publishing)
+                try flag.check()
+                let config = SnapshotConfig.encode(stored.map(\.file))
+                try await pool.run { try registry.publish(name: key.name, version: key.version, config: config, cancel: flag) }
+                reporter.setPhase(.committing)
+                try flag.check()
+            }
+            let committed = try await pool.run { [stored] in
+                try self.commitSnapshot(key, stored: stored, config: nil, cancel: flag) { missing, current in
+                    try self.storeAgain(missing, of: current, prepared, base: base, cancel: flag)
+                }
+            }
+            reporter.finish()
+            return SnapshotReport(info: committed.info,
+                                  filesStored: committed.stored.filter(\.created).count,
+                                  filesKnownByInode: committed.stored.filter(\.knownByInode).count,
+                                  bytesRead: committed.stored.saturatingTotal { $0.bytesRead })
+        }
+    }
+
+    /// The listed paths normalized; a path listed twice is refused.
+    static func normalizedFiles(_ files: [FileRequest], _ key: SnapshotKey) throws -> [FileRequest] {
+        var seen = Set<String>()
+        var normalized: [FileRequest] = []
+        for f in files {
+            let p = try PathGuard.normalize(f.relativePath)
+            guard seen.insert(p).inserted else {
+                throw SnapshotterError.invalid("file \(p.debugDescription) is listed twice in snapshot \(key)")
+            }
+            normalized.append(FileRequest(p, readOnly: f.readOnly))
+        }
+        return normalized
+    }
+
+    /// Stores every prepared file concurrently, then makes what was created
+    /// durable in one barrier.
+    private func storeAll(_ key: SnapshotKey, _ prepared: [PreparedFile], base: Int32,
+                          reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> [StoredFile] {
+        reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: try prepared.checkedTotal("size") { $0.size })
+        let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
+        // Opened before any write: its barrier sees every writeback error since.
+        let batch = try await pool.run { try DurableBatch(store: self.store) }
+        defer { batch.discard() }
+        try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
+            let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, batch: batch,
+                                            reporter: reporter, cancel: flag)
+            results.withLock { $0[i] = stored }
+            reporter.fileDone()
+        }
+        try flag.check()
+        reporter.setPhase(.committing)
+        try flag.check()
+        var stored = results.withLock { $0.compactMap { $0 } }
+        guard stored.count == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
+        // New content or links must be durable before a record names
+        // them; a snapshot of only known files created nothing.
+        guard stored.contains(where: { !$0.knownByInode }) else { return stored }
+        let lost = try await pool.run {
+            let lost = try batch.barrier()
+            try self.store.syncDirectories()
+            return lost
+        }
+        // Another snapshot placed that content first: not ours.
+        for i in stored.indices where stored[i].created && lost.contains(stored[i].file.digest) { stored[i].created = false }
+        return stored
+    }
+
+    /// Stores again the files whose content another process deleted before
+    /// the commit (each made durable at once: there is no batch here).
+    private func storeAgain(_ missing: [Int], of current: [StoredFile], _ prepared: [PreparedFile], base: Int32,
+                            cancel flag: CancellationFlag) throws -> [StoredFile] {
+        var repaired = current
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        for i in missing {
+            repaired[i] = try storeFile(prepared[i], base: base, useInodeIndex: false, buffer: buffer, batch: nil,
+                                        reporter: nil, cancel: flag)
+        }
+        return repaired
+    }
+}

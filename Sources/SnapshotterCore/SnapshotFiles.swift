@@ -1,0 +1,224 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+import SnapshotterSystem
+import SnapshotterStore
+import SnapshotterMetadata
+import SnapshotterRemote
+
+/// The snapshot side of the local file system: finding the listed files
+/// below the base directory and storing each one.
+extension Snapshotter {
+    struct PreparedFile: Sendable {
+        var relativePath: String
+        var readOnly: Bool
+        var size: Int64
+        /// stat of the file at prepare time (what the inode index needs of it:
+        /// a FileStat is 144 bytes, kept for every file of the snapshot).
+        var stat: ListedStat
+        /// What the inode index says about a read-only file's inode.
+        var known: InodeRecord?
+        /// The encoded size its content record gives for `known`'s digest.
+        var knownEncodedSize: Int64?
+    }
+
+    /// The fields of a listed file's stat a snapshot uses later.
+    struct ListedStat: Sendable {
+        var dev: UInt64
+        var ino: UInt64
+        var mtimeNanos: Int64
+        var ctimeNanos: Int64
+        var mode: UInt32
+        var uid: uid_t
+        var gid: gid_t
+
+        init(_ st: FileStat) {
+            dev = UInt64(st.st_dev)
+            ino = UInt64(st.st_ino)
+            mtimeNanos = Sys.mtimeNanos(st)
+            ctimeNanos = Sys.ctimeNanos(st)
+            mode = UInt32(st.st_mode)
+            uid = st.st_uid
+            gid = st.st_gid
+        }
+    }
+
+    /// A source inode that is its store link, for the inode index.
+    struct LinkedInode: Sendable {
+        var dev: UInt64
+        var ino: UInt64
+        var ctimeNanos: Int64
+    }
+
+    struct StoredFile: Sendable {
+        var file: SnapshotFile
+        var encodedSize: Int64
+        var created: Bool
+        var knownByInode: Bool
+        /// Set when the store's read-only link is the source's own inode.
+        var linkedInode: LinkedInode?
+        var bytesRead: Int64
+    }
+
+    /// Opens the caller's base directory once (its own path may go through
+    /// symlinks: the caller chose it); every listed file is then opened
+    /// below this descriptor, never by its path. O_PATH: lookups below it
+    /// need search permission only, as they did by path.
+    func openBaseDirectory(_ baseDir: String, _ key: SnapshotKey) throws -> Int32 {
+        do { return try Sys.open(baseDir, cshim_o_path() | O_DIRECTORY) } catch let e as SnapshotterError {
+            throw e.context("snapshot \(key): base directory")
+        }
+    }
+
+    func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest]) throws -> [PreparedFile] {
+        if try meta.read({ try $0.hasSnapshot(key) }) {
+            throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
+        }
+        try SnapshotConfig.checkNoFileIsADirectory(files.map {
+            SnapshotFile(relativePath: $0.relativePath, digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
+        })
+        // One read transaction serves every inode lookup.
+        let prepared = try meta.read { txn in try files.map { f in
+            let st = try Self.statListed(base, f.relativePath, key)
+            let known = f.readOnly ? try txn.inode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
+            // The record, not a stat of the content file: the commit trusts
+            // a record whose digest is not in the trash.
+            let encoded = try known.flatMap { try txn.contentRecord($0.digest)?.encodedSize }
+            return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: ListedStat(st),
+                                known: known, knownEncodedSize: encoded)
+        } }
+        SnapshotHooks.reach(.prepared, root: root)
+        return prepared
+    }
+
+    /// What a listed file is now: one O_PATH open below the base (which
+    /// touches no FIFO, device or socket) and its fstat. Anything but a
+    /// regular file is refused.
+    static func statListed(_ base: Int32, _ relative: String, _ key: SnapshotKey) throws -> FileStat {
+        let fd = try Sys.openBeneath(base, relative, cshim_o_path(), what: "snapshot \(key): file \(relative)")
+        defer { Sys.close(fd) }
+        let st = try Sys.fstat(fd, relative)
+        try requireRegularFile(st, "snapshot \(key): file \(relative)")
+        return st
+    }
+
+    /// Refuses anything but a regular file, saying what it is.
+    static func requireRegularFile(_ st: FileStat, _ what: @autoclosure () -> String) throws {
+        let kind: String
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a directory"
+        case S_IFLNK: kind = "a symlink (not followed)"
+        case S_IFIFO: kind = "a FIFO"
+        case S_IFSOCK: kind = "a socket"
+        case S_IFCHR: kind = "a character device"
+        case S_IFBLK: kind = "a block device"
+        default: kind = "of unknown type"
+        }
+        throw SnapshotterError.invalid("\(what()) is \(kind), not a regular file")
+    }
+
+    /// Stores one file: recognised by inode (read-only, unchanged), or read
+    /// into a new content file; read-only files also get their link.
+    func storeFile(_ p: PreparedFile, base: Int32, useInodeIndex: Bool, buffer: UnsafeMutableRawBufferPointer,
+                   batch: DurableBatch?, reporter: ProgressReporter?, cancel: CancellationFlag) throws -> StoredFile {
+        if p.readOnly && useInodeIndex, let known = try knownByInode(p) {
+            return known
+        }
+        let what = "snapshot file \(p.relativePath)"
+        let fd = try Sys.openBeneath(base, p.relativePath, O_RDONLY | O_NONBLOCK, what: what)
+        defer { Sys.close(fd) }
+        let (st, ingested, bytesRead) = try ingestUnchanging(fd, p, buffer: buffer, batch: batch, reporter: reporter, cancel: cancel)
+        let size = Int64(st.st_size)
+        var linked: LinkedInode?
+        if p.readOnly {
+            if try store.ensureLink(fd: fd, st, what: p.relativePath, digest: ingested.digest, buffer: buffer, batch: batch) {
+                // ctime after the link (which changed it) is what the
+                // next snapshot will see if nothing else happens.
+                let now = try Sys.fstat(fd, p.relativePath)
+                linked = LinkedInode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), ctimeNanos: Sys.ctimeNanos(now))
+            }
+        }
+        let file = SnapshotFile(relativePath: p.relativePath, digest: ingested.digest, readOnly: p.readOnly,
+                                mode: UInt32(st.st_mode) & 0o777, uid: st.st_uid, gid: st.st_gid, size: size,
+                                mtimeNanos: Sys.mtimeNanos(st))
+        return StoredFile(file: file, encodedSize: ingested.encodedSize, created: ingested.created,
+                          knownByInode: false, linkedInode: linked, bytesRead: bytesRead)
+    }
+
+    /// An unchanged read-only file that is the store's link, known by its
+    /// inode, size, mtime and ctime (any chmod, write or utimensat changes
+    /// ctime) from prepare's one open and fstat, without reading it.
+    private func knownByInode(_ p: PreparedFile) throws -> StoredFile? {
+        let st = p.stat
+        guard let known = p.known, let ctime = known.ctimeNanos, known.size == p.size,
+              known.mtimeNanos == st.mtimeNanos, ctime == st.ctimeNanos,
+              let encodedSize = p.knownEncodedSize,
+              let link = try store.linkStat(known.digest),
+              UInt64(link.st_dev) == st.dev, UInt64(link.st_ino) == st.ino else { return nil }
+        let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: st.mode & 0o777,
+                                uid: st.uid, gid: st.gid, size: known.size, mtimeNanos: known.mtimeNanos)
+        return StoredFile(file: file, encodedSize: encodedSize, created: false, knownByInode: true,
+                          linkedInode: LinkedInode(dev: st.dev, ino: st.ino, ctimeNanos: ctime), bytesRead: 0)
+    }
+
+    /// How many times a file that changes while it is read is read again
+    /// before the snapshot gives up on it.
+    static let maxReadAttempts = 4
+
+    private struct SourceChanged: Error {}
+
+    /// Reads the open file into the content store until one read saw it
+    /// unchanged from start to end (size, mtime and ctime by fstat before
+    /// and after), so nothing torn is stored; the content is only put in
+    /// place after that check. Returns the stat the bytes belong to, what
+    /// was stored, and the bytes read over all attempts.
+    private func ingestUnchanging(_ fd: Int32, _ p: PreparedFile, buffer: UnsafeMutableRawBufferPointer, batch: DurableBatch?,
+                                  reporter: ProgressReporter?, cancel: CancellationFlag)
+        throws -> (FileStat, ContentStore.Ingested, Int64) {
+        let what = "snapshot file \(p.relativePath)"
+        var before = try Sys.fstat(fd, p.relativePath)
+        try Self.requireRegularFile(before, what)
+        var bytesRead: Int64 = 0
+        var reported: Int64 = 0
+        for attempt in 1...Self.maxReadAttempts {
+            let size = Int64(before.st_size)
+            var attemptBytes: Int64 = 0
+            let check = { () throws -> Bool in
+                let after = try Sys.fstat(fd, p.relativePath)
+                if Self.sameVersion(before, after) { return true }
+                before = after
+                return false
+            }
+            do {
+                let ingested = try store.ingest(fd: fd, size: size, sourcePath: p.relativePath, buffer: buffer, batch: batch, onBytes: { n in
+                    bytesRead += n
+                    attemptBytes += n
+                    // A re-read reports only what goes past the last attempt.
+                    if attemptBytes > reported { reporter?.addBytes(attemptBytes - reported); reported = attemptBytes }
+                    try cancel.check()
+                }, beforePlacing: {
+                    SnapshotHooks.reach(.read(relativePath: p.relativePath, attempt: attempt), root: root)
+                    if try !check() { throw SourceChanged() }
+                })
+                // Holes count as done too, so bytes reach the logical total.
+                reporter?.addBytes(max(0, size - reported))
+                return (before, ingested, bytesRead)
+            } catch is SourceChanged {
+                continue
+            } catch let e as SnapshotterError where e.code != .canceled {
+                // A file cut short while read fails the read: if it changed,
+                // that is a change like any other.
+                if try !check() { continue }
+                throw e.context(what)
+            }
+        }
+        throw SnapshotterError(.busy, "\(what): it changed while it was read, \(Self.maxReadAttempts) times; snapshot it when it is not being written")
+    }
+
+    /// The same version of a file: neither data nor metadata changed.
+    static func sameVersion(_ a: FileStat, _ b: FileStat) -> Bool {
+        a.st_size == b.st_size && Sys.mtimeNanos(a) == Sys.mtimeNanos(b) && Sys.ctimeNanos(a) == Sys.ctimeNanos(b)
+    }
+}

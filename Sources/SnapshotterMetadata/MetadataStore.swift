@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLMDB
+import Synchronization
+import SnapshotterSystem
+import SnapshotterStore
+
+/// The metadata schema in LMDB:
+/// - `snapshots`: `name:version` -> SnapshotRecord (created, files, config)
+/// - `access`: `name:version` -> last accessed (ns), kept apart so a restore
+///   rewrites 8 bytes, not the file list
+/// - `content`: digest -> ContentRecord
+/// - `refs` (dup-sorted): digest -> each `name:version` that uses it
+/// - `inodes`: dev+ino of a read-only link -> digest, size, mtime
+/// - `leases`: `pid:start:n` -> the snapshots and digests an operation in
+///   flight uses and its holder's lease file (`<root>/leases`); the
+///   collector and delete leave them alone while the file is locked
+/// - `uploaded`: remote id + digest -> nothing: written by older versions,
+///   no longer read (a remote may lose objects: every publish checks each
+///   digest with the remote itself)
+/// - `trash`: digests whose last reference went and whose files are about to
+///   be unlinked; a snapshot that needs one takes it back out.
+/// The tables are for MetadataTransaction alone (internal to this target):
+/// everything else calls its operations.
+package final class MetadataStore: Sendable {
+    let env: LMDBEnvironment
+    let snapshots: MDB_dbi
+    let access: MDB_dbi
+    let content: MDB_dbi
+    let refs: MDB_dbi
+    let inodes: MDB_dbi
+    let trash: MDB_dbi
+    let leases: MDB_dbi
+    let uploaded: MDB_dbi
+    /// This instance's lease file, a sibling of the metadata directory.
+    package let leaseFile: LeaseFile
+
+    /// LMDB must not be opened twice in one process (its POSIX locks are
+    /// per process), so stores on the same root share one environment. A
+    /// forked child must not use its parent's (LMDB: no environment across
+    /// fork), so environments are keyed by fork generation too.
+    private static let open = ForkSafeLock<[String: WeakEnvironment]>([:])
+
+    private struct WeakEnvironment {
+        weak var env: LMDBEnvironment?
+    }
+
+    package init(directory: String, mapSize: Int, permissions: StorePermissions = StorePermissions()) throws {
+        try permissions.ownDirectory(directory)
+        let path = try Sys.realpath(directory)
+        let key = "\(Fork.generation) " + path
+        env = try Self.open.withLock { table in
+            if let existing = table[key]?.env { return existing }
+            let e = try LMDBEnvironment(directory: path, mapSize: mapSize, maxDatabases: 16, mode: permissions.databaseMode)
+            // An older store's 0644 files are brought to the mode too.
+            for name in ["data.mdb", "lock.mdb"] {
+                let file = path + "/" + name
+                let fd = try Sys.open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                defer { Sys.close(fd) }
+                try permissions.apply(fd, mode: permissions.databaseMode, file)
+            }
+            table[key] = WeakEnvironment(env: e)
+            return e
+        }
+        snapshots = try env.openDatabase("snapshots")
+        access = try env.openDatabase("access")
+        content = try env.openDatabase("content")
+        refs = try env.openDatabase("refs", dupSort: true)
+        inodes = try env.openDatabase("inodes")
+        trash = try env.openDatabase("trash")
+        leases = try env.openDatabase("leases")
+        uploaded = try env.openDatabase("uploaded")
+        leaseFile = LeaseFile(dir: Paths.dirname(path) + "/leases")
+    }
+
+    // MARK: headroom
+
+    /// Pages kept free for deletes and the collector: a new snapshot record
+    /// is refused when it would leave fewer, so a full map can always be
+    /// emptied again (docs/store-health.md). A sixteenth of the map, and at
+    /// least 64 pages (a quarter of a very small map).
+    package static func reservedPages(of total: Int) -> Int {
+        max(total / 16, min(total / 4, 64))
+    }
+
+    /// Refuses a snapshot record of `recordBytes` naming `digests` digests
+    /// when writing it would eat into the reserve; `what` names it.
+    package func requireRoom(_ what: String, recordBytes: Int, digests: Int) throws {
+        let (total, free, pageSize) = try env.pages()
+        // The record's pages, one reference and content record per digest
+        // (about 64 bytes each), and a few branch pages.
+        let need = (recordBytes + digests * 64) / pageSize + 8
+        let reserve = Self.reservedPages(of: total)
+        guard free - need >= reserve else {
+            throw SnapshotterError(.noSpace, "\(what): the metadata map at \(env.path) is full: \(total - free) of \(total) pages used, the last \(reserve) are kept for deletes and gc; \(LMDBEnvironment.mapFullAdvice)")
+        }
+    }
+}

@@ -1,0 +1,258 @@
+import SnapshotterSystem
+import SnapshotterStore
+/// One transaction on the metadata, and the only way to its tables: the
+/// engine calls these named operations (the schema is MetadataStore's
+/// comment), never a table. Reads work in any transaction; writes need one
+/// from `MetadataStore.write`.
+package struct MetadataTransaction {
+    fileprivate let txn: LMDBTransaction
+    fileprivate let db: MetadataStore
+
+    init(_ txn: LMDBTransaction, _ db: MetadataStore) {
+        self.txn = txn
+        self.db = db
+    }
+}
+
+extension MetadataStore {
+    /// Runs `body` in a read transaction.
+    @discardableResult
+    package func read<T>(_ body: (MetadataTransaction) throws -> T) throws -> T {
+        try env.read { try body(MetadataTransaction($0, self)) }
+    }
+
+    /// Runs `body` in a write transaction, committed when it returns and
+    /// aborted when it throws.
+    @discardableResult
+    package func write<T>(_ body: (MetadataTransaction) throws -> T) throws -> T {
+        try env.write { try body(MetadataTransaction($0, self)) }
+    }
+
+    /// Makes a writer killed mid-commit visible now (LMDBEnvironment.reconcile).
+    package func reconcile() throws {
+        try env.reconcile()
+    }
+}
+
+// MARK: snapshots and their access times
+
+extension MetadataTransaction {
+    package func snapshot(_ key: SnapshotKey) throws -> SnapshotRecord? {
+        guard let v = try txn.get(db.snapshots, key.bytes) else { return nil }
+        return try v.withUnsafeBytes { try SnapshotRecord.decode($0, key: key.description) }
+    }
+
+    package func hasSnapshot(_ key: SnapshotKey) throws -> Bool {
+        try txn.contains(db.snapshots, key.bytes)
+    }
+
+    package func snapshotCount() throws -> Int {
+        try txn.count(db.snapshots)
+    }
+
+    /// Every snapshot in key order, its record decoded (or the error that
+    /// decoding it raised, for verify to report).
+    package func forEachSnapshot(_ body: (SnapshotKey, Result<SnapshotRecord, any Error>) throws -> Void) throws {
+        try txn.forEach(db.snapshots) { k, v in
+            let key = try SnapshotKey(bytes: k)
+            try body(key, Result { try SnapshotRecord.decode(v, key: key.description) })
+            return true
+        }
+    }
+
+    /// Writes a snapshot's record (already encoded: at many files it is the
+    /// largest buffer, built once) and its access time.
+    package func putSnapshot(_ key: SnapshotKey, encodedRecord: [UInt8], accessed: Int64) throws {
+        try txn.put(db.snapshots, key.bytes, encodedRecord)
+        try setLastAccess(key, accessed)
+    }
+
+    package func lastAccess(_ key: SnapshotKey) throws -> Int64? {
+        guard let v = try txn.get(db.access, key.bytes) else { return nil }
+        return try v.withUnsafeBytes { b in
+            var r = ByteReader(b, what: "access \(key)")
+            return try r.i64()
+        }
+    }
+
+    package func setLastAccess(_ key: SnapshotKey, _ nanos: Int64) throws {
+        var w = ByteWriter()
+        w.i64(nanos)
+        try txn.put(db.access, key.bytes, w.bytes)
+    }
+
+    /// Every snapshot's last access, in key order.
+    package func forEachAccess(_ body: (SnapshotKey, Int64) throws -> Void) throws {
+        try txn.forEach(db.access) { k, v in
+            var r = ByteReader(v, what: "access")
+            let t = try r.i64()
+            try body(try SnapshotKey(bytes: k), t)
+            return true
+        }
+    }
+
+    /// The oldest last access of any snapshot, nil when there is none.
+    package func oldestAccess() throws -> Int64? {
+        var oldest: Int64?
+        try txn.forEach(db.access) { _, v in
+            var r = ByteReader(v, what: "access")
+            let t = try r.i64()
+            oldest = min(oldest ?? t, t)
+            return true
+        }
+        return oldest
+    }
+
+    /// Drops a snapshot's record, its access time and its references to
+    /// `digests`. Content nothing references any more loses its record and
+    /// goes to the trash (the caller unlinks it: `trashed`, `untrash`),
+    /// except digests in `keep`, which the caller removes itself.
+    /// Returns the trashed digests and the store bytes their records
+    /// accounted for.
+    package func dropSnapshot(_ key: SnapshotKey, digests: Set<Digest>,
+                      keep: Set<Digest> = []) throws -> (trashed: [Digest], storeBytes: Int64) {
+        try txn.delete(db.snapshots, key.bytes)
+        try txn.delete(db.access, key.bytes)
+        var trashed: [Digest] = []
+        var bytes: Int64 = 0
+        for d in digests.sorted() {
+            try txn.delete(db.refs, d.key, value: key.bytes)
+            guard try references(d).isEmpty, !keep.contains(d) else { continue }
+            if let c = try contentRecord(d) { bytes = bytes.saturatingAdd(c.storeBytes) }
+            try txn.delete(db.content, d.key)
+            try txn.put(db.trash, d.key, [])
+            trashed.append(d)
+        }
+        return (trashed, bytes)
+    }
+}
+
+// MARK: content, references, inodes
+
+extension MetadataTransaction {
+    package func contentRecord(_ d: Digest) throws -> ContentRecord? {
+        guard let v = try txn.get(db.content, d.key) else { return nil }
+        return try v.withUnsafeBytes { try ContentRecord.decode($0, digest: d) }
+    }
+
+    package func putContent(_ d: Digest, _ rec: ContentRecord) throws {
+        try txn.put(db.content, d.key, rec.encode())
+    }
+
+    /// Every content record in digest order, decoded (or its error).
+    package func forEachContent(_ body: (Digest, Result<ContentRecord, any Error>) throws -> Void) throws {
+        try txn.forEach(db.content) { k, v in
+            let d = try Digest(key: k)
+            try body(d, Result { try ContentRecord.decode(v, digest: d) })
+            return true
+        }
+    }
+
+    /// Forgets a digest: its content record and every reference to it.
+    package func forgetContent(_ d: Digest) throws {
+        try txn.delete(db.content, d.key)
+        try txn.delete(db.refs, d.key)
+    }
+
+    package func references(_ d: Digest) throws -> [SnapshotKey] {
+        var out: [SnapshotKey] = []
+        try txn.forEach(db.refs, key: d.key) { _, v in
+            out.append(try SnapshotKey(bytes: v))
+            return true
+        }
+        return out
+    }
+
+    package func addReference(_ d: Digest, from key: SnapshotKey) throws {
+        try txn.put(db.refs, d.key, key.bytes)
+    }
+
+    @discardableResult
+    package func removeReference(_ d: Digest, from key: SnapshotKey) throws -> Bool {
+        try txn.delete(db.refs, d.key, value: key.bytes)
+    }
+
+    /// Every reference, digest by digest.
+    package func forEachReference(_ body: (Digest, SnapshotKey) throws -> Void) throws {
+        try txn.forEach(db.refs) { k, v in
+            try body(try Digest(key: k), try SnapshotKey(bytes: v))
+            return true
+        }
+    }
+
+    package func inode(dev: UInt64, ino: UInt64) throws -> InodeRecord? {
+        guard let v = try txn.get(db.inodes, InodeRecord.key(dev: dev, ino: ino)) else { return nil }
+        return try v.withUnsafeBytes { try InodeRecord.decode($0) }
+    }
+
+    package func putInode(dev: UInt64, ino: UInt64, _ rec: InodeRecord) throws {
+        try txn.put(db.inodes, InodeRecord.key(dev: dev, ino: ino), rec.encode())
+    }
+}
+
+// MARK: trash
+
+extension MetadataTransaction {
+    package func isTrashed(_ d: Digest) throws -> Bool {
+        try txn.contains(db.trash, d.key)
+    }
+
+    /// Takes a digest out of the trash; false when it was not there.
+    @discardableResult
+    package func untrash(_ d: Digest) throws -> Bool {
+        try txn.delete(db.trash, d.key)
+    }
+
+    package func trashed() throws -> [Digest] {
+        var out: [Digest] = []
+        try txn.forEach(db.trash) { k, _ in
+            out.append(try Digest(key: k))
+            return true
+        }
+        return out
+    }
+}
+
+// MARK: leases
+
+extension MetadataTransaction {
+    /// Records a lease under a key no other lease has.
+    package func putNewLease(snapshots: [SnapshotKey], digests: [Digest], holder: String?) throws -> Lease {
+        var key = Lease.newKey()
+        while try txn.contains(db.leases, key) { key = Lease.newKey() }
+        let lease = Lease(key: key, snapshots: snapshots, digests: digests, holder: holder)
+        try putLease(lease)
+        return lease
+    }
+
+    /// Writes a lease record under its own key.
+    package func putLease(_ lease: Lease) throws {
+        try txn.put(db.leases, lease.key, lease.encode())
+    }
+
+    package func removeLease(_ key: [UInt8]) throws {
+        try txn.delete(db.leases, key)
+    }
+
+    package func leaseCount() throws -> Int {
+        try txn.count(db.leases)
+    }
+
+    /// Every lease in force; those of dead holders (and unreadable records)
+    /// are listed as expired.
+    package func leaseView() throws -> LeaseView {
+        let probe = LeaseProbe(dir: db.leaseFile.dir)
+        var view = LeaseView()
+        try txn.forEach(db.leases) { k, v in
+            let key = Array(k)
+            guard let lease = try? Lease.decode(key: key, v), lease.isAlive(probe) else {
+                view.expired.append(key)
+                return true
+            }
+            view.snapshots.formUnion(lease.snapshots)
+            view.digests.formUnion(lease.digests)
+            return true
+        }
+        return view
+    }
+}

@@ -1,0 +1,242 @@
+import SnapshotterSystem
+import SnapshotterStore
+/// Binary encodings of the metadata records. Each starts with a format
+/// version byte so the schema can grow; readers reject what they do not know.
+package struct ByteWriter {
+    package var bytes: [UInt8] = []
+    package mutating func u8(_ v: UInt8) { bytes.append(v) }
+    package mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+    package mutating func blob(_ b: [UInt8]) { u32(UInt32(b.count)); bytes.append(contentsOf: b) }
+    package mutating func string(_ s: String) { blob(Array(s.utf8)) }
+
+    package init(bytes: [UInt8] = []) {
+        self.bytes = bytes
+    }
+}
+
+package struct ByteReader {
+    package let bytes: UnsafeRawBufferPointer
+    package var i = 0
+    package let what: String
+
+    package init(_ bytes: UnsafeRawBufferPointer, what: String) {
+        self.bytes = bytes
+        self.what = what
+    }
+
+    package func fail(_ detail: String? = nil) -> SnapshotterError {
+        SnapshotterError.corrupt("metadata record \(what) is malformed" + (detail.map { ": \($0)" } ?? ""))
+    }
+
+    package mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
+        guard n >= 0, n <= bytes.count - i else { throw fail() }
+        defer { i += n }
+        return UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)])
+    }
+
+    package mutating func u8() throws -> UInt8 { try take(1)[0] }
+    package mutating func u16() throws -> UInt16 { try take(2).reduce(0) { $0 << 8 | UInt16($1) } }
+    package mutating func u32() throws -> UInt32 { try take(4).reduce(0) { $0 << 8 | UInt32($1) } }
+    package mutating func u64() throws -> UInt64 { try take(8).reduce(0) { $0 << 8 | UInt64($1) } }
+    package mutating func i64() throws -> Int64 { Int64(bitPattern: try u64()) }
+    package mutating func blob() throws -> [UInt8] { Array(try take(Int(try u32()))) }
+    package mutating func string() throws -> String {
+        guard let s = String(validating: try blob(), as: UTF8.self) else { throw fail() }
+        return s
+    }
+    package var atEnd: Bool { i == bytes.count }
+}
+
+/// A snapshot: `name:version` -> when it was made, its files and its config.
+package struct SnapshotRecord: Sendable {
+    package static let formatVersion: UInt8 = 1
+    package var created: Int64
+    package var files: [SnapshotFile]
+    /// The config JSON exactly as published.
+    package var config: [UInt8]
+
+    package func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(Self.formatVersion)
+        w.i64(created)
+        w.u32(UInt32(files.count))
+        for f in files {
+            w.string(f.relativePath)
+            w.u64(f.digest.value)
+            w.u8(f.readOnly ? 1 : 0)
+            w.u32(f.mode)
+            w.u32(f.uid)
+            w.u32(f.gid)
+            w.i64(f.size)
+            w.i64(f.mtimeNanos)
+            w.u8(f.typeflag)
+        }
+        w.blob(config)
+        return w.bytes
+    }
+
+    package static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> SnapshotRecord {
+        var r = ByteReader(bytes, what: "snapshot \(key)")
+        guard try r.u8() == formatVersion else { throw r.fail() }
+        let created = try r.i64()
+        let count = Int(try r.u32())
+        guard count <= bytes.count else { throw r.fail() }
+        var files: [SnapshotFile] = []
+        files.reserveCapacity(count)
+        var total: Int64 = 0
+        for _ in 0..<count {
+            let path = try r.string()
+            let digest = Digest(try r.u64())
+            let ro = try r.u8() != 0
+            let mode = try r.u32(), uid = try r.u32(), gid = try r.u32()
+            let size = try r.i64(), mtime = try r.i64()
+            let tf = try r.u8()
+            let (sum, overflow) = total.addingReportingOverflow(size)
+            guard size >= 0, !overflow else { throw r.fail("file size \(size) is negative or makes the total overflow") }
+            total = sum
+            files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: ro, mode: mode, uid: uid, gid: gid,
+                                      size: size, mtimeNanos: mtime, typeflag: tf))
+        }
+        let config = try r.blob()
+        guard r.atEnd else { throw r.fail() }
+        return SnapshotRecord(created: created, files: files, config: config)
+    }
+
+    package init(created: Int64, files: [SnapshotFile], config: [UInt8]) {
+        self.created = created
+        self.files = files
+        self.config = config
+    }
+}
+
+/// What the store knows about one content file.
+package struct ContentRecord: Sendable, Equatable {
+    package static let formatVersion: UInt8 = 1
+    /// Bytes of the SPF1 encoding (the content file's size).
+    package var encodedSize: Int64
+    /// Logical size of the original file.
+    package var logicalSize: Int64
+    package var created: Int64
+    /// Whether `storage/snapshot/xxh3/<hex>` (the read-only link) exists.
+    package var hasLink: Bool
+
+    /// What the content takes in the store: its file, and the read-only
+    /// link's bytes when it has one.
+    package var storeBytes: Int64 { encodedSize.saturatingAdd(hasLink ? logicalSize : 0) }
+
+    package func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(Self.formatVersion)
+        w.i64(encodedSize)
+        w.i64(logicalSize)
+        w.i64(created)
+        w.u8(hasLink ? 1 : 0)
+        return w.bytes
+    }
+
+    package static func decode(_ bytes: UnsafeRawBufferPointer, digest: Digest) throws -> ContentRecord {
+        var r = ByteReader(bytes, what: "content \(digest)")
+        guard try r.u8() == formatVersion else { throw r.fail() }
+        let rec = ContentRecord(encodedSize: try r.i64(), logicalSize: try r.i64(), created: try r.i64(), hasLink: try r.u8() != 0)
+        guard rec.encodedSize >= 0, rec.logicalSize >= 0 else {
+            throw r.fail("encoded size \(rec.encodedSize) or logical size \(rec.logicalSize) is negative")
+        }
+        return rec
+    }
+
+    package init(encodedSize: Int64, logicalSize: Int64, created: Int64, hasLink: Bool) {
+        self.encodedSize = encodedSize
+        self.logicalSize = logicalSize
+        self.created = created
+        self.hasLink = hasLink
+    }
+}
+
+/// The read-only fast path: the inode of a store link -> its digest, with
+/// the size, mtime and ctime it had when recorded. Records written before
+/// ctime was kept (24 bytes) decode with no ctime: such an inode is not
+/// trusted until a snapshot reads it once and records its ctime.
+package struct InodeRecord: Sendable, Equatable {
+    package var digest: Digest
+    package var size: Int64
+    package var mtimeNanos: Int64
+    package var ctimeNanos: Int64? = nil
+
+    package static func key(dev: UInt64, ino: UInt64) -> [UInt8] {
+        var w = ByteWriter()
+        w.u64(dev)
+        w.u64(ino)
+        return w.bytes
+    }
+
+    package func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u64(digest.value)
+        w.i64(size)
+        w.i64(mtimeNanos)
+        if let ctimeNanos { w.i64(ctimeNanos) }
+        return w.bytes
+    }
+
+    package static func decode(_ bytes: UnsafeRawBufferPointer) throws -> InodeRecord {
+        var r = ByteReader(bytes, what: "inode")
+        var rec = InodeRecord(digest: Digest(try r.u64()), size: try r.i64(), mtimeNanos: try r.i64())
+        if !r.atEnd { rec.ctimeNanos = try r.i64() }
+        guard r.atEnd else { throw r.fail() }
+        return rec
+    }
+
+    package init(digest: Digest, size: Int64, mtimeNanos: Int64, ctimeNanos: Int64? = nil) {
+        self.digest = digest
+        self.size = size
+        self.mtimeNanos = mtimeNanos
+        self.ctimeNanos = ctimeNanos
+    }
+}
+
+extension Digest {
+    package var key: [UInt8] {
+        var w = ByteWriter()
+        w.u64(value)
+        return w.bytes
+    }
+
+    package init(key: UnsafeRawBufferPointer) throws {
+        guard key.count == 8 else { throw SnapshotterError.corrupt("metadata digest key has \(key.count) bytes") }
+        self.init(key.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+    }
+}
+
+/// `name:version`, the key of a snapshot (names never contain ':').
+package struct SnapshotKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    package var name: String
+    package var version: String
+
+    package var description: String { "\(name):\(version)" }
+    package var bytes: [UInt8] { Array(description.utf8) }
+
+    package init(name: String, version: String) {
+        self.name = name
+        self.version = version
+    }
+
+    package init(bytes: UnsafeRawBufferPointer) throws {
+        try self.init(parsing: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// `name:version` as `description` writes it.
+    package init(parsing s: String) throws {
+        guard let colon = s.lastIndex(of: ":") else {
+            throw SnapshotterError.corrupt("metadata snapshot key \(s.debugDescription) has no ':'")
+        }
+        name = String(s[..<colon])
+        version = String(s[s.index(after: colon)...])
+    }
+
+    package static func < (a: SnapshotKey, b: SnapshotKey) -> Bool {
+        (a.name, a.version) < (b.name, b.version)
+    }
+}

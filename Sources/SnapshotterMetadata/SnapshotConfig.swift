@@ -1,0 +1,205 @@
+import SnapshotterSystem
+import SnapshotterStore
+/// The snapshot config, the OCI config blob of FORMAT.md section 4.
+public enum SnapshotConfig {
+    public static let mediaType = "application/vnd.cncf.dragonfly.snapshotter.config.v1+json"
+    /// The default limit of a config's size (StoreOptions.maxConfigBytes).
+    public static let defaultMaxBytes = 512 << 20
+    /// Below 4 GiB: the store's record keeps the config with a 32-bit length.
+    public static let maxBytesRange = (64 << 10)...(3 << 30)
+
+    /// Encodes the files sorted by relative path, field for field as the Go
+    /// version writes them, so the same inputs give the same bytes.
+    public static func encode(_ files: [SnapshotFile]) -> [UInt8] {
+        var w = JSONWriter()
+        w.raw("{\"files\":[")
+        for (i, f) in files.sorted(by: { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }).enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"digest\":")
+            w.string(f.digest.description)
+            w.raw(",\"readOnly\":\(f.readOnly),\"relativePath\":")
+            w.string(f.relativePath)
+            w.raw(",\"metadata\":{\"mode\":\(f.mode),\"uid\":\(f.uid),\"gid\":\(f.gid),\"size\":\(f.size),\"mtime\":")
+            w.string(RFC3339.format(nanos: f.mtimeNanos))
+            w.raw(",\"typeflag\":\(f.typeflag)}}")
+        }
+        w.raw("]}")
+        return w.bytes
+    }
+
+    /// Decodes a config from a registry or another implementation: unknown
+    /// fields are ignored, any order is accepted, and every path is checked
+    /// before anything is returned.
+    public static func decode(_ bytes: [UInt8]) throws -> [SnapshotFile] {
+        var seen = Set<String>()
+        var files: [SnapshotFile] = []
+        var total: Int64 = 0
+        var reader = ConfigReader(bytes)
+        let count = try reader.forEachFile { i, item in
+            func bad(_ what: String) -> SnapshotterError {
+                SnapshotterError.invalid("snapshot config file \(i): \(what)")
+            }
+            guard let rawPath = item["relativePath"]?.stringValue else { throw bad("missing relativePath") }
+            let path: String
+            do { path = try PathGuard.normalize(rawPath) } catch let e as SnapshotterError { throw e.context("snapshot config file \(i)") }
+            guard let digestText = item["digest"]?.stringValue else { throw bad("missing digest") }
+            let digest = try Digest(parsing: digestText)
+            let readOnly = item["readOnly"]?.boolValue ?? false
+            let meta = item["metadata"] ?? .object([])
+            /// An integer field: absent or null is `fallback`; anything else
+            /// must be an integer in `range`.
+            func integer(_ name: String, _ fallback: Int64?, _ range: ClosedRange<Int64>) throws -> Int64 {
+                guard let v = meta[name], !v.isNull else {
+                    guard let fallback else { throw bad("missing \(name)") }
+                    return fallback
+                }
+                guard let n = v.int64Value, range.contains(n) else {
+                    throw bad("\(name) \(v.numberText ?? "(not a number)") is not an integer in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return n
+            }
+            let mode = try integer("mode", 0o644, 0...0o7777)
+            let uid = try integer("uid", 0, 0...Int64(UInt32.max))
+            let gid = try integer("gid", 0, 0...Int64(UInt32.max))
+            let size = try integer("size", nil, 0...Int64.max)
+            let typeflag = try integer("typeflag", 0, 0...255)
+            guard typeflag == 0 || typeflag == 48 else { throw bad("type flag \(typeflag) is not a regular file") }
+            let (newTotal, overflow) = total.addingReportingOverflow(size)
+            guard !overflow else { throw bad("size \(size) makes the total size exceed \(Int64.max) bytes") }
+            total = newTotal
+            var mtime: Int64 = 0
+            if let m = meta["mtime"], !m.isNull {
+                guard let text = m.stringValue else { throw bad("mtime is not a string") }
+                do { mtime = try RFC3339.parse(text) } catch let e as SnapshotterError { throw e.context("snapshot config file \(i): mtime") }
+            }
+            guard seen.insert(path).inserted else { throw bad("path \(path.debugDescription) appears twice") }
+            files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: readOnly, mode: UInt32(mode & 0o777),
+                                      uid: UInt32(uid), gid: UInt32(gid), size: size, mtimeNanos: mtime, typeflag: 0))
+        }
+        if count == nil { return [] }
+        try checkNoFileIsADirectory(files, seen)
+        return files
+    }
+
+    /// A path that is also a parent of another path cannot be restored.
+    package static func checkNoFileIsADirectory(_ files: [SnapshotFile]) throws {
+        try checkNoFileIsADirectory(files, Set(files.map(\.relativePath)))
+    }
+
+    package static func checkNoFileIsADirectory(_ files: [SnapshotFile], _ paths: Set<String>) throws {
+        for f in files {
+            var p = f.relativePath
+            while let slash = p.lastIndex(of: "/") {
+                p = String(p[..<slash])
+                if paths.contains(p) {
+                    throw SnapshotterError.invalid("path \(p.debugDescription) is both a file and the directory of \(f.relativePath.debugDescription)")
+                }
+            }
+        }
+    }
+}
+
+/// RFC 3339 timestamps with up to nine fractional digits, as Go's
+/// `time.Time` writes them in JSON. We always write UTC.
+package enum RFC3339 {
+    package static func format(nanos: Int64) -> String {
+        var secs = nanos / 1_000_000_000
+        var frac = nanos % 1_000_000_000
+        if frac < 0 { frac += 1_000_000_000; secs -= 1 }
+        var days = secs / 86_400
+        var rem = secs % 86_400
+        if rem < 0 { rem += 86_400; days -= 1 }
+        let (y, m, d) = civil(fromDays: days)
+        func pad(_ v: Int64, _ width: Int) -> String {
+            let s = String(v)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        var out = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2))"
+        if frac != 0 {
+            var f = pad(frac, 9)
+            while f.hasSuffix("0") { f.removeLast() }
+            out += "." + f
+        }
+        return out + "Z"
+    }
+
+    package static func parse(_ text: String) throws -> Int64 {
+        let b = Array(text.utf8)
+        func fail() -> SnapshotterError { SnapshotterError.invalid("time \(text.debugDescription) is not RFC 3339") }
+        func num(_ from: Int, _ len: Int) throws -> Int64 {
+            guard from + len <= b.count else { throw fail() }
+            var v: Int64 = 0
+            for i in from..<(from + len) {
+                guard (0x30...0x39).contains(b[i]) else { throw fail() }
+                v = v * 10 + Int64(b[i] - 0x30)
+            }
+            return v
+        }
+        guard b.count >= 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
+              b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t"),
+              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":") else { throw fail() }
+        let y = try num(0, 4), mo = try num(5, 2), d = try num(8, 2)
+        let h = try num(11, 2), mi = try num(14, 2), s = try num(17, 2)
+        guard (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { throw fail() }
+        var i = 19
+        var frac: Int64 = 0
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            var digits = 0
+            while i < b.count, (0x30...0x39).contains(b[i]) {
+                if digits < 9 { frac = frac * 10 + Int64(b[i] - 0x30) }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { throw fail() }
+            for _ in min(digits, 9)..<9 { frac *= 10 }
+        }
+        var offset: Int64 = 0
+        guard i < b.count else { throw fail() }
+        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+            i += 1
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            let sign: Int64 = b[i] == UInt8(ascii: "-") ? -1 : 1
+            guard i + 6 == b.count, b[i + 3] == UInt8(ascii: ":") else { throw fail() }
+            offset = sign * (try num(i + 1, 2) * 3600 + num(i + 4, 2) * 60)
+            i += 6
+        } else {
+            throw fail()
+        }
+        guard i == b.count else { throw fail() }
+        let days = daysFromCivil(y, mo, d)
+        let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset
+        // Before the epoch the fraction is taken from the next second, so
+        // the earliest instant (1677) does not overflow on the way.
+        let borrow: Int64 = secs < 0 && frac > 0 ? 1 : 0
+        let (r, o) = (secs + borrow).multipliedReportingOverflow(by: 1_000_000_000)
+        let (ns, o2) = r.addingReportingOverflow(frac - borrow * 1_000_000_000)
+        guard !o, !o2 else {
+            throw SnapshotterError.invalid("time \(text.debugDescription) is out of range (\(format(nanos: .min)) to \(format(nanos: .max)))")
+        }
+        return ns
+    }
+
+    // Howard Hinnant's civil-date algorithms.
+    package static func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    package static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+}

@@ -1,0 +1,67 @@
+import CXXHash
+import SnapshotterSystem
+
+/// An XXH3-64 content digest. Its text form is `xxh3:` and the hash in
+/// lowercase hex without leading zeros (Go's `%x`), which is also the name of
+/// the content file.
+public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let value: UInt64
+
+    public init(_ value: UInt64) { self.value = value }
+
+    /// Parses `xxh3:<hex>`; only the canonical form is accepted, so a
+    /// hostile config cannot name one content file in two ways.
+    public init(parsing text: String) throws {
+        guard text.hasPrefix("xxh3:") else {
+            throw SnapshotterError.invalid("digest \(text.debugDescription) is not of the form xxh3:<hex>")
+        }
+        try self.init(hex: String(text.dropFirst(5)))
+    }
+
+    /// Parses the hex part alone (a content file name).
+    public init(hex: String) throws {
+        guard !hex.isEmpty, hex.utf8.count <= 16,
+              hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
+              let v = UInt64(hex, radix: 16), String(v, radix: 16) == hex
+        else {
+            throw SnapshotterError.invalid("digest hex \(hex.debugDescription) is not canonical lowercase hex")
+        }
+        self.value = v
+    }
+
+    public var hex: String { String(value, radix: 16) }
+    public var description: String { "xxh3:" + hex }
+
+    public static func < (a: Digest, b: Digest) -> Bool { a.value < b.value }
+}
+
+/// Streaming XXH3-64 (seed 0) through libxxhash's AVX2 dispatch entry point.
+package final class XXH3Hasher {
+    private let state: OpaquePointer
+
+    package init() {
+        // XXH3_createState only fails when malloc does.
+        guard let s = XXH3_createState() else { preconditionFailure("out of memory") }
+        state = s
+        XXH3_64bits_reset(state)
+    }
+
+    deinit { XXH3_freeState(state) }
+
+    package func reset() { XXH3_64bits_reset(state) }
+
+    @inline(__always)
+    package func update(_ ptr: UnsafeRawPointer, _ count: Int) {
+        if count > 0 { XXH3_64bits_update_dispatch(state, ptr, count) }
+    }
+
+    package func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0.baseAddress!, $0.count) }
+    }
+
+    package var digest: Digest { Digest(XXH3_64bits_digest(state)) }
+
+    package static func hash(_ bytes: [UInt8]) -> Digest {
+        bytes.withUnsafeBytes { Digest(XXH3_64bits_dispatch($0.baseAddress, $0.count)) }
+    }
+}

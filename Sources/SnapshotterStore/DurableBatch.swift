@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+import SnapshotterSystem
+
+/// The small content files and read-only links of one snapshot, made
+/// durable together by one barrier before the metadata commit instead of
+/// one fsync each (docs/design-notes.md, "Batched durability"). A deferred
+/// content file stays under its temporary name until the barrier, so a
+/// final name still only ever holds content that was durable first.
+package final class DurableBatch: Sendable {
+    /// Files at least this large are fsynced and placed one by one: their
+    /// fsync costs their bytes, which the barrier would pay as well.
+    package static let deferBelow: Int64 = 1 << 20
+    /// Up to this many deferred files the barrier fsyncs each one; beyond
+    /// it, one syncfs of the store's filesystem.
+    package static let fsyncEachUpTo = 16
+
+    package enum Kind: UInt8, Sendable { case content, link }
+
+    /// One deferred file: a content temp (by its number) or a link (by digest).
+    package struct Entry: Sendable {
+        package var digest: Digest
+        package var number: UInt64
+        package var kind: Kind
+
+        package init(digest: Digest, number: UInt64, kind: Kind) {
+            self.digest = digest
+            self.number = number
+            self.kind = kind
+        }
+    }
+
+    private struct State {
+        var entries: [Entry] = []
+        var contentDigests: Set<Digest> = []
+        var nextNumber: UInt64 = 0
+    }
+
+    package let store: ContentStore
+    /// The store's content directory, opened before any write of the batch:
+    /// syncfs reports the writeback errors since this open.
+    private let dirFD: Int32
+    private let tag: String
+    private let state = Locked(State())
+
+    package init(store: ContentStore) throws {
+        self.store = store
+        dirFD = try Sys.open(store.contentDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+        tag = "\(ContentStore.tempPrefix)\(Sys.pid)-b\(String(cshim_random_u64(), radix: 36))-"
+    }
+
+    deinit {
+        discard()
+        Sys.close(dirFD)
+    }
+
+    /// Removes the temporary files of a batch that failed before (or in)
+    /// its barrier; after a barrier there is nothing left to remove.
+    package func discard() {
+        let entries = state.withLock { s -> [Entry] in
+            defer { s.entries = []; s.contentDigests = [] }
+            return s.entries
+        }
+        for e in entries where e.kind == .content { try? Sys.unlinkIfExists(at: store.contentDirFD, tempName(e.number), tempPath(e.number)) }
+    }
+
+    /// A fresh temporary content file name of this batch: its number and path.
+    package func newTemp() -> (UInt64, String) {
+        let n = state.withLock { s -> UInt64 in
+            s.nextNumber += 1
+            return s.nextNumber
+        }
+        return (n, tempPath(n))
+    }
+
+    package func tempPath(_ n: UInt64) -> String { "\(store.contentDir)/\(tag)\(n)" }
+    package func tempName(_ n: UInt64) -> String { "\(tag)\(n)" }
+
+    /// Keeps temporary file `n`, holding `digest`, for the barrier; false
+    /// when the batch already holds that content (drop this copy).
+    package func deferContent(_ n: UInt64, _ digest: Digest) -> Bool {
+        state.withLock { s in
+            guard s.contentDigests.insert(digest).inserted else { return false }
+            s.entries.append(Entry(digest: digest, number: n, kind: .content))
+            return true
+        }
+    }
+
+    /// A new read-only link whose data (the source's) must be durable.
+    package func deferLink(_ digest: Digest) {
+        state.withLock { $0.entries.append(Entry(digest: digest, number: 0, kind: .link)) }
+    }
+
+    /// Makes every deferred file durable, then renames deferred content to
+    /// its final name (content another process placed meanwhile wins). The
+    /// caller then fsyncs the store's directories once, as before. Returns
+    /// the digests whose content someone else put in place first.
+    @discardableResult
+    package func barrier() throws -> Set<Digest> {
+        let entries = state.withLock { s -> [Entry] in
+            defer { s.entries = []; s.contentDigests = [] }
+            return s.entries
+        }
+        if entries.isEmpty { return [] }
+        var lost = Set<Digest>()
+        do {
+            if entries.count <= Self.fsyncEachUpTo {
+                for e in entries { try fsyncEntry(e) }
+            } else {
+                try Sys.syncfs(dirFD, store.contentDir)
+            }
+            let dir = store.contentDirFD
+            for e in entries where e.kind == .content {
+                let name = tempName(e.number)
+                if try !Sys.renameNoReplace(at: dir, name, e.digest.hex, in: store.contentDir) {
+                    try Sys.unlinkIfExists(at: dir, name, tempPath(e.number))
+                    lost.insert(e.digest)
+                }
+            }
+        } catch {
+            for e in entries where e.kind == .content { try? Sys.unlinkIfExists(at: store.contentDirFD, tempName(e.number), tempPath(e.number)) }
+            throw error
+        }
+        return lost
+    }
+
+    private func fsyncEntry(_ e: Entry) throws {
+        let path = e.kind == .content ? tempPath(e.number) : store.linkPath(e.digest)
+        // A link a collector removed meanwhile: the commit finds it missing.
+        if e.kind == .link, try Sys.lstatIfExists(path) == nil { return }
+        let fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+        defer { Sys.close(fd) }
+        try Sys.fsync(fd, path)
+    }
+}

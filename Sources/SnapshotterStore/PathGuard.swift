@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SnapshotterSystem
+
+/// Keeps every relative path of a snapshot inside its directory
+/// (FORMAT.md section 7): the config may come from a registry someone else
+/// writes to, so restore checks as hard as snapshot.
+package enum PathGuard {
+    /// Lexically validates and normalises a relative path: no absolute paths,
+    /// no NUL, no `..` that climbs out, nothing empty. Returns the clean
+    /// form (`a/./b//c` becomes `a/b/c`).
+    package static func normalize(_ path: String) throws -> String {
+        guard !path.isEmpty else { throw SnapshotterError.invalid("relative path is empty") }
+        guard !path.hasPrefix("/") else {
+            throw SnapshotterError.invalid("relative path \(path.debugDescription) is absolute")
+        }
+        guard !path.utf8.contains(0) else {
+            throw SnapshotterError.invalid("relative path \(path.debugDescription) contains a NUL byte")
+        }
+        guard path.utf8.count <= 4096 else {
+            throw SnapshotterError.invalid("relative path is longer than 4096 bytes")
+        }
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            switch part {
+            case ".": continue
+            case "..":
+                if parts.isEmpty {
+                    throw SnapshotterError.invalid("relative path \(path.debugDescription) escapes its directory")
+                }
+                parts.removeLast()
+            default:
+                guard part.utf8.count <= 255 else {
+                    throw SnapshotterError.invalid("relative path \(path.debugDescription) has a component longer than 255 bytes")
+                }
+                parts.append(part)
+            }
+        }
+        guard !parts.isEmpty else {
+            throw SnapshotterError.invalid("relative path \(path.debugDescription) names the directory itself")
+        }
+        return parts.joined(separator: "/")
+    }
+
+    /// Checks that `relative` (already normalised) resolves inside `base`
+    /// (a realpath) following symlinks that exist on the way. Components that
+    /// do not exist yet are fine: they will be created as directories.
+    /// With `finalMayBeLink`, the last component itself is not followed
+    /// (restore replaces it; it never writes through it).
+    package static func checkInside(base: String, relative: String, followFinal: Bool) throws {
+        var none = Set<String>()
+        try checkInside(base: base, relative: relative, followFinal: followFinal, knownDirectories: &none)
+    }
+
+    /// The same, remembering in `knownDirectories` the relative directory
+    /// prefixes already found to be plain directories inside `base`, so
+    /// many files of one directory cost one check of it.
+    /// Returns the final component's lstat when it exists and is not a
+    /// symlink (so a caller that needs it saves a system call).
+    @discardableResult
+    package static func checkInside(base: String, relative: String, followFinal: Bool, knownDirectories: inout Set<String>) throws -> FileStat? {
+        let parts = relative.split(separator: "/")
+        var current = base
+        var start = 0
+        // Skip the longest parent prefix already known to be safe.
+        if parts.count > 1 {
+            for n in stride(from: parts.count - 1, through: 1, by: -1) {
+                let prefix = parts[0..<n].joined(separator: "/")
+                if knownDirectories.contains(prefix) {
+                    current = base + "/" + prefix
+                    start = n
+                    break
+                }
+            }
+        }
+        for (i, part) in parts.enumerated() where i >= start {
+            let next = Paths.join(current, String(part))
+            let isLast = i == parts.count - 1
+            guard let st = try Sys.lstatIfExists(next) else { return nil }
+            if (st.st_mode & S_IFMT) == S_IFLNK {
+                if isLast && !followFinal { return nil }
+                let resolved: String
+                do {
+                    resolved = try Sys.realpath(next)
+                } catch {
+                    throw SnapshotterError.invalid("path \(relative.debugDescription) goes through a symlink at \(next) that does not resolve")
+                }
+                guard resolved == base || resolved.hasPrefix(base == "/" ? "/" : base + "/") else {
+                    throw SnapshotterError.invalid("path \(relative.debugDescription) goes through a symlink at \(next) that leaves \(base)")
+                }
+                current = resolved
+            } else {
+                current = next
+                if isLast { return st }
+                if (st.st_mode & S_IFMT) == S_IFDIR && current == base + "/" + parts[0...i].joined(separator: "/") {
+                    knownDirectories.insert(parts[0...i].joined(separator: "/"))
+                }
+            }
+        }
+        return nil
+    }
+}
+
+/// Names and versions must be usable as OCI repository components and tags.
+public enum Naming {
+    /// OCI tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+    public static func validateVersion(_ version: String) throws {
+        let bytes = Array(version.utf8)
+        guard !bytes.isEmpty, bytes.count <= 128,
+              isAlnum(bytes[0]) || bytes[0] == UInt8(ascii: "_"),
+              bytes.allSatisfy({ isAlnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
+        else {
+            throw SnapshotterError.invalid("version \(version.debugDescription) is not a valid OCI tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})")
+        }
+    }
+
+    /// OCI repository path components, lowercase:
+    /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, joined by `/`; 255 bytes at most.
+    public static func validateName(_ name: String) throws {
+        let bytes = Array(name.utf8)
+        func fail() -> SnapshotterError {
+            SnapshotterError.invalid("name \(name.debugDescription) is not a valid OCI repository name (lowercase [a-z0-9] components separated by '.', '_', '__', '-' or '/')")
+        }
+        guard !bytes.isEmpty, bytes.count <= 255 else { throw fail() }
+        for component in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            guard let first = component.first, let last = component.last,
+                  isLowerAlnum(first), isLowerAlnum(last) else { throw fail() }
+            var i = component.startIndex
+            while i < component.endIndex {
+                let c = component[i]
+                if isLowerAlnum(c) { i += 1; continue }
+                // A separator run: '.', '_', '__' or one or more '-'.
+                var j = i
+                while j < component.endIndex && !isLowerAlnum(component[j]) { j += 1 }
+                let sep = component[i..<j]
+                let ok = sep.elementsEqual([UInt8(ascii: ".")]) || sep.elementsEqual([UInt8(ascii: "_")])
+                    || sep.elementsEqual([UInt8(ascii: "_"), UInt8(ascii: "_")])
+                    || sep.allSatisfy { $0 == UInt8(ascii: "-") }
+                guard ok else { throw fail() }
+                i = j
+            }
+        }
+    }
+
+    private static func isAlnum(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+    }
+
+    private static func isLowerAlnum(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a)
+    }
+}

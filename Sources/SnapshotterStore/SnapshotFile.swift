@@ -1,0 +1,30 @@
+import SnapshotterSystem
+/// One file of a snapshot, as recorded and as published in the config.
+public struct SnapshotFile: Sendable, Equatable {
+    public var relativePath: String
+    public var digest: Digest
+    public var readOnly: Bool
+    /// Permission bits only (`st_mode & 0o777`).
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Logical size in bytes.
+    public var size: Int64
+    /// Modification time in nanoseconds since the Unix epoch.
+    public var mtimeNanos: Int64
+    /// The tar type flag; 0 for a regular file.
+    public var typeflag: UInt8
+
+    public init(relativePath: String, digest: Digest, readOnly: Bool, mode: UInt32, uid: UInt32, gid: UInt32,
+                size: Int64, mtimeNanos: Int64, typeflag: UInt8 = 0) {
+        self.relativePath = relativePath
+        self.digest = digest
+        self.readOnly = readOnly
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.size = size
+        self.mtimeNanos = mtimeNanos
+        self.typeflag = typeflag
+    }
+}
