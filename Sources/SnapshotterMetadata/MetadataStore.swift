@@ -52,14 +52,19 @@ package final class MetadataStore: Sendable {
         let key = "\(Fork.generation) " + path
         env = try Self.open.withLock { table in
             if let existing = table[key]?.env { return existing }
-            let e = try LMDBEnvironment(directory: path, mapSize: mapSize, maxDatabases: 16, mode: permissions.databaseMode)
-            // An older store's 0644 files are brought to the mode too.
+            // The files get their mode (an older store's 0644 too) and group
+            // before LMDB opens them: closing any descriptor of lock.mdb
+            // drops the process's fcntl lock on it, and a process that then
+            // opens the store finds it unused and initializes the lock file
+            // again under the readers and the writer of this one (LMDB's
+            // caveat; it crashed both and lost leased content).
             for name in ["data.mdb", "lock.mdb"] {
                 let file = path + "/" + name
-                let fd = try Sys.open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                let fd = try Sys.open(file, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, permissions.databaseMode)
                 defer { Sys.close(fd) }
                 try permissions.apply(fd, mode: permissions.databaseMode, file)
             }
+            let e = try LMDBEnvironment(directory: path, mapSize: mapSize, maxDatabases: 16, mode: permissions.databaseMode)
             table[key] = WeakEnvironment(env: e)
             return e
         }

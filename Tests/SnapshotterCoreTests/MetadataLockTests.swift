@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import SnapshotterCore
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
+
+/// LMDB tells processes apart by an fcntl lock on lock.mdb that each one
+/// holds while its environment is open; a process that gets it exclusively
+/// initializes the lock file again. A process drops all its fcntl locks on
+/// a file when it closes any descriptor of it, so the store must never
+/// open and close lock.mdb beside LMDB (it did, to set the file's mode:
+/// a collector in another process then reset the lock file under a
+/// restorer, which crashed both and lost leased content).
+@Suite("Metadata lock across processes")
+struct MetadataLockTests {
+    /// Whether another process can take lock.mdb's first byte exclusively
+    /// (it must not while a store has the root open).
+    func lockFileIsFree(_ lockFile: String, scratch: String) async throws -> Bool {
+        let probe = """
+            import errno, fcntl, os, sys
+            fd = os.open(sys.argv[1], os.O_RDWR)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+            except OSError as e:
+                sys.exit(3 if e.errno in (errno.EACCES, errno.EAGAIN) else 4)
+            sys.exit(0)
+            """
+        let child = try Child("/usr/bin/python3", ["-c", probe, lockFile], scratch: scratch)
+        let exit = await child.wait()
+        #expect(!exit.signaled && (exit.status == 0 || exit.status == 3), "\(exit)")
+        return exit.status == 0
+    }
+
+    @Test("While a store is open, another process finds its lock file held", arguments: [false, true])
+    func lockHeldWhileOpen(withGroup: Bool) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdblock-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = StoreOptions()
+        o.gc.intervalSeconds = 0
+        if withGroup { o.storeGroup = getegid() }
+        let lockFile = dir + "/root/metadata/lock.mdb"
+        do {
+            let store = try Snapshotter(root: dir + "/root", options: o)
+            _ = try await store.list()
+            #expect(try await !lockFileIsFree(lockFile, scratch: dir))
+            await store.close()
+        }
+        // A second open of an existing store (its files' modes are checked
+        // again) keeps the lock as well.
+        let again = try Snapshotter(root: dir + "/root", options: o)
+        _ = try await again.list()
+        #expect(try await !lockFileIsFree(lockFile, scratch: dir))
+        await again.close()
+    }
+}
