@@ -42,6 +42,21 @@ def test_environment_variable_wins(libpath, tmp_path):
     assert r.stdout.split() == [libpath, "0.2.0"]
 
 
+def test_the_bundled_library_comes_first(libpath, tmp_path):
+    # A wheel's layout: the package with _lib/libsnapshotter.so.0 beside it.
+    # Its copy wins over the environment variable and pkg-config.
+    pkg = tmp_path / "site" / "snapshotter"
+    shutil.copytree(os.path.dirname(snapshotter.__file__), pkg,
+                    ignore=shutil.ignore_patterns("__pycache__", "_lib"))
+    (pkg / "_lib").mkdir()
+    shutil.copy(libpath, pkg / "_lib" / "libsnapshotter.so.0")
+    env = clean_env(SNAPSHOTTER_LIBRARY=libpath, PKG_CONFIG_PATH=str(tmp_path),
+                    PYTHONPATH=str(tmp_path / "site"))
+    r = run_python(PROBE, env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(pkg / "_lib" / "libsnapshotter.so.0"), "0.2.0"]
+
+
 def test_pkg_config_libdir_is_used(libpath, tmp_path):
     if shutil.which("pkg-config") is None:
         pytest.skip("no pkg-config")
@@ -78,6 +93,7 @@ def test_import_never_fails_and_a_missing_library_says_what_to_install():
     assert r.returncode == 0, r.stderr
     assert "libsnapshotter not found" in r.stdout
     assert "make install" in r.stdout and "SNAPSHOTTER_LIBRARY" in r.stdout and "PKG_CONFIG_PATH" in r.stdout
+    assert "snapshotter wheel" in r.stdout and "libsnapshotter0" in r.stdout
 
 
 def test_library_variable_naming_a_missing_file_is_an_error():
