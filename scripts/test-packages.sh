@@ -164,6 +164,9 @@ license_everywhere() {
     cmp LICENSE bindings/python/LICENSE && cmp LICENSE bindings/go/LICENSE || return 1
     cmp LICENSE "$TMP"/wheel/snapshotter-*.dist-info/licenses/LICENSE || return 1
     grep -qx 'License-Expression: Apache-2.0' "$TMP"/wheel/snapshotter-*.dist-info/METADATA || { echo "wheel: no Apache-2.0 license"; return 1; }
+    for d in liblmdb0 libxxhash0 libcurl4 libssl3; do
+        [ -s "$TMP/wheel/snapshotter.libs/licenses/$d.copyright" ] || { echo "wheel: no license of the bundled $d"; return 1; }
+    done
     url="$(sed -n 's/^URL: //p' "$TMP/dev/usr/lib/pkgconfig/snapshotter.pc")"
     [[ "$url" == https://* ]] && [[ "$url" != *.invalid* ]] || { echo "snapshotter.pc URL: $url"; return 1; }
     grep -qx "Project-URL: Homepage, $url" "$TMP"/wheel/snapshotter-*.dist-info/METADATA || { echo "wheel: homepage is not $url"; return 1; }
@@ -172,7 +175,7 @@ license_everywhere() {
         dpkg-deb --fsys-tarfile "$d" | tar -xO --wildcards './usr/share/doc/*/copyright' | grep '^License: Apache-2.0$' >/dev/null ||
             { echo "$d: no Apache-2.0 copyright file"; return 1; }
     done
-    echo "Apache-2.0 in the wheel and each deb; homepage $url"
+    echo "Apache-2.0 in the wheel and each deb, $(ls "$TMP/wheel/snapshotter.libs/licenses" | wc -l) licenses of bundled libraries in the wheel; homepage $url"
 }
 check "license and homepage in every package" license_everywhere
 
@@ -212,7 +215,7 @@ import sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
 print("wheel: %d bytes unpacked; bundled in snapshotter.libs/:" % sum(i.file_size for i in z.infolist()))
 for i in z.infolist():
-    if i.filename.startswith("snapshotter.libs/") and not i.is_dir():
+    if i.filename.startswith("snapshotter.libs/lib") and not i.is_dir():
         print("    %-44s %9d bytes" % (i.filename[len("snapshotter.libs/"):], i.file_size))
 PY
 "$OUT/tools-venv/bin/auditwheel" show "$WHEEL" | sed -n '1,3p'

