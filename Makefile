@@ -6,8 +6,8 @@
 #   make test-c                   C test suite against an installed copy
 #   make test-cli                 installed snapshotctl without the toolchain
 #   make example-c                the C example
-#   make wheel                    Python wheel with the library inside  } in
-#   make deb                      Debian packages                       } .build/packages
+#   make wheel                    Python wheel, the library inside (.build/packages)
+#   make deb                      Debian packages (.build/packages)
 
 PREFIX ?= /usr/local
 SWIFT ?= swift
@@ -23,7 +23,7 @@ SCRATCH := .build
 RELEASE := $(SCRATCH)/release
 TESTPREFIX := $(CURDIR)/$(SCRATCH)/test-prefix
 
-.PHONY: lib ctl man install uninstall test-c test-cli example-c clean-c stage wheel deb
+.PHONY: lib ctl man install uninstall test-c test-cli example-c clean-c
 
 lib:
 	$(SWIFT) build -c release --product snapshotter -Xswiftc -static-stdlib --scratch-path $(SCRATCH)
@@ -85,6 +85,7 @@ clean-c:
 # checks them.
 PKGDIR := $(SCRATCH)/packages
 STAGE := $(CURDIR)/$(PKGDIR)/stage
+.PHONY: stage wheel deb
 
 stage:
 	rm -rf $(STAGE)
