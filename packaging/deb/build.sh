@@ -46,12 +46,23 @@ mkdir -p "$work/snapshotctl/usr/share/zsh/vendor-completions"
 mv "$work/snapshotctl/usr/share/zsh/site-functions/_snapshotctl" "$work/snapshotctl/usr/share/zsh/vendor-completions/"
 rmdir "$work/snapshotctl/usr/share/zsh/site-functions"
 gzip -9n "$work/snapshotctl/usr/share/man/man1/snapshotctl.1"
+# bash-completion sources the file: no interpreter line. A library is not
+# executable.
+sed -i '1{/^#!/d}' "$work/snapshotctl/usr/share/bash-completion/completions/snapshotctl"
+chmod 0644 "$work/libsnapshotter0/usr/lib/libsnapshotter.so.$version"
 
+# The packages are native (their version is the header's): changelog.gz is
+# in Debian's format and points at the project's CHANGELOG.md, shipped
+# beside it; its date is the release's in CHANGELOG.md.
+released="$(sed -n "s/^## $version - \([0-9-]*\).*/\1/p" "$repo/CHANGELOG.md")"
+[ -n "$released" ] || { echo "deb: CHANGELOG.md has no '## $version - DATE' entry" >&2; exit 1; }
 for pkg in libsnapshotter0 libsnapshotter-dev snapshotctl; do
     doc="$work/$pkg/usr/share/doc/$pkg"
     mkdir -p "$doc" "$work/$pkg/DEBIAN"
     install -m 0644 "$here/copyright" "$doc/copyright"
-    gzip -9nc "$repo/CHANGELOG.md" >"$doc/changelog.gz"
+    gzip -9nc "$repo/CHANGELOG.md" >"$doc/CHANGELOG.md.gz"
+    printf 'libsnapshotter (%s) unstable; urgency=medium\n\n  * Release %s: see CHANGELOG.md.gz in this directory.\n\n -- %s  %s\n' \
+        "$version" "$version" "$maintainer" "$(LC_ALL=C date -u -R -d "$released 00:00:00")" | gzip -9n >"$doc/changelog.gz"
 done
 
 # System-library dependencies: dpkg-shlibdeps reads debian/control.
