@@ -8,7 +8,9 @@
 #   - the wheel, installed into a fresh venv in a mount namespace where
 #     neither the Swift toolchain, the repository's .build nor the system's
 #     liblmdb, libxxhash and libcurl can be seen (bind-mounted over), runs
-#     examples/python with its own copies;
+#     examples/python with its own copies, and with the registry services
+#     running (SERVICES_ENV or SNAPSHOTTER_TEST_SERVICES, as scripts/test.sh
+#     sets), publishes to and fetches from the TLS registry;
 #   - the debs, installed with `apt-get install ./*.deb` in a mount namespace
 #     whose /usr, /etc and /var are overlays on a tmpfs (the machine itself
 #     is never changed), with no toolchain and no .build: examples/c builds
@@ -44,7 +46,7 @@ hide_build_tree() {
 }
 
 inside_wheel() {
-    local work="$1" lib path
+    local work="$1" services="${2:-}" lib path
     hide_build_tree
     # The system's copies of what the wheel bundles read as empty files.
     for lib in liblmdb.so.0 libxxhash.so.0 libcurl.so.4; do
@@ -74,6 +76,32 @@ PY
         { cat "$work/example.log" >&2; return 1; }
     grep -q "every file matches" "$work/example.log" || { cat "$work/example.log" >&2; return 1; }
     echo "wheel: examples/python ran: $(grep "every file matches" "$work/example.log")"
+    if [ -z "$services" ]; then
+        echo "wheel: no SERVICES_ENV: the HTTPS registry round trip is skipped"
+        return 0
+    fi
+    # The bundled libcurl and OpenSSL over HTTPS with a CA file and Basic
+    # auth: publish, forget the local record, fetch the config back.
+    "$work/venv/bin/python" - "$services" "$work/tls" <<'PY'
+import filecmp, os, sys, uuid
+from snapshotter import File, Registry, Snapshotter
+env = dict(l.split("=", 1) for l in open(sys.argv[1]).read().splitlines() if "=" in l and not l.startswith("#"))
+work = sys.argv[2]
+base = os.path.join(work, "base")
+os.makedirs(base)
+with open(os.path.join(base, "state.bin"), "wb") as f:
+    f.write(os.urandom(1 << 16))
+registry = Registry(env["REGISTRY_TLS"], namespace="wheel", username=env["REGISTRY_TLS_USER"],
+                    password=env["REGISTRY_TLS_PASSWORD"], ca_file=env["REGISTRY_TLS_CA"])
+name = "tls-" + uuid.uuid4().hex[:12]
+with Snapshotter(os.path.join(work, "store"), registry=registry) as s:
+    s.snapshot(name, "v1", base, [File("state.bin")])
+    s.snapshot(name, "keep", base, [File("state.bin")])
+    s.delete(name, "v1")
+    s.restore(name, "v1", os.path.join(work, "out"))
+assert filecmp.cmp(os.path.join(base, "state.bin"), os.path.join(work, "out", "state.bin"), shallow=False)
+print("wheel: published to and fetched from", env["REGISTRY_TLS"], "(HTTPS, CA file, Basic auth) with the bundled libcurl")
+PY
 }
 
 inside_deb() {
@@ -114,7 +142,7 @@ inside_deb() {
 }
 
 case "${1:-}" in
---inside-wheel) inside_wheel "$2"; exit ;;
+--inside-wheel) inside_wheel "$2" "${3:-}"; exit ;;
 --inside-deb) inside_deb "$2"; exit ;;
 esac
 
@@ -195,8 +223,11 @@ deb_depends() {
 check "package dependencies and the SONAME" deb_depends
 
 cp "$WHEEL" examples/python/snapshot_example.py "$TMP/"
-check "wheel in a fresh venv without toolchain, .build or system lmdb/xxhash/curl: examples/python" \
-    unshare --mount --propagation private bash "$SELF" --inside-wheel "$TMP"
+# The registry services of scripts/services.sh, when running (scripts/test.sh
+# starts them): the wheel's libcurl then also talks HTTPS to one.
+SERVICES="${SERVICES_ENV:-${SNAPSHOTTER_TEST_SERVICES:-}}"
+check "wheel in a fresh venv without toolchain, .build or system lmdb/xxhash/curl: examples/python, HTTPS registry" \
+    unshare --mount --propagation private bash "$SELF" --inside-wheel "$TMP" "$SERVICES"
 
 mkdir -p "$TMP/debs" "$TMP/overlay"
 cp "${DEBS[@]}" "$TMP/debs/"
