@@ -6,6 +6,8 @@
 #   make test-c                   C test suite against an installed copy
 #   make test-cli                 installed snapshotctl without the toolchain
 #   make example-c                the C example
+#   make wheel                    Python wheel, the library inside (.build/packages)
+#   make deb                      Debian packages (.build/packages)
 
 PREFIX ?= /usr/local
 SWIFT ?= swift
@@ -75,3 +77,22 @@ example-c:
 
 clean-c:
 	rm -rf $(TESTPREFIX) .build/c-tests
+
+# Packages (packaging/), built from one `make install` into a staging tree
+# with PREFIX=/usr: a platform wheel of bindings/python with the library and
+# its system libraries inside, and the Debian packages libsnapshotter0,
+# libsnapshotter-dev and snapshotctl. scripts/test-packages.sh installs and
+# checks them.
+PKGDIR := $(SCRATCH)/packages
+STAGE := $(CURDIR)/$(PKGDIR)/stage
+.PHONY: stage wheel deb
+
+stage:
+	rm -rf $(STAGE)
+	$(MAKE) install DESTDIR=$(STAGE) PREFIX=/usr
+
+wheel: stage
+	bash packaging/wheel/build.sh $(STAGE) $(PKGDIR)
+
+deb: stage
+	bash packaging/deb/build.sh $(STAGE) $(PKGDIR)

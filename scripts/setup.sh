@@ -2,11 +2,15 @@
 # Installs what building, testing, the demo and the benchmark need on
 # Debian 12: the C libraries the package links (LMDB, xxHash, libcurl),
 # pkg-config, GNU time (/usr/bin/time), openssl (a fast data generator for
-# the benchmark) and python3. Idempotent: prints nothing when all is there,
-# and runs `apt-get update` only when an install needs it.
+# the benchmark), python3 and dpkg-dev (make deb). The wheel's tools come
+# from PyPI, pinned (packaging/wheel/requirements.txt). Idempotent: prints
+# nothing when all is there, and runs `apt-get update` only when an install
+# needs it.
 set -euo pipefail
 
 PACKAGES=(liblmdb-dev libxxhash-dev libcurl4-openssl-dev pkg-config time openssl make gcc g++ binutils curl python3-venv)
+# The Debian packages (make deb): dpkg-deb, dpkg-shlibdeps.
+PACKAGES+=(dpkg-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

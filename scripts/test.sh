@@ -150,6 +150,13 @@ export SERVICES_ENV="$SNAPSHOTTER_TEST_SERVICES"
 run_suite "Go binding tests" bash bindings/go/test.sh
 run_suite "Python binding tests" env PREFIX="$REPO_ROOT/.build/test-prefix" bash bindings/python/test.sh
 
+# ---------------------------------------------------------------- packages --
+# The wheel and the Debian packages, built from the release build the C
+# section made (make wheel deb), installed where no Swift toolchain or build
+# tree is visible (mount namespaces; the debs into overlays, so the machine
+# is unchanged), running the Python and C examples (scripts/test-packages.sh).
+run_suite "packages (wheel, deb)" scripts/test-packages.sh
+
 # ----------------------------------------------------------------- summary --
 section "summary"
 if [ "${#FAILED[@]}" -gt 0 ]; then

@@ -57,7 +57,7 @@ venv="${PY_VENV:-$work/venv}"
 # pip builds in the source directory (build/, *.egg-info): install from a
 # copy, so the work tree stays clean.
 mkdir -p "$work/pkg"
-cp -r "$here/pyproject.toml" "$here/README.md" "$here/src" "$work/pkg/"
+cp -r "$here/pyproject.toml" "$here/README.md" "$here/LICENSE" "$here/src" "$work/pkg/"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$work/pkg"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check pytest pytest-timeout
 "$venv/bin/python" -c 'import snapshotter, sys; print("python:", sys.version.split()[0], "snapshotter", snapshotter.__version__, "library", snapshotter.library_version())'

@@ -18,6 +18,11 @@ import snapshotter
 
 PROBE = "import snapshotter; print(snapshotter.library_path()); print(snapshotter.library_version())"
 
+# Installed from the wheel, the package's own library always wins: the
+# lookups after it are only reached by a package installed from source.
+from_source = pytest.mark.skipif(os.path.exists(snapshotter._ffi.BUNDLED),
+                                 reason="the wheel's bundled library always wins")
+
 
 def run_python(code: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
@@ -35,6 +40,7 @@ def libpath() -> str:
     return os.path.realpath(snapshotter.library_path())
 
 
+@from_source
 def test_environment_variable_wins(libpath, tmp_path):
     # Even with a pkg-config that points elsewhere.
     r = run_python(PROBE, clean_env(SNAPSHOTTER_LIBRARY=libpath, PKG_CONFIG_PATH=str(tmp_path)))
@@ -42,6 +48,26 @@ def test_environment_variable_wins(libpath, tmp_path):
     assert r.stdout.split() == [libpath, "0.2.0"]
 
 
+def test_the_bundled_library_comes_first(libpath, tmp_path):
+    # A wheel's layout: the package with _lib/libsnapshotter.so.0 beside it.
+    # Its copy wins over the environment variable and pkg-config.
+    pkg = tmp_path / "site" / "snapshotter"
+    shutil.copytree(os.path.dirname(snapshotter.__file__), pkg,
+                    ignore=shutil.ignore_patterns("__pycache__", "_lib"))
+    (pkg / "_lib").mkdir()
+    shutil.copy(libpath, pkg / "_lib" / "libsnapshotter.so.0")
+    # A wheel's library finds its libcurl, LMDB and xxHash beside the package.
+    libs = os.path.join(os.path.dirname(os.path.dirname(snapshotter.__file__)), "snapshotter.libs")
+    if os.path.isdir(libs):
+        shutil.copytree(libs, tmp_path / "site" / "snapshotter.libs")
+    env = clean_env(SNAPSHOTTER_LIBRARY=libpath, PKG_CONFIG_PATH=str(tmp_path),
+                    PYTHONPATH=str(tmp_path / "site"))
+    r = run_python(PROBE, env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(pkg / "_lib" / "libsnapshotter.so.0"), "0.2.0"]
+
+
+@from_source
 def test_pkg_config_libdir_is_used(libpath, tmp_path):
     if shutil.which("pkg-config") is None:
         pytest.skip("no pkg-config")
@@ -54,6 +80,7 @@ def test_pkg_config_libdir_is_used(libpath, tmp_path):
     assert os.path.dirname(r.stdout.split()[0]) == libdir
 
 
+@from_source
 def test_system_search_is_the_last_resort(libpath):
     libdir = os.path.dirname(libpath)
     # find_library consults LD_LIBRARY_PATH (through ld) on Linux.
@@ -62,6 +89,7 @@ def test_system_search_is_the_last_resort(libpath):
     assert "libsnapshotter" in r.stdout
 
 
+@from_source
 def test_import_never_fails_and_a_missing_library_says_what_to_install():
     if ctypes.util.find_library("snapshotter"):
         pytest.skip("libsnapshotter is installed system-wide here")
@@ -78,8 +106,10 @@ def test_import_never_fails_and_a_missing_library_says_what_to_install():
     assert r.returncode == 0, r.stderr
     assert "libsnapshotter not found" in r.stdout
     assert "make install" in r.stdout and "SNAPSHOTTER_LIBRARY" in r.stdout and "PKG_CONFIG_PATH" in r.stdout
+    assert "snapshotter wheel" in r.stdout and "libsnapshotter0" in r.stdout
 
 
+@from_source
 def test_library_variable_naming_a_missing_file_is_an_error():
     r = run_python(
         "import snapshotter\ntry:\n snapshotter.library_version()\nexcept snapshotter.LibraryError as e:\n print(e)",
@@ -88,6 +118,7 @@ def test_library_variable_naming_a_missing_file_is_an_error():
     assert "SNAPSHOTTER_LIBRARY=/nonexistent/libsnapshotter.so does not exist" in r.stdout, r.stderr
 
 
+@from_source
 @pytest.mark.parametrize("number,text", [(99, "0.0.99"), (10000, "1.0.0")])
 def test_a_library_of_another_version_is_refused(tmp_path, number, text):
     cc = shutil.which("cc") or shutil.which("gcc")

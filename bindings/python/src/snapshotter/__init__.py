@@ -10,8 +10,9 @@ A Python binding (ctypes) of libsnapshotter::
                         File("rootfs/disk.img")])
         store.restore("sandboxes/sb-42", "ckpt-1", "/run/sb-42-copy")
 
-The C library is found through ``$SNAPSHOTTER_LIBRARY``, then pkg-config
-(``snapshotter.pc``), then the system library search, when first needed.
+The C library is found when first needed: the wheel's own copy, then
+``$SNAPSHOTTER_LIBRARY``, then pkg-config (``snapshotter.pc``), then the
+system library search.
 """
 
 from __future__ import annotations

@@ -324,7 +324,9 @@ _SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
 _OPTIONAL = frozenset({"snapshotter_repair_async", "snapshotter_repair"})
 
 INSTALL_HINT = (
-    "Install libsnapshotter (in its repository: `make install PREFIX=/usr/local`), then either "
+    "Install the snapshotter wheel, which carries the library (in libsnapshotter's repository: "
+    "`make wheel`), or the libsnapshotter0 Debian package (`make deb`), or install libsnapshotter "
+    "from source (`make install PREFIX=/usr/local`), then either "
     "set SNAPSHOTTER_LIBRARY to the path of libsnapshotter.so, add PREFIX/lib/pkgconfig to "
     "PKG_CONFIG_PATH, or add PREFIX/lib to the system library path (ldconfig)."
 )
@@ -393,12 +395,20 @@ def _pkg_config_libdir() -> Optional[str]:
     return libdir if r.returncode == 0 and libdir else None
 
 
+# Where the wheel (`make wheel`) puts its own copy of the library, named by
+# its SONAME; a package installed from source has no such directory.
+BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", "libsnapshotter.so.0")
+
+
 def find_library() -> Tuple[str, List[str]]:
     """The path to load, and what was tried (for the error message).
 
-    Order: $SNAPSHOTTER_LIBRARY, pkg-config's libdir, the system search.
+    Order: the wheel's bundled copy, $SNAPSHOTTER_LIBRARY, pkg-config's
+    libdir, the system search.
     """
-    tried: List[str] = []
+    if os.path.exists(BUNDLED):
+        return BUNDLED, []
+    tried: List[str] = [f"the wheel's {BUNDLED} (none: installed from source)"]
     env = os.environ.get("SNAPSHOTTER_LIBRARY")
     if env:
         if not os.path.exists(env):
