@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds every product and runs
-# the Swift test suite (Swift Testing) under AddressSanitizer, then under
-# ThreadSanitizer, then the fuzzers, the C ABI and the bindings' suites. Exits non-zero when
-# anything fails. The services the tests need (registry, S3, Dragonfly
+# Runs every test: installs what is missing, checks the layers' imports and
+# the sources' shape, builds every product and runs the Swift test suite
+# (Swift Testing) under AddressSanitizer, then under ThreadSanitizer, then
+# the fuzzers, the C ABI, the installed CLI, the bindings' suites and the
+# wheel and Debian packages. Exits non-zero when anything fails. The services the tests need (registry, S3, Dragonfly
 # stand-in) are started with scripts/services.sh; the trap stops them however
 # the script ends.
 set -euo pipefail
