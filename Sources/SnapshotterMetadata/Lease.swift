@@ -17,13 +17,6 @@ package struct Lease: Sendable {
     /// The holder's lease file; nil in records of older versions, which
     /// are judged by the pid and start time in their key.
     package var holder: String?
-
-    package init(key: [UInt8], snapshots: [SnapshotKey], digests: [Digest], holder: String? = nil) {
-        self.key = key
-        self.snapshots = snapshots
-        self.digests = digests
-        self.holder = holder
-    }
 }
 
 /// The leases in force, as read in one transaction.

@@ -11,10 +11,6 @@ package struct ByteWriter {
     package mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
     package mutating func blob(_ b: [UInt8]) { u32(UInt32(b.count)); bytes.append(contentsOf: b) }
     package mutating func string(_ s: String) { blob(Array(s.utf8)) }
-
-    package init(bytes: [UInt8] = []) {
-        self.bytes = bytes
-    }
 }
 
 package struct ByteReader {

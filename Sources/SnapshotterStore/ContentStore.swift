@@ -71,13 +71,6 @@ package final class ContentStore: Sendable {
         /// True when this call put the content file in place; false when an
         /// identical one was already there.
         package var created: Bool
-
-        package init(digest: Digest, encodedSize: Int64, logicalSize: Int64, created: Bool) {
-            self.digest = digest
-            self.encodedSize = encodedSize
-            self.logicalSize = logicalSize
-            self.created = created
-        }
     }
 
     /// Encodes the open file into a new content file in one pass (read once,

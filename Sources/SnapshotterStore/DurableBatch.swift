@@ -24,12 +24,6 @@ package final class DurableBatch: Sendable {
         package var digest: Digest
         package var number: UInt64
         package var kind: Kind
-
-        package init(digest: Digest, number: UInt64, kind: Kind) {
-            self.digest = digest
-            self.number = number
-            self.kind = kind
-        }
     }
 
     private struct State {

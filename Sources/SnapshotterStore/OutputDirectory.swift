@@ -31,11 +31,6 @@ package final class OutputDirectory: Sendable {
     package struct Temp: Sendable {
         package var dir: String
         package var name: String
-
-        package init(dir: String, name: String) {
-            self.dir = dir
-            self.name = name
-        }
     }
 
     /// The root as resolved when opened; for messages only.

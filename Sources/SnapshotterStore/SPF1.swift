@@ -14,11 +14,6 @@ package enum SPF1 {
     package struct Extent: Equatable, Sendable {
         package var offset: Int64
         package var length: Int64
-
-        package init(offset: Int64, length: Int64) {
-            self.offset = offset
-            self.length = length
-        }
     }
 
     package struct EncodeResult: Sendable {
@@ -26,13 +21,6 @@ package enum SPF1 {
         package var encodedSize: Int64
         package var logicalSize: Int64
         package var extents: Int
-
-        package init(digest: Digest, encodedSize: Int64, logicalSize: Int64, extents: Int) {
-            self.digest = digest
-            self.encodedSize = encodedSize
-            self.logicalSize = logicalSize
-            self.extents = extents
-        }
     }
 
     /// The data regions of an open file as SEEK_DATA/SEEK_HOLE report them;
@@ -114,11 +102,6 @@ package enum SPF1 {
     package struct DecodeResult: Sendable {
         package var digest: Digest
         package var logicalSize: Int64
-
-        package init(digest: Digest, logicalSize: Int64) {
-            self.digest = digest
-            self.logicalSize = logicalSize
-        }
     }
 
     /// Decodes the SPF1 stream in `src` (a file of `streamLength` bytes) into

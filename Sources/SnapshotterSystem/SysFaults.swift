@@ -32,14 +32,6 @@ extension Sys {
             package var nth: Int = 1
             /// ... and how many matching calls from it fail (Int.max: all).
             package var times: Int = 1
-
-            package init(op: SysOp, errno: Int32, scope: String, nth: Int = 1, times: Int = 1) {
-                self.op = op
-                self.errno = errno
-                self.scope = scope
-                self.nth = nth
-                self.times = times
-            }
         }
 
         private struct Entry {

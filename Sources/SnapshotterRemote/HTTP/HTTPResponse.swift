@@ -11,11 +11,4 @@ package struct HTTPResponse: Sendable {
     package var effectiveURL: String
 
     package func header(_ name: String) -> String? { headers[name.lowercased()] }
-
-    package init(status: Int, headers: [String: String], body: [UInt8], effectiveURL: String) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.effectiveURL = effectiveURL
-    }
 }

@@ -41,13 +41,6 @@ package struct RetryPolicy: Sendable, Equatable {
         let doublings = min(max(attempt - 1, 0), maxDoublings)
         return min(baseDelayMs * Double(1 << doublings) * jitter, maxDelayMs)
     }
-
-    package init(retries: Int, baseDelayMs: Double, maxDoublings: Int, maxDelayMs: Double) {
-        self.retries = retries
-        self.baseDelayMs = baseDelayMs
-        self.maxDoublings = maxDoublings
-        self.maxDelayMs = maxDelayMs
-    }
 }
 
 /// One request's attempts under a policy: each `retry` that says yes has

@@ -37,9 +37,4 @@ package struct AuthChallenge: Equatable {
         }
         return AuthChallenge(scheme: scheme, params: params)
     }
-
-    package init(scheme: String, params: [String: String]) {
-        self.scheme = scheme
-        self.params = params
-    }
 }

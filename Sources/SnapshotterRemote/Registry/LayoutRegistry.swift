@@ -145,12 +145,6 @@ package final class LayoutRegistry: MetadataRegistry {
         package var ref: String
         package var digest: String
         package var size: Int
-
-        package init(ref: String, digest: String, size: Int) {
-            self.ref = ref
-            self.digest = digest
-            self.size = size
-        }
     }
 
     package func withIndexLock<T>(_ body: () throws -> T) throws -> T {

@@ -82,11 +82,6 @@ package enum SnapshotArtifact {
     package struct ConfigDescriptor: Sendable {
         package var digest: String
         package var size: Int
-
-        package init(digest: String, size: Int) {
-            self.digest = digest
-            self.size = size
-        }
     }
 
     /// Checks a pulled manifest: OCI image manifest, our artifact type (or,

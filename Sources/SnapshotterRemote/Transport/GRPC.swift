@@ -50,11 +50,6 @@ package struct GRPCTarget: Sendable, Equatable {
         guard !hostChars.isEmpty, hostChars.allSatisfy(allowed) else { throw bad("has no valid host") }
         return GRPCTarget(socketPath: nil, base: "http://\(host):\(p)")
     }
-
-    package init(socketPath: String?, base: String) {
-        self.socketPath = socketPath
-        self.base = base
-    }
 }
 
 /// A call's end other than OK: the server's grpc-status and grpc-message.
@@ -86,11 +81,6 @@ package struct GRPCStatusError: Error, CustomStringConvertible {
         }
         return GRPCStatusError(code: code, message: "the server answered HTTP \(status), not gRPC")
     }
-
-    package init(code: Int, message: String) {
-        self.code = code
-        self.message = message
-    }
 }
 
 /// A call that broke below gRPC: no connection, a dropped stream, a
@@ -98,11 +88,6 @@ package struct GRPCStatusError: Error, CustomStringConvertible {
 package struct GRPCTransportError: Error {
     package let message: String
     package let timedOut: Bool
-
-    package init(message: String, timedOut: Bool) {
-        self.message = message
-        self.timedOut = timedOut
-    }
 }
 
 /// The length-prefixed messages of a gRPC body, taken as the bytes arrive

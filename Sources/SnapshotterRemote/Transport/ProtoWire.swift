@@ -17,12 +17,6 @@ package enum ProtoWire {
         package let number: UInt64
         package let name: String
         package let wire: WireType
-
-        package init(number: UInt64, name: String, wire: WireType) {
-            self.number = number
-            self.name = name
-            self.wire = wire
-        }
     }
 
     /// A message's declared fields, for the reader: a declared field with
@@ -32,11 +26,6 @@ package enum ProtoWire {
         package let fields: [Field]
 
         package func field(_ number: UInt64) -> Field? { fields.first { $0.number == number } }
-
-        package init(name: String, fields: [Field]) {
-            self.name = name
-            self.fields = fields
-        }
     }
 
     // MARK: writing
@@ -81,10 +70,6 @@ package enum ProtoWire {
             tag(field, .bytes)
             varint(UInt64(encoded.count))
             bytes.append(contentsOf: encoded)
-        }
-
-        package init(bytes: [UInt8] = []) {
-            self.bytes = bytes
         }
     }
 
