@@ -11,8 +11,14 @@ import SnapshotterStore
 final class LMDBEnvironment: @unchecked Sendable {
     private let env: OpaquePointer
     let path: String
+    /// Run by deinit around mdb_env_close (SharedEnvironments).
+    private let willClose: @Sendable () -> Void
+    private let didClose: @Sendable () -> Void
 
-    init(directory: String, mapSize: Int, maxDatabases: UInt32, mode: mode_t = 0o600) throws {
+    init(directory: String, mapSize: Int, maxDatabases: UInt32, mode: mode_t = 0o600,
+         willClose: @escaping @Sendable () -> Void = {}, didClose: @escaping @Sendable () -> Void = {}) throws {
+        self.willClose = willClose
+        self.didClose = didClose
         var e: OpaquePointer?
         try LMDBEnvironment.check(mdb_env_create(&e), "create metadata environment")
         guard let e else { throw SnapshotterError(.internal, "mdb_env_create returned no environment") }
@@ -33,7 +39,11 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    deinit { mdb_env_close(env) }
+    deinit {
+        willClose()
+        mdb_env_close(env)
+        didClose()
+    }
 
     static func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
         guard rc != 0 else { return }

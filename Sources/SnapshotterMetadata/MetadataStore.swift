@@ -36,38 +36,10 @@ package final class MetadataStore: Sendable {
     /// This instance's lease file, a sibling of the metadata directory.
     package let leaseFile: LeaseFile
 
-    /// LMDB must not be opened twice in one process (its POSIX locks are
-    /// per process), so stores on the same root share one environment. A
-    /// forked child must not use its parent's (LMDB: no environment across
-    /// fork), so environments are keyed by fork generation too.
-    private static let open = ForkSafeLock<[String: WeakEnvironment]>([:])
-
-    private struct WeakEnvironment {
-        weak var env: LMDBEnvironment?
-    }
-
     package init(directory: String, mapSize: Int, permissions: StorePermissions = StorePermissions()) throws {
         try permissions.ownDirectory(directory)
         let path = try Sys.realpath(directory)
-        let key = "\(Fork.generation) " + path
-        env = try Self.open.withLock { table in
-            if let existing = table[key]?.env { return existing }
-            // The files get their mode (an older store's 0644 too) and group
-            // before LMDB opens them: closing any descriptor of lock.mdb
-            // drops the process's fcntl lock on it, and a process that then
-            // opens the store finds it unused and initializes the lock file
-            // again under the readers and the writer of this one (LMDB's
-            // caveat; it crashed both and lost leased content).
-            for name in ["data.mdb", "lock.mdb"] {
-                let file = path + "/" + name
-                let fd = try Sys.open(file, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, permissions.databaseMode)
-                defer { Sys.close(fd) }
-                try permissions.apply(fd, mode: permissions.databaseMode, file)
-            }
-            let e = try LMDBEnvironment(directory: path, mapSize: mapSize, maxDatabases: 16, mode: permissions.databaseMode)
-            table[key] = WeakEnvironment(env: e)
-            return e
-        }
+        env = try SharedEnvironments.environment(path: path, mapSize: mapSize, permissions: permissions)
         snapshots = try env.openDatabase("snapshots")
         access = try env.openDatabase("access")
         content = try env.openDatabase("content")

@@ -58,4 +58,55 @@ struct MetadataLockTests {
         #expect(try await !lockFileIsFree(lockFile, scratch: dir))
         await again.close()
     }
+
+    /// Set by the hooks and the opener, awaited by the test.
+    final class Events: @unchecked Sendable {
+        let closing = DispatchSemaphore(value: 0)
+        let releaseClose = DispatchSemaphore(value: 0)
+        /// Signalled when the second open returns or starts to wait.
+        let progress = DispatchSemaphore(value: 0)
+        let opened = DispatchSemaphore(value: 0)
+        var store: MetadataStore?
+        var second: MetadataStore?
+    }
+
+    @Test("Opening a root while its last store closes waits for the close, and the lock stays held")
+    func reopenWaitsForClose() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdbclose-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/metadata", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let meta = dir + "/metadata"
+        let ev = Events()
+        ev.store = try MetadataStore(directory: meta, mapSize: 1 << 22)
+        let real = try Sys.realpath(meta)
+        SharedEnvironments.hooks.withLock {
+            $0.willClose = { path in
+                guard path == real else { return }
+                ev.closing.signal()
+                ev.releaseClose.wait()
+            }
+            $0.waiting = { path in if path == real { ev.progress.signal() } }
+        }
+        defer { SharedEnvironments.hooks.withLock { $0 = .init() } }
+        // The last store of the root goes on one thread: its environment
+        // stops just before it closes.
+        DispatchQueue.global().async { ev.store = nil }
+        await withCheckedContinuation { c in DispatchQueue.global().async { ev.closing.wait(); c.resume() } }
+        // The root is opened again meanwhile on another thread.
+        DispatchQueue.global().async {
+            ev.second = try? MetadataStore(directory: meta, mapSize: 1 << 22)
+            ev.progress.signal()
+            ev.opened.signal()
+        }
+        // Once the open has returned (the bug) or waits (the fix), the old
+        // environment closes.
+        await withCheckedContinuation { c in DispatchQueue.global().async { ev.progress.wait(); c.resume() } }
+        ev.releaseClose.signal()
+        await withCheckedContinuation { c in DispatchQueue.global().async { ev.opened.wait(); c.resume() } }
+        #expect(ev.second != nil)
+        #expect(try await !lockFileIsFree(meta + "/lock.mdb", scratch: dir))
+        SharedEnvironments.hooks.withLock { $0 = .init() }
+        ev.second = nil
+    }
 }
+
