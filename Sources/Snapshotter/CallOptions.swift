@@ -12,6 +12,19 @@ private func callRemote(_ store: StoreHandle, _ opts: OpaquePointer?) throws -> 
     return try store.engine.callRemote(registry: resolved.registry, content: resolved.content)
 }
 
+/// Starts an operation whose work `body` makes from the call's settings.
+private func startWithOptions(
+    _ s: OpaquePointer?, _ opts: OpaquePointer?, _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
+    _ payload: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
+    _ body: (CallRemote?) throws -> @Sendable (StoreHandle, OpHandle) async throws -> OpResult
+) -> Int32 {
+    guarded {
+        out?.pointee = nil
+        let store = try Handles.require(s, StoreHandle.self, "store")
+        return try startAsync(s, progress, done, payload, out, try body(try callRemote(store, opts)))
+    }
+}
+
 @_cdecl("snapshotter_snapshot_with_options_async")
 public func snapshotter_snapshot_with_options_async(
     _ s: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
@@ -19,12 +32,8 @@ public func snapshotter_snapshot_with_options_async(
     _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
     _ payload: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
 ) -> Int32 {
-    guarded {
-        out?.pointee = nil
-        let store = try Handles.require(s, StoreHandle.self, "store")
-        let remote = try callRemote(store, opts)
-        return try startAsync(s, progress, done, payload, out,
-                              try snapshotBody(s, name, version, baseDir, files, remote: remote))
+    startWithOptions(s, opts, progress, done, payload, out) { remote in
+        try snapshotBody(s, name, version, baseDir, files, remote: remote)
     }
 }
 
@@ -35,11 +44,7 @@ public func snapshotter_restore_with_options_async(
     _ progress: snapshotter_progress_cb?, _ done: snapshotter_done_cb?,
     _ payload: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
 ) -> Int32 {
-    guarded {
-        out?.pointee = nil
-        let store = try Handles.require(s, StoreHandle.self, "store")
-        let remote = try callRemote(store, opts)
-        return try startAsync(s, progress, done, payload, out,
-                              try restoreBody(name, version, output, flags, remote: remote))
+    startWithOptions(s, opts, progress, done, payload, out) { remote in
+        try restoreBody(name, version, output, flags, remote: remote)
     }
 }
