@@ -46,7 +46,7 @@ package enum PathGuard {
     /// Checks that `relative` (already normalised) resolves inside `base`
     /// (a realpath) following symlinks that exist on the way. Components that
     /// do not exist yet are fine: they will be created as directories.
-    /// With `finalMayBeLink`, the last component itself is not followed
+    /// Without `followFinal`, the last component itself is not followed
     /// (restore replaces it; it never writes through it).
     package static func checkInside(base: String, relative: String, followFinal: Bool) throws {
         var none = Set<String>()
