@@ -66,8 +66,10 @@ struct MetadataLockTests {
         /// Signalled when the second open returns or starts to wait.
         let progress = DispatchSemaphore(value: 0)
         let opened = DispatchSemaphore(value: 0)
-        var store: MetadataStore?
-        var second: MetadataStore?
+        // Locked, not plain vars: ThreadSanitizer does not see
+        // DispatchSemaphore's ordering.
+        let store = Locked<MetadataStore?>(nil)
+        let second = Locked<MetadataStore?>(nil)
     }
 
     @Test("Opening a root while its last store closes waits for the close, and the lock stays held")
@@ -77,7 +79,8 @@ struct MetadataLockTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let meta = dir + "/metadata"
         let ev = Events()
-        ev.store = try MetadataStore(directory: meta, mapSize: 1 << 22)
+        // No local reference: the store must go when the test drops it.
+        try ev.store.withLock { $0 = try MetadataStore(directory: meta, mapSize: 1 << 22) }
         let real = try Sys.realpath(meta)
         SharedEnvironments.hooks.withLock {
             $0.willClose = { path in
@@ -90,11 +93,12 @@ struct MetadataLockTests {
         defer { SharedEnvironments.hooks.withLock { $0 = .init() } }
         // The last store of the root goes on one thread: its environment
         // stops just before it closes.
-        DispatchQueue.global().async { ev.store = nil }
+        DispatchQueue.global().async { ev.store.withLock { $0 = nil } }
         await withCheckedContinuation { c in DispatchQueue.global().async { ev.closing.wait(); c.resume() } }
         // The root is opened again meanwhile on another thread.
         DispatchQueue.global().async {
-            ev.second = try? MetadataStore(directory: meta, mapSize: 1 << 22)
+            let opened = try? MetadataStore(directory: meta, mapSize: 1 << 22)
+            ev.second.withLock { $0 = opened }
             ev.progress.signal()
             ev.opened.signal()
         }
@@ -103,10 +107,10 @@ struct MetadataLockTests {
         await withCheckedContinuation { c in DispatchQueue.global().async { ev.progress.wait(); c.resume() } }
         ev.releaseClose.signal()
         await withCheckedContinuation { c in DispatchQueue.global().async { ev.opened.wait(); c.resume() } }
-        #expect(ev.second != nil)
+        #expect(ev.second.withLock { $0 != nil })
         #expect(try await !lockFileIsFree(meta + "/lock.mdb", scratch: dir))
         SharedEnvironments.hooks.withLock { $0 = .init() }
-        ev.second = nil
+        ev.second.withLock { $0 = nil }
     }
 }
 
