@@ -17,26 +17,29 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     init(directory: String, mapSize: Int, maxDatabases: UInt32, mode: mode_t = 0o600,
          willClose: @escaping @Sendable () -> Void = {}, didClose: @escaping @Sendable () -> Void = {}) throws {
-        self.willClose = willClose
-        self.didClose = didClose
-        var e: OpaquePointer?
-        try LMDBEnvironment.check(mdb_env_create(&e), "create metadata environment")
-        guard let e else { throw SnapshotterError(.internal, "mdb_env_create returned no environment") }
-        env = e
-        path = directory
+        var created: OpaquePointer?
+        try LMDBEnvironment.check(mdb_env_create(&created), "create metadata environment")
+        guard let e = created else { throw SnapshotterError(.internal, "mdb_env_create returned no environment") }
+        // Set up on the local handle and closed here on failure: the stored
+        // properties are assigned only once it is open, so a failed init
+        // never reaches deinit (which would close it a second time).
         do {
-            try LMDBEnvironment.check(mdb_env_set_maxdbs(env, maxDatabases), "configure metadata")
-            try LMDBEnvironment.check(mdb_env_set_mapsize(env, mapSize), "configure metadata")
-            try LMDBEnvironment.check(mdb_env_set_maxreaders(env, 1024), "configure metadata")
+            try LMDBEnvironment.check(mdb_env_set_maxdbs(e, maxDatabases), "configure metadata")
+            try LMDBEnvironment.check(mdb_env_set_mapsize(e, mapSize), "configure metadata")
+            try LMDBEnvironment.check(mdb_env_set_maxreaders(e, 1024), "configure metadata")
             // NOTLS: read transactions are not tied to a thread's TLS slot,
             // so many pool threads and processes can read at once.
-            try LMDBEnvironment.check(mdb_env_open(env, directory, UInt32(MDB_NOTLS), mode), "open metadata at \(directory)")
+            try LMDBEnvironment.check(mdb_env_open(e, directory, UInt32(MDB_NOTLS), mode), "open metadata at \(directory)")
             var dead: Int32 = 0
-            _ = mdb_reader_check(env, &dead)
+            _ = mdb_reader_check(e, &dead)
         } catch {
-            mdb_env_close(env)
+            mdb_env_close(e)
             throw error
         }
+        env = e
+        path = directory
+        self.willClose = willClose
+        self.didClose = didClose
     }
 
     deinit {

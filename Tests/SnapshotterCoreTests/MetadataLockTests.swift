@@ -112,5 +112,22 @@ struct MetadataLockTests {
         SharedEnvironments.hooks.withLock { $0 = .init() }
         ev.second.withLock { $0 = nil }
     }
+
+    @Test("A data.mdb that is not LMDB fails the open with an error naming the metadata; the root opens once it is gone")
+    func garbageDataFileFailsTheOpen() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdbbad-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/metadata", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data(repeating: 0x5a, count: 64 << 10).write(to: URL(fileURLWithPath: dir + "/metadata/data.mdb"))
+        #expect(throws: SnapshotterError.self) { _ = try MetadataStore(directory: dir + "/metadata", mapSize: 1 << 22) }
+        do {
+            _ = try MetadataStore(directory: dir + "/metadata", mapSize: 1 << 22)
+        } catch let e as SnapshotterError {
+            #expect(e.message.contains("open metadata at"), "\(e)")
+        }
+        try FileManager.default.removeItem(atPath: dir + "/metadata/data.mdb")
+        let store = try MetadataStore(directory: dir + "/metadata", mapSize: 1 << 22)
+        #expect(try store.read { try $0.snapshotCount() } == 0)
+    }
 }
 
