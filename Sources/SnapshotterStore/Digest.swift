@@ -37,16 +37,20 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
 /// Streaming XXH3-64 (seed 0) through libxxhash's AVX2 dispatch entry point.
 package final class XXH3Hasher {
+    /// Allocated here, zeroed as XXH3_INITSTATE leaves a state its user
+    /// declares (XXH3_createState can only fail, when malloc does).
+    private let memory: UnsafeMutableRawPointer
     private let state: OpaquePointer
 
     package init() {
-        // XXH3_createState only fails when malloc does.
-        guard let s = XXH3_createState() else { preconditionFailure("out of memory") }
-        state = s
+        let size = Int(cxxhash_xxh3_state_size())
+        memory = .allocate(byteCount: size, alignment: Int(cxxhash_xxh3_state_alignment()))
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        state = OpaquePointer(memory)
         XXH3_64bits_reset(state)
     }
 
-    deinit { XXH3_freeState(state) }
+    deinit { memory.deallocate() }
 
     package func reset() { XXH3_64bits_reset(state) }
 
