@@ -11,32 +11,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 # ---------------------------------------------------------------- services --
-# start_service NAME CMD...: starts CMD in the background, logging to
-# $TEST_TMP/NAME.log; stop_services (the trap) ends each one by its pid.
+# scripts/services.sh starts the services below; stop_services (the trap)
+# stops them and removes the scratch directory however the script ends.
 TEST_TMP="$(mktemp -d "${TMPDIR:-/tmp}/snapshotter-test.XXXXXX")"
 export TEST_TMP
-SERVICE_PIDS=()
-SERVICE_NAMES=()
-start_service() {
-    local name="$1"; shift
-    "$@" >"$TEST_TMP/$name.log" 2>&1 &
-    SERVICE_PIDS+=("$!")
-    SERVICE_NAMES+=("$name")
-    echo "started $name (pid $!)"
-}
 stop_services() {
     local status=$?
-    local i
-    for ((i = ${#SERVICE_PIDS[@]} - 1; i >= 0; i--)); do
-        local pid="${SERVICE_PIDS[$i]}"
-        if kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -9 "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-            echo "stopped ${SERVICE_NAMES[$i]} (pid $pid)"
-        fi
-    done
     if [ -n "${SERVICES_DIR:-}" ]; then scripts/services.sh stop "$SERVICES_DIR" >/dev/null 2>&1 || true; fi
     rm -rf "$TEST_TMP"
     exit "$status"
