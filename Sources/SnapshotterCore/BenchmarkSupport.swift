@@ -33,7 +33,7 @@ extension Snapshotter {
                             files.append(SnapshotFile(relativePath: "f\(f)", digest: d, readOnly: false, mode: 0o644,
                                                       uid: 0, gid: 0, size: 0, mtimeNanos: now))
                         }
-                        let record = SnapshotRecord(created: now, files: files, config: SnapshotConfig.encode(files))
+                        let record = SnapshotRecord(created: now, files: files, givenConfig: nil)
                         try txn.putSnapshot(key, encodedRecord: record.encode(),
                                             accessed: now - Int64(86_400 + s) * 1_000_000_000)
                     }

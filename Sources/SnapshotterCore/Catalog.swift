@@ -39,7 +39,7 @@ extension Snapshotter {
                     }
                     return SnapshotInfo(name: name, version: version, createdNanos: rec.created,
                                         lastAccessedNanos: try txn.lastAccess(key) ?? rec.created,
-                                        files: rec.files, config: rec.config)
+                                        files: rec.files, givenConfig: rec.givenConfig)
                 }
             }
         }

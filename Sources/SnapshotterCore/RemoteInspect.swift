@@ -31,6 +31,6 @@ extension Snapshotter {
         do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {
             throw SnapshotterError(.registry, "inspect \(name):\(version): the registry's config is unusable: \(e.message)")
         }
-        return SnapshotInfo(name: name, version: version, createdNanos: 0, lastAccessedNanos: 0, files: files, config: config)
+        return SnapshotInfo(name: name, version: version, createdNanos: 0, lastAccessedNanos: 0, files: files, givenConfig: config)
     }
 }

@@ -246,7 +246,7 @@ extension Snapshotter {
             let committed = try commitSnapshot(key, stored: try stored(files), config: config, cancel: cancel) { _, _ in
                 throw SnapshotterError(.notFound, "restore \(key): content was deleted while the snapshot was being recorded")
             }
-            return SnapshotRecord(created: committed.info.createdNanos, files: committed.info.files, config: config)
+            return SnapshotRecord(created: committed.info.createdNanos, files: committed.info.files, givenConfig: committed.info.givenConfig)
         } catch let e as SnapshotterError where e.code == .alreadyExists {
             // Another restore recorded it first.
             return try loadSnapshot(key)

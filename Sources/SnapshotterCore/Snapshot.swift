@@ -53,22 +53,23 @@ extension Snapshotter {
             }
             reporter.finish()
             return SnapshotReport(info: committed.info,
-                                  filesStored: committed.stored.filter(\.created).count,
-                                  filesKnownByInode: committed.stored.filter(\.knownByInode).count,
+                                  filesStored: committed.stored.count(where: \.created),
+                                  filesKnownByInode: committed.stored.count(where: \.knownByInode),
                                   bytesRead: committed.stored.saturatingTotal { $0.bytesRead })
         }
     }
 
-    /// The listed paths normalized; a path listed twice is refused.
+    /// The listed paths normalized and sorted (the record's order, and a
+    /// directory's files together); a path listed twice is refused.
     static func normalizedFiles(_ files: [FileRequest], _ key: SnapshotKey) throws -> [FileRequest] {
-        var seen = Set<String>()
         var normalized: [FileRequest] = []
+        normalized.reserveCapacity(files.count)
         for f in files {
-            let p = try PathGuard.normalize(f.relativePath)
-            guard seen.insert(p).inserted else {
-                throw SnapshotterError.invalid("file \(p.debugDescription) is listed twice in snapshot \(key)")
-            }
-            normalized.append(FileRequest(p, readOnly: f.readOnly))
+            normalized.append(FileRequest(try PathGuard.normalize(f.relativePath), readOnly: f.readOnly))
+        }
+        normalized.sort { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+        for i in normalized.indices.dropFirst() where normalized[i].relativePath == normalized[i - 1].relativePath {
+            throw SnapshotterError.invalid("file \(normalized[i].relativePath.debugDescription) is listed twice in snapshot \(key)")
         }
         return normalized
     }

@@ -21,17 +21,20 @@ extension Snapshotter {
     /// One write transaction records the snapshot, its content and its
     /// references. Content another process deleted meanwhile is put back by
     /// `repair` (stored again from the source), then the commit is retried.
+    /// `stored` is put in path order if it is not; the indices `repair`
+    /// gets are of that order. A given config (fetched from a registry) is
+    /// kept only when it is not the canonical encoding of the files.
     func commitSnapshot(_ key: SnapshotKey, stored initial: [StoredFile], config givenConfig: [UInt8]?,
                         cancel: CancellationFlag,
                         repair: ([Int], [StoredFile]) throws -> [StoredFile]) throws -> Committed {
         var stored = initial
+        if !stored.isSortedByPath { stored.sort { $0.file.relativePath.utf8.lexicographicallyPrecedes($1.file.relativePath.utf8) } }
         let files = stored.map(\.file)
-        let config = givenConfig ?? SnapshotConfig.encode(files)
-        let sortedFiles = files.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+        let kept = givenConfig.flatMap { $0 == SnapshotConfig.encode(files) ? nil : $0 }
         let now = Sys.nowNanos()
         // Encoded once: at many files the record is the largest buffer.
-        let recordBytes = SnapshotRecord(created: now, files: sortedFiles, config: config).encode()
-        try meta.requireRoom("snapshot \(key)", recordBytes: recordBytes.count, digests: Set(files.map(\.digest)).count)
+        let recordBytes = SnapshotRecord.encode(created: now, files: files, givenConfig: kept)
+        try meta.requireRoom("snapshot \(key)", recordBytes: recordBytes.count, digests: Set(files.lazy.map(\.digest)).count)
         for attempt in 0..<4 {
             do {
                 try meta.write { txn in
@@ -40,7 +43,7 @@ extension Snapshotter {
                     try self.writeSnapshot(txn, key, record: recordBytes, stored: stored, now: now)
                 }
                 let info = SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
-                                        files: sortedFiles, config: config)
+                                        files: files, givenConfig: kept)
                 return Committed(info: info, stored: stored)
             } catch let missing as MissingContent {
                 guard attempt < 3 else { break }
@@ -52,6 +55,14 @@ extension Snapshotter {
         throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
     }
 
+    /// What the commit learned of one digest.
+    private struct DigestCheck {
+        var present: Bool
+        var linked: Bool?
+        var record: ContentRecord?
+        var written = false
+    }
+
     private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, record: [UInt8],
                                stored: [StoredFile], now: Int64) throws {
         if try txn.hasSnapshot(key) {
@@ -60,51 +71,56 @@ extension Snapshotter {
         // Take back content the trash holds, then check every file is still
         // there: deleters only unlink inside a write transaction, so what
         // exists now stays until this one commits.
-        var missing: [Int] = []
-        var checked: [Digest: Bool] = [:]
-        var checkedLinks: [Digest: Bool] = [:]
         // A digest with a content record and no trash entry cannot have lost
         // its file: deleters drop the record and put the trash entry in one
         // transaction before they unlink, and the sweep only unlinks files
         // no record names. Only the others are looked at on disk.
-        var records: [Digest: ContentRecord] = [:]
+        var checks: [Digest: DigestCheck] = [:]
+        checks.reserveCapacity(stored.count)
+        var missing: [Int] = []
         for (i, s) in stored.enumerated() {
             let d = s.file.digest
-            if checked[d] == nil {
+            var c: DigestCheck
+            if let known = checks[d] { c = known } else {
                 let inTrash = try txn.untrash(d)
-                if !inTrash, let rec = try txn.contentRecord(d) {
-                    records[d] = rec
-                    checked[d] = true
-                    if rec.hasLink { checkedLinks[d] = true }
+                let rec = try txn.contentRecord(d)
+                if !inTrash, let rec {
+                    c = DigestCheck(present: true, linked: rec.hasLink ? true : nil, record: rec)
                 } else {
-                    checked[d] = try store.contentStat(d) != nil
+                    c = DigestCheck(present: try store.contentStat(d) != nil, linked: nil, record: rec)
                 }
             }
-            var ok = checked[d] == true
-            if s.file.readOnly {
-                if checkedLinks[d] == nil { checkedLinks[d] = try store.linkStat(d) != nil }
-                ok = ok && checkedLinks[d] == true
-            }
-            if !ok { missing.append(i) }
+            if s.file.readOnly && c.linked == nil { c.linked = try store.linkStat(d) != nil }
+            checks[d] = c
+            if !c.present || (s.file.readOnly && c.linked != true) { missing.append(i) }
         }
         if !missing.isEmpty { throw MissingContent(indices: missing) }
-        var written = Set<Digest>()
         for s in stored {
             let d = s.file.digest
-            let existing = try records[d] ?? txn.contentRecord(d)
-            let hasLink = (existing?.hasLink ?? false) || checkedLinks[d] == true
-            if written.insert(d).inserted || existing?.hasLink != hasLink {
-                if existing == nil || existing?.hasLink != hasLink {
+            guard var c = checks[d] else { continue }
+            if !c.written {
+                let hasLink = c.record?.hasLink == true || c.linked == true
+                if c.record == nil || c.record?.hasLink != hasLink {
                     try txn.putContent(d, ContentRecord(encodedSize: s.encodedSize, logicalSize: s.file.size,
-                                                              created: existing?.created ?? now, hasLink: hasLink))
+                                                        created: c.record?.created ?? now, hasLink: hasLink))
                 }
                 try txn.addReference(d, from: key)
+                c.written = true
+                checks[d] = c
             }
-            if let l = s.linkedInode {
+            // A file known by its inode matched that inode's record exactly.
+            if let l = s.linkedInode, !s.knownByInode {
                 try txn.putInode(dev: l.dev, ino: l.ino,
                                  InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos, ctimeNanos: l.ctimeNanos))
             }
         }
         try txn.putSnapshot(key, encodedRecord: record, accessed: now)
+    }
+}
+
+extension Array where Element == Snapshotter.StoredFile {
+    /// In strictly increasing path order (as a record keeps them).
+    var isSortedByPath: Bool {
+        indices.dropFirst().allSatisfy { self[$0 - 1].file.relativePath.utf8.lexicographicallyPrecedes(self[$0].file.relativePath.utf8) }
     }
 }

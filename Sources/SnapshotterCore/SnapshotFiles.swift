@@ -79,8 +79,9 @@ extension Snapshotter {
             SnapshotFile(relativePath: $0.relativePath, digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
         })
         // One read transaction serves every inode lookup.
+        let directories = ListedDirectories(base: base, key: key)
         let prepared = try meta.read { txn in try files.map { f in
-            let st = try Self.statListed(base, f.relativePath, key)
+            let st = try directories.stat(f.relativePath)
             let known = f.readOnly ? try txn.inode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
             // The record, not a stat of the content file: the commit trusts
             // a record whose digest is not in the trash.
@@ -90,17 +91,6 @@ extension Snapshotter {
         } }
         SnapshotHooks.reach(.prepared, root: root)
         return prepared
-    }
-
-    /// What a listed file is now: one O_PATH open below the base (which
-    /// touches no FIFO, device or socket) and its fstat. Anything but a
-    /// regular file is refused.
-    static func statListed(_ base: Int32, _ relative: String, _ key: SnapshotKey) throws -> FileStat {
-        let fd = try Sys.openBeneath(base, relative, cshim_o_path(), what: "snapshot \(key): file \(relative)")
-        defer { Sys.close(fd) }
-        let st = try Sys.fstat(fd, relative)
-        try requireRegularFile(st, "snapshot \(key): file \(relative)")
-        return st
     }
 
     /// Refuses anything but a regular file, saying what it is.

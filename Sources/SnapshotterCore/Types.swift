@@ -89,12 +89,34 @@ public struct SnapshotInfo: Sendable, Equatable {
     /// Nanoseconds since the Unix epoch.
     public var createdNanos: Int64
     public var lastAccessedNanos: Int64
+    /// Sorted by path.
     public var files: [SnapshotFile]
-    /// The config JSON exactly as it is (or will be) published.
-    public var config: [UInt8]
+    /// The config as published when it is not the canonical encoding of
+    /// `files` (a config fetched from a registry).
+    public var givenConfig: [UInt8]?
+
+    /// The config JSON exactly as it is (or will be) published; made when
+    /// asked for, as it is as large as the file list.
+    public var config: [UInt8] { givenConfig ?? SnapshotConfig.encode(files) }
 
     public var fileCount: Int { files.count }
     public var totalSize: Int64 { files.saturatingTotal(\.size) }
+
+    public init(name: String, version: String, createdNanos: Int64, lastAccessedNanos: Int64,
+                files: [SnapshotFile], givenConfig: [UInt8]?) {
+        self.name = name
+        self.version = version
+        self.createdNanos = createdNanos
+        self.lastAccessedNanos = lastAccessedNanos
+        self.files = files
+        self.givenConfig = givenConfig
+    }
+
+    public static func == (a: SnapshotInfo, b: SnapshotInfo) -> Bool {
+        a.name == b.name && a.version == b.version && a.createdNanos == b.createdNanos
+            && a.lastAccessedNanos == b.lastAccessedNanos && a.files == b.files
+            && (a.givenConfig == b.givenConfig || a.config == b.config)
+    }
 }
 
 /// A snapshot in a listing.

@@ -46,17 +46,32 @@ package struct ByteReader {
     package var atEnd: Bool { i == bytes.count }
 }
 
-/// A snapshot: `name:version` -> when it was made, its files and its config.
+/// A snapshot: `name:version` -> when it was made, its files (sorted by
+/// path) and, when it is not the canonical encoding of those files, its
+/// config. Version 1 kept every config; version 2 keeps only a config
+/// given from outside (fetched from a registry): the store's own configs
+/// are `SnapshotConfig.encode(files)` byte for byte, so at many files the
+/// record does not carry a second copy of the list as JSON.
 package struct SnapshotRecord: Sendable {
-    package static let formatVersion: UInt8 = 1
+    package static let formatVersion: UInt8 = 2
     package var created: Int64
     package var files: [SnapshotFile]
+    /// The config JSON exactly as published, when it is not the canonical one.
+    package var givenConfig: [UInt8]?
+
     /// The config JSON exactly as published.
-    package var config: [UInt8]
+    package var config: [UInt8] { givenConfig ?? SnapshotConfig.encode(files) }
 
     package func encode() -> [UInt8] {
+        Self.encode(created: created, files: files, givenConfig: givenConfig)
+    }
+
+    /// Encodes a record from any collection of files in path order.
+    package static func encode<C: Collection>(created: Int64, files: C, givenConfig: [UInt8]?) -> [UInt8]
+        where C.Element == SnapshotFile {
         var w = ByteWriter()
-        w.u8(Self.formatVersion)
+        w.bytes.reserveCapacity(16 + files.count * 48 + (givenConfig?.count ?? 0))
+        w.u8(formatVersion)
         w.i64(created)
         w.u32(UInt32(files.count))
         for f in files {
@@ -70,13 +85,19 @@ package struct SnapshotRecord: Sendable {
             w.i64(f.mtimeNanos)
             w.u8(f.typeflag)
         }
-        w.blob(config)
+        if let givenConfig {
+            w.u8(1)
+            w.blob(givenConfig)
+        } else {
+            w.u8(0)
+        }
         return w.bytes
     }
 
     package static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> SnapshotRecord {
         var r = ByteReader(bytes, what: "snapshot \(key)")
-        guard try r.u8() == formatVersion else { throw r.fail() }
+        let version = try r.u8()
+        guard version == 1 || version == formatVersion else { throw r.fail("format version \(version) is not 1 or 2") }
         let created = try r.i64()
         let count = Int(try r.u32())
         guard count <= bytes.count else { throw r.fail() }
@@ -96,15 +117,21 @@ package struct SnapshotRecord: Sendable {
             files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: ro, mode: mode, uid: uid, gid: gid,
                                       size: size, mtimeNanos: mtime, typeflag: tf))
         }
-        let config = try r.blob()
+        // Version 1 always kept the config.
+        let given: [UInt8]?
+        switch version == 1 ? 1 : try r.u8() {
+        case 0: given = nil
+        case 1: given = try r.blob()
+        case let flag: throw r.fail("config flag \(flag) is not 0 or 1")
+        }
         guard r.atEnd else { throw r.fail() }
-        return SnapshotRecord(created: created, files: files, config: config)
+        return SnapshotRecord(created: created, files: files, givenConfig: given)
     }
 
-    package init(created: Int64, files: [SnapshotFile], config: [UInt8]) {
+    package init(created: Int64, files: [SnapshotFile], givenConfig: [UInt8]?) {
         self.created = created
         self.files = files
-        self.config = config
+        self.givenConfig = givenConfig
     }
 }
 

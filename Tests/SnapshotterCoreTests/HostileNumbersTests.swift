@@ -71,12 +71,12 @@ struct HostileNumbersTests {
                              size: .max, mtimeNanos: 0)
         var g = f
         g.relativePath = "b"
-        let bytes = SnapshotRecord(created: 0, files: [f, g], config: []).encode()
+        let bytes = SnapshotRecord(created: 0, files: [f, g], givenConfig: []).encode()
         let e = await expectError(.corrupt) { try bytes.withUnsafeBytes { try SnapshotRecord.decode($0, key: "x:1") } }
         #expect(e?.message.contains("size") == true, "\(e?.message ?? "")")
         var negative = f
         negative.size = -1
-        let one = SnapshotRecord(created: 0, files: [negative], config: []).encode()
+        let one = SnapshotRecord(created: 0, files: [negative], givenConfig: []).encode()
         await expectError(.corrupt) { try one.withUnsafeBytes { try SnapshotRecord.decode($0, key: "x:1") } }
         let content = ContentRecord(encodedSize: -5, logicalSize: 1, created: 0, hasLink: false).encode()
         await expectError(.corrupt) { try content.withUnsafeBytes { try ContentRecord.decode($0, digest: Digest(1)) } }

@@ -1,0 +1,87 @@
+import Testing
+@testable import SnapshotterSystem
+@testable import SnapshotterStore
+@testable import SnapshotterMetadata
+@testable import SnapshotterRemote
+@testable import SnapshotterCore
+
+/// The snapshot record's two versions: 1 kept every config, 2 keeps only a
+/// config that is not the canonical encoding of the files.
+@Suite("Snapshot record format")
+struct RecordFormatTests {
+    static let files = [
+        SnapshotFile(relativePath: "a/b", digest: Digest(7), readOnly: true, mode: 0o444, uid: 1, gid: 2, size: 5, mtimeNanos: 9),
+        SnapshotFile(relativePath: "c", digest: Digest(8), readOnly: false, mode: 0o644, uid: 0, gid: 0, size: 0, mtimeNanos: -3),
+    ]
+
+    static func decode(_ bytes: [UInt8]) throws -> SnapshotRecord {
+        try bytes.withUnsafeBytes { try SnapshotRecord.decode($0, key: "r:1") }
+    }
+
+    /// A version 1 record as earlier releases wrote it.
+    static func versionOne(config: [UInt8]) -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(1)
+        w.i64(42)
+        w.u32(UInt32(files.count))
+        for f in files {
+            w.string(f.relativePath)
+            w.u64(f.digest.value)
+            w.u8(f.readOnly ? 1 : 0)
+            w.u32(f.mode)
+            w.u32(f.uid)
+            w.u32(f.gid)
+            w.i64(f.size)
+            w.i64(f.mtimeNanos)
+            w.u8(f.typeflag)
+        }
+        w.blob(config)
+        return w.bytes
+    }
+
+    @Test("A version 1 record (written by earlier releases) still decodes, its config kept as it was")
+    func versionOneDecodes() throws {
+        let config = Array("{\"files\":[]} (as published)".utf8)
+        let rec = try Self.decode(Self.versionOne(config: config))
+        #expect(rec.created == 42)
+        #expect(rec.files == Self.files)
+        #expect(rec.givenConfig == config)
+        #expect(rec.config == config)
+    }
+
+    @Test("A version 2 record without a config gives the canonical config, and is smaller by it")
+    func canonicalConfigNotKept() throws {
+        let bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode()
+        #expect(bytes.first == 2)
+        let rec = try Self.decode(bytes)
+        #expect(rec.files == Self.files)
+        #expect(rec.givenConfig == nil)
+        #expect(rec.config == SnapshotConfig.encode(Self.files))
+        // Version 1 had the config's 4-byte length and bytes where this has a flag.
+        let canonical = SnapshotConfig.encode(Self.files)
+        #expect(bytes.count + canonical.count + 3 == Self.versionOne(config: canonical).count)
+    }
+
+    @Test("A version 2 record keeps a given config byte for byte")
+    func givenConfigKept() throws {
+        let config = Array("{\"files\": [], \"from\": \"elsewhere\"}".utf8)
+        let rec = try Self.decode(SnapshotRecord(created: 5, files: Self.files, givenConfig: config).encode())
+        #expect(rec.givenConfig == config)
+        #expect(rec.config == config)
+    }
+
+    @Test("A record with an unknown version, a bad config flag, a cut config or bytes after it is corrupt")
+    func malformed() async {
+        var bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode()
+        bytes[bytes.count - 1] = 2
+        var e = await expectError(.corrupt) { try Self.decode(bytes) }
+        #expect(e?.message.contains("config flag 2") == true, "\(e?.message ?? "")")
+        bytes[0] = 3
+        e = await expectError(.corrupt) { try Self.decode(bytes) }
+        #expect(e?.message.contains("format version 3") == true, "\(e?.message ?? "")")
+        let given = SnapshotRecord(created: 5, files: Self.files, givenConfig: [1, 2, 3]).encode()
+        await expectError(.corrupt) { try Self.decode(Array(given.dropLast())) }
+        await expectError(.corrupt) { try Self.decode(given + [0]) }
+        await expectError(.corrupt) { try Self.decode(Array(Self.versionOne(config: [9]).dropLast())) }
+    }
+}
