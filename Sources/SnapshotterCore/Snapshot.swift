@@ -79,21 +79,25 @@ extension Snapshotter {
     private func storeAll(_ key: SnapshotKey, _ prepared: [PreparedFile], base: Int32,
                           reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> [StoredFile] {
         reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: try prepared.checkedTotal("size") { $0.size })
-        let results = Locked([StoredFile?](repeating: nil, count: prepared.count))
+        let results = Locked(([StoredFile](repeating: .unset, count: prepared.count), 0))
         // Opened before any write: its barrier sees every writeback error since.
         let batch = try await pool.run { try DurableBatch(store: self.store) }
         defer { batch.discard() }
         try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
             let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, batch: batch,
                                             reporter: reporter, cancel: flag)
-            results.withLock { $0[i] = stored }
+            results.withLock { $0.0[i] = stored; $0.1 += 1 }
             reporter.fileDone()
         }
         try flag.check()
         reporter.setPhase(.committing)
         try flag.check()
-        var stored = results.withLock { $0.compactMap { $0 } }
-        guard stored.count == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
+        // Taken out, not copied: at many files this is the largest array.
+        var (stored, done) = results.withLock { r in
+            defer { r = ([], 0) }
+            return r
+        }
+        guard done == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
         // New content or links must be durable before a record names
         // them; a snapshot of only known files created nothing.
         guard stored.contains(where: { !$0.knownByInode }) else { return stored }

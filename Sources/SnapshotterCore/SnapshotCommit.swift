@@ -55,66 +55,62 @@ extension Snapshotter {
         throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
     }
 
-    /// What the commit learned of one digest.
-    private struct DigestCheck {
-        var present: Bool
-        var linked: Bool?
-        var record: ContentRecord?
-        var written = false
-    }
-
     private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, record: [UInt8],
                                stored: [StoredFile], now: Int64) throws {
         if try txn.hasSnapshot(key) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
         }
-        // Take back content the trash holds, then check every file is still
-        // there: deleters only unlink inside a write transaction, so what
-        // exists now stays until this one commits.
-        // A digest with a content record and no trash entry cannot have lost
-        // its file: deleters drop the record and put the trash entry in one
-        // transaction before they unlink, and the sweep only unlinks files
-        // no record names. Only the others are looked at on disk.
-        var checks: [Digest: DigestCheck] = [:]
-        checks.reserveCapacity(stored.count)
+        // The files in digest order: each digest's files come together, so
+        // it is looked at once with no table of digests, and the content
+        // and reference tables are written in key order.
+        let order = stored.indices.sorted { stored[$0].file.digest.value < stored[$1].file.digest.value }
         var missing: [Int] = []
-        for (i, s) in stored.enumerated() {
-            let d = s.file.digest
-            var c: DigestCheck
-            if let known = checks[d] { c = known } else {
-                let inTrash = try txn.untrash(d)
-                let rec = try txn.contentRecord(d)
-                if !inTrash, let rec {
-                    c = DigestCheck(present: true, linked: rec.hasLink ? true : nil, record: rec)
-                } else {
-                    c = DigestCheck(present: try store.contentStat(d) != nil, linked: nil, record: rec)
-                }
-            }
-            if s.file.readOnly && c.linked == nil { c.linked = try store.linkStat(d) != nil }
-            checks[d] = c
-            if !c.present || (s.file.readOnly && c.linked != true) { missing.append(i) }
+        var start = 0
+        while start < order.count {
+            var end = start + 1
+            while end < order.count && stored[order[end]].file.digest == stored[order[start]].file.digest { end += 1 }
+            try writeDigest(txn, key, stored, order[start..<end], now: now, missing: &missing)
+            start = end
         }
-        if !missing.isEmpty { throw MissingContent(indices: missing) }
-        for s in stored {
-            let d = s.file.digest
-            guard var c = checks[d] else { continue }
-            if !c.written {
-                let hasLink = c.record?.hasLink == true || c.linked == true
-                if c.record == nil || c.record?.hasLink != hasLink {
-                    try txn.putContent(d, ContentRecord(encodedSize: s.encodedSize, logicalSize: s.file.size,
-                                                        created: c.record?.created ?? now, hasLink: hasLink))
-                }
-                try txn.addReference(d, from: key)
-                c.written = true
-                checks[d] = c
-            }
-            // A file known by its inode matched that inode's record exactly.
+        // Nothing is written when something is missing: the throw aborts.
+        if !missing.isEmpty { throw MissingContent(indices: missing.sorted()) }
+        try txn.putSnapshot(key, encodedRecord: record, accessed: now)
+    }
+
+    /// Takes back one digest the trash holds and checks it is still there
+    /// (deleters only unlink inside a write transaction, so what exists now
+    /// stays until this one commits), then records its content, the
+    /// reference and the inodes of `files` (all of that digest). A digest
+    /// with a content record and no trash entry cannot have lost its file:
+    /// deleters drop the record and put the trash entry in one transaction
+    /// before they unlink, and the sweep only unlinks files no record names.
+    /// Only the others are looked at on disk.
+    private func writeDigest(_ txn: MetadataTransaction, _ key: SnapshotKey, _ stored: [StoredFile], _ files: ArraySlice<Int>,
+                             now: Int64, missing: inout [Int]) throws {
+        guard let first = files.first.map({ stored[$0] }) else { return }
+        let d = first.file.digest
+        let inTrash = try txn.untrash(d)
+        let record = try txn.contentRecord(d)
+        let trusted = !inTrash && record != nil
+        let present = try trusted || store.contentStat(d) != nil
+        var linked = trusted && record?.hasLink == true
+        if !linked, files.contains(where: { stored[$0].file.readOnly }) { linked = try store.linkStat(d) != nil }
+        for i in files where !present || (stored[i].file.readOnly && !linked) { missing.append(i) }
+        guard missing.isEmpty else { return }
+        let hasLink = record?.hasLink == true || linked
+        if record == nil || record?.hasLink != hasLink {
+            try txn.putContent(d, ContentRecord(encodedSize: first.encodedSize, logicalSize: first.file.size,
+                                                created: record?.created ?? now, hasLink: hasLink))
+        }
+        try txn.addReference(d, from: key)
+        // A file known by its inode matched that inode's record exactly.
+        for i in files {
+            let s = stored[i]
             if let l = s.linkedInode, !s.knownByInode {
                 try txn.putInode(dev: l.dev, ino: l.ino,
                                  InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos, ctimeNanos: l.ctimeNanos))
             }
         }
-        try txn.putSnapshot(key, encodedRecord: record, accessed: now)
     }
 }
 

@@ -59,6 +59,11 @@ extension Snapshotter {
         /// Set when the store's read-only link is the source's own inode.
         var linkedInode: LinkedInode?
         var bytesRead: Int64
+
+        /// A slot not stored yet.
+        static let unset = StoredFile(file: SnapshotFile(relativePath: "", digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0,
+                                                         size: 0, mtimeNanos: 0),
+                                      encodedSize: 0, created: false, knownByInode: false, linkedInode: nil, bytesRead: 0)
     }
 
     /// Opens the caller's base directory once (its own path may go through

@@ -70,7 +70,9 @@ package struct SnapshotRecord: Sendable {
     package static func encode<C: Collection>(created: Int64, files: C, givenConfig: [UInt8]?) -> [UInt8]
         where C.Element == SnapshotFile {
         var w = ByteWriter()
-        w.bytes.reserveCapacity(16 + files.count * 48 + (givenConfig?.count ?? 0))
+        // Sized first: at many files the record is the largest buffer.
+        let size = files.reduce(18 + (givenConfig?.count ?? 0)) { $0 &+ 42 &+ $1.relativePath.utf8.count }
+        w.bytes.reserveCapacity(size)
         w.u8(formatVersion)
         w.i64(created)
         w.u32(UInt32(files.count))
