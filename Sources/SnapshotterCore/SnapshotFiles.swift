@@ -80,9 +80,7 @@ extension Snapshotter {
         if try meta.read({ try $0.hasSnapshot(key) }) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
         }
-        try SnapshotConfig.checkNoFileIsADirectory(files.map {
-            SnapshotFile(relativePath: $0.relativePath, digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
-        })
+        try SnapshotConfig.checkNoFileIsADirectory(paths: files.lazy.map(\.relativePath))
         // One read transaction serves every inode lookup.
         let directories = ListedDirectories(base: base, key: key)
         let prepared = try meta.read { txn in try files.map { f in

@@ -83,7 +83,32 @@ public enum SnapshotConfig {
 
     /// A path that is also a parent of another path cannot be restored.
     package static func checkNoFileIsADirectory(_ files: [SnapshotFile]) throws {
-        try checkNoFileIsADirectory(files, Set(files.map(\.relativePath)))
+        try checkNoFileIsADirectory(paths: files.lazy.map(\.relativePath))
+    }
+
+    /// The same check from the directories' side: every directory the paths
+    /// name (a parent is added once for a run of paths in it) against each
+    /// path, one set lookup per path and no set of all paths.
+    package static func checkNoFileIsADirectory<S: Sequence>(paths: S) throws where S.Element == String {
+        var directories: [Substring: String] = [:]
+        var lastParent: Substring = ""
+        for p in paths {
+            guard let slash = p.lastIndex(of: "/") else { continue }
+            let parent = p[..<slash]
+            if parent == lastParent { continue }
+            lastParent = parent
+            var d = parent
+            while directories[d] == nil {
+                directories[d] = p
+                guard let up = d.lastIndex(of: "/") else { break }
+                d = d[..<up]
+            }
+        }
+        for p in paths {
+            if let inside = directories[Substring(p)] {
+                throw SnapshotterError.invalid("path \(p.debugDescription) is both a file and the directory of \(inside.debugDescription)")
+            }
+        }
     }
 
     package static func checkNoFileIsADirectory(_ files: [SnapshotFile], _ paths: Set<String>) throws {

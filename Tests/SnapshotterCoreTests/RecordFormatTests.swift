@@ -85,3 +85,34 @@ struct RecordFormatTests {
         await expectError(.corrupt) { try Self.decode(Array(Self.versionOne(config: [9]).dropLast())) }
     }
 }
+
+@Suite("Files that are directories of other files")
+struct FileIsDirectoryTests {
+    @Test("A listed path that is also the directory of another is refused in any order, naming both", arguments: [
+        ["a", "a-x", "a/b"], ["a/b/c", "a-x", "a"], ["x/y/z", "x/y"], ["q/r", "p", "x/y/z/w", "x"],
+    ])
+    func refused(_ paths: [String]) async {
+        let e = await expectError(.invalidArgument) { try SnapshotConfig.checkNoFileIsADirectory(paths: paths) }
+        #expect(e?.message.contains("is both a file and the directory of") == true, "\(e?.message ?? "")")
+    }
+
+    @Test("Paths that only share a prefix, or a directory, are accepted")
+    func accepted() throws {
+        try SnapshotConfig.checkNoFileIsADirectory(paths: ["a-x", "a/b", "a/c", "ab", "b/a/c", "b/a.d"])
+        try SnapshotConfig.checkNoFileIsADirectory(paths: [String]())
+    }
+
+    @Test("A snapshot listing a file and a path below it is refused before anything is stored")
+    func snapshotRefused() async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/a", "a\n")
+            try await withStore(fx) { store in
+                let e = await expectError(.invalidArgument) {
+                    try await store.snapshot(SnapshotRequest(name: "d", version: "1", baseDir: fx.base,
+                                                             files: [FileRequest("a/b"), FileRequest("a")]))
+                }
+                #expect(e?.message.contains("\"a\" is both a file and the directory of \"a/b\"") == true, "\(e?.message ?? "")")
+            }
+        }
+    }
+}
