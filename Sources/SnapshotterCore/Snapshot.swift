@@ -30,7 +30,7 @@ extension Snapshotter {
             try flag.check()
             let base = try await pool.run { try self.openBaseDirectory(request.baseDir, key) }
             defer { Sys.close(base) }
-            let prepared = try await pool.run { try self.prepareSnapshot(key, base: base, files: files) }
+            let prepared = try await prepareSnapshot(key, base: base, files: files, cancel: flag)
             let stored = try await storeAll(key, prepared, base: base, reporter: reporter, cancel: flag)
             if let transport = remote.transport {
                 // Content goes up before the config names it anywhere.

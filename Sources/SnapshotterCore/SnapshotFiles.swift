@@ -21,6 +21,10 @@ extension Snapshotter {
         var known: InodeRecord?
         /// The encoded size its content record gives for `known`'s digest.
         var knownEncodedSize: Int64?
+
+        /// A slot not prepared yet.
+        static let unset = PreparedFile(relativePath: "", readOnly: false, size: 0, stat: ListedStat(FileStat()), known: nil,
+                                        knownEncodedSize: nil)
     }
 
     /// The fields of a listed file's stat a snapshot uses later.
@@ -76,14 +80,37 @@ extension Snapshotter {
         }
     }
 
-    func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest]) throws -> [PreparedFile] {
-        if try meta.read({ try $0.hasSnapshot(key) }) {
-            throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
+    /// Files prepared by one worker at a time: one read transaction and one
+    /// run of directory descriptors serve them.
+    static let prepareChunk = 2048
+
+    /// Checks the list, then stats every file and looks up the inode index,
+    /// in chunks on `snapshotConcurrency` workers (at many files this is
+    /// system time that two cores halve).
+    func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest], cancel: CancellationFlag) async throws -> [PreparedFile] {
+        try await pool.run {
+            if try self.meta.read({ try $0.hasSnapshot(key) }) {
+                throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
+            }
+            try SnapshotConfig.checkNoFileIsADirectory(paths: files.lazy.map(\.relativePath))
         }
-        try SnapshotConfig.checkNoFileIsADirectory(paths: files.lazy.map(\.relativePath))
-        // One read transaction serves every inode lookup.
+        let prepared = Locked([PreparedFile](repeating: .unset, count: files.count))
+        let starts = Array(stride(from: 0, to: files.count, by: Self.prepareChunk))
+        try await forEachConcurrently(starts, limit: options.snapshotConcurrency, pool: pool, cancel: cancel, bufferSize: 64) { start, _ in
+            let part = try self.prepareFiles(key, base: base, files[start..<min(start + Self.prepareChunk, files.count)])
+            prepared.withLock { $0.replaceSubrange(start..<(start + part.count), with: part) }
+        }
+        // A test seam may block: on the pool, not the caller's task.
+        try await pool.run { SnapshotHooks.reach(.prepared, root: self.root) }
+        return prepared.withLock { p in
+            defer { p = [] }
+            return p
+        }
+    }
+
+    private func prepareFiles(_ key: SnapshotKey, base: Int32, _ files: ArraySlice<FileRequest>) throws -> [PreparedFile] {
         let directories = ListedDirectories(base: base, key: key)
-        let prepared = try meta.read { txn in try files.map { f in
+        return try meta.read { txn in try files.map { f in
             let st = try directories.stat(f.relativePath)
             let known = f.readOnly ? try txn.inode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
             // The record, not a stat of the content file: the commit trusts
@@ -92,8 +119,6 @@ extension Snapshotter {
             return PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: Int64(st.st_size), stat: ListedStat(st),
                                 known: known, knownEncodedSize: encoded)
         } }
-        SnapshotHooks.reach(.prepared, root: root)
-        return prepared
     }
 
     /// Refuses anything but a regular file, saying what it is.
