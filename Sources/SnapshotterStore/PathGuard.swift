@@ -11,6 +11,7 @@ package enum PathGuard {
     /// no NUL, no `..` that climbs out, nothing empty. Returns the clean
     /// form (`a/./b//c` becomes `a/b/c`).
     package static func normalize(_ path: String) throws -> String {
+        if isNormal(path) { return path }
         guard !path.isEmpty else { throw SnapshotterError.invalid("relative path is empty") }
         guard !path.hasPrefix("/") else {
             throw SnapshotterError.invalid("relative path \(path.debugDescription) is absolute")
@@ -41,6 +42,30 @@ package enum PathGuard {
             throw SnapshotterError.invalid("relative path \(path.debugDescription) names the directory itself")
         }
         return parts.joined(separator: "/")
+    }
+
+    /// A path `normalize` would return unchanged, found in one pass over
+    /// its bytes with no allocation (the common case, at many files): not
+    /// empty, at most 4096 bytes, no NUL, and every component between
+    /// single slashes 1 to 255 bytes and neither `.` nor `..`.
+    static func isNormal(_ path: String) -> Bool {
+        var length = 0
+        var component = 0
+        var dots = 0
+        for b in path.utf8 {
+            length += 1
+            if b == UInt8(ascii: "/") {
+                if component == 0 || dots == component && component <= 2 { return false }
+                component = 0
+                dots = 0
+                continue
+            }
+            if b == 0 { return false }
+            component += 1
+            if b == UInt8(ascii: ".") { dots += 1 }
+            if component > 255 { return false }
+        }
+        return length > 0 && length <= 4096 && component > 0 && !(dots == component && component <= 2)
     }
 
     /// Checks that `relative` (already normalised) resolves inside `base`

@@ -116,3 +116,26 @@ struct FileIsDirectoryTests {
         }
     }
 }
+
+@Suite("Path normal form")
+struct PathNormalFormTests {
+    @Test("The one-pass check agrees with normalize on every path of up to 7 of 'a', '.', '/' and NUL, and on long ones")
+    func fastPathAgrees() {
+        let alphabet: [String] = ["a", ".", "/", "\0"]
+        var paths: [String] = [""]
+        var frontier: [String] = [""]
+        for _ in 0..<7 {
+            frontier = frontier.flatMap { p in alphabet.map { p + $0 } }
+            paths += frontier
+        }
+        paths += [String(repeating: "a", count: 255), String(repeating: "a", count: 256), "d/" + String(repeating: "b", count: 256),
+                  String(repeating: "abc/", count: 1024), String(repeating: "abc/", count: 1023) + "abc", String(repeating: "abc/", count: 1024) + "abc", "..a/b..", "a/.../b"]
+        var normal = 0
+        for p in paths {
+            let expected = (try? PathGuard.normalize(p)) == p
+            #expect(PathGuard.isNormal(p) == expected, "\(p.debugDescription)")
+            if expected { normal += 1 }
+        }
+        #expect(normal > 100, "the set holds normal paths too")
+    }
+}
