@@ -92,7 +92,8 @@ extension Snapshotter {
             if try self.meta.read({ try $0.hasSnapshot(key) }) {
                 throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
             }
-            try SnapshotConfig.checkNoFileIsADirectory(paths: files.lazy.map(\.relativePath))
+            // Sorted by normalizedFiles.
+            try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: files.lazy.map(\.relativePath))
         }
         let prepared = Locked([PreparedFile](repeating: .unset, count: files.count))
         let starts = Array(stride(from: 0, to: files.count, by: Self.prepareChunk))

@@ -83,13 +83,15 @@ public enum SnapshotConfig {
 
     /// A path that is also a parent of another path cannot be restored.
     package static func checkNoFileIsADirectory(_ files: [SnapshotFile]) throws {
-        try checkNoFileIsADirectory(paths: files.lazy.map(\.relativePath))
+        try checkNoFileIsADirectory(files, Set(files.map(\.relativePath)))
     }
 
-    /// The same check from the directories' side: every directory the paths
-    /// name (a parent is added once for a run of paths in it) against each
-    /// path, one set lookup per path and no set of all paths.
-    package static func checkNoFileIsADirectory<S: Sequence>(paths: S) throws where S.Element == String {
+    /// The same check for paths sorted by their bytes, from the directories'
+    /// side: each directory the paths name (a parent is taken once for a
+    /// run of paths in it) is looked for among the paths by binary search,
+    /// so the cost follows the number of directories, not of files.
+    package static func checkNoFileIsADirectory<C: RandomAccessCollection>(sortedPaths paths: C) throws
+        where C.Element == String, C.Index == Int {
         var directories: [Substring: String] = [:]
         var lastParent: Substring = ""
         for p in paths {
@@ -104,9 +106,14 @@ public enum SnapshotConfig {
                 d = d[..<up]
             }
         }
-        for p in paths {
-            if let inside = directories[Substring(p)] {
-                throw SnapshotterError.invalid("path \(p.debugDescription) is both a file and the directory of \(inside.debugDescription)")
+        for (d, inside) in directories {
+            var low = paths.startIndex, high = paths.endIndex
+            while low < high {
+                let mid = low + (high - low) / 2
+                if paths[mid].utf8.lexicographicallyPrecedes(d.utf8) { low = mid + 1 } else { high = mid }
+            }
+            if low < paths.endIndex, paths[low].utf8.elementsEqual(d.utf8) {
+                throw SnapshotterError.invalid("path \(paths[low].debugDescription) is both a file and the directory of \(inside.debugDescription)")
             }
         }
     }

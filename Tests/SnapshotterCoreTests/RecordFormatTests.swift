@@ -88,18 +88,21 @@ struct RecordFormatTests {
 
 @Suite("Files that are directories of other files")
 struct FileIsDirectoryTests {
-    @Test("A listed path that is also the directory of another is refused in any order, naming both", arguments: [
-        ["a", "a-x", "a/b"], ["a/b/c", "a-x", "a"], ["x/y/z", "x/y"], ["q/r", "p", "x/y/z/w", "x"],
+    @Test("A listed path that is also the directory of another is refused, naming both", arguments: [
+        ["a", "a-x", "a/b"], ["a/b/c", "a-x", "a"], ["x/y/z", "x/y"], ["q/r", "p", "x/y/z/w", "x"], ["a!", "a", "a/b", "a.c"],
     ])
     func refused(_ paths: [String]) async {
-        let e = await expectError(.invalidArgument) { try SnapshotConfig.checkNoFileIsADirectory(paths: paths) }
+        let sorted = paths.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let e = await expectError(.invalidArgument) { try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: sorted) }
         #expect(e?.message.contains("is both a file and the directory of") == true, "\(e?.message ?? "")")
+        let files = paths.map { SnapshotFile(relativePath: $0, digest: Digest(1), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0) }
+        await expectError(.invalidArgument) { try SnapshotConfig.checkNoFileIsADirectory(files) }
     }
 
     @Test("Paths that only share a prefix, or a directory, are accepted")
     func accepted() throws {
-        try SnapshotConfig.checkNoFileIsADirectory(paths: ["a-x", "a/b", "a/c", "ab", "b/a/c", "b/a.d"])
-        try SnapshotConfig.checkNoFileIsADirectory(paths: [String]())
+        try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: ["a-x", "a/b", "a/c", "ab", "b/a.d", "b/a/c"])
+        try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: [String]())
     }
 
     @Test("A snapshot listing a file and a path below it is refused before anything is stored")
