@@ -62,6 +62,14 @@ extension Snapshotter {
     /// The listed paths normalized and sorted (the record's order, and a
     /// directory's files together); a path listed twice is refused.
     static func normalizedFiles(_ files: [FileRequest], _ key: SnapshotKey) throws -> [FileRequest] {
+        // A list already normal, sorted and without twins is used as it is
+        // (no copy of a long list).
+        if files.indices.allSatisfy({ i in
+            PathGuard.isNormal(files[i].relativePath)
+                && (i == 0 || files[i - 1].relativePath.utf8.lexicographicallyPrecedes(files[i].relativePath.utf8))
+        }) {
+            return files
+        }
         var normalized: [FileRequest] = []
         normalized.reserveCapacity(files.count)
         for f in files {

@@ -29,21 +29,27 @@ extension Snapshotter {
                         repair: ([Int], [StoredFile]) throws -> [StoredFile]) throws -> Committed {
         var stored = initial
         if !stored.isSortedByPath { stored.sort { $0.file.relativePath.utf8.lexicographicallyPrecedes($1.file.relativePath.utf8) } }
-        let files = stored.map(\.file)
-        let kept = givenConfig.flatMap { $0 == SnapshotConfig.encode(files) ? nil : $0 }
+        let kept = givenConfig.flatMap { $0 == SnapshotConfig.encode(stored.map(\.file)) ? nil : $0 }
         let now = Sys.nowNanos()
-        // Encoded once: at many files the record is the largest buffer.
-        let recordBytes = SnapshotRecord.encode(created: now, files: files, givenConfig: kept)
-        try meta.requireRoom("snapshot \(key)", recordBytes: recordBytes.count, digests: Set(files.lazy.map(\.digest)).count)
+        // The record is encoded straight into LMDB's pages, and the list of
+        // files for the report made after the commit: at many files each is
+        // as large as the record.
+        let recordSize = SnapshotRecord.encodedSize(files: stored.lazy.map(\.file), givenConfig: kept)
+        try meta.requireRoom("snapshot \(key)", recordBytes: recordSize, digests: Set(stored.lazy.map(\.file.digest)).count)
         for attempt in 0..<4 {
             do {
                 try meta.write { txn in
                     // Last chance to stop: a throw here aborts the commit.
                     try cancel.check()
-                    try self.writeSnapshot(txn, key, record: recordBytes, stored: stored, now: now)
+                    try self.writeSnapshot(txn, key, stored: stored, now: now)
+                    try txn.putSnapshot(key, recordSize: recordSize, accessed: now) { buffer in
+                        var w = BufferWriter(buffer)
+                        SnapshotRecord.write(to: &w, created: now, files: stored.lazy.map(\.file), givenConfig: kept)
+                        guard w.exact else { throw SnapshotterError(.internal, "snapshot \(key): the record is not the size computed for it") }
+                    }
                 }
                 let info = SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
-                                        files: files, givenConfig: kept)
+                                        files: stored.map(\.file), givenConfig: kept)
                 return Committed(info: info, stored: stored)
             } catch let missing as MissingContent {
                 guard attempt < 3 else { break }
@@ -55,8 +61,9 @@ extension Snapshotter {
         throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
     }
 
-    private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, record: [UInt8],
-                               stored: [StoredFile], now: Int64) throws {
+    /// Checks and records the content, references and inodes of the
+    /// files; the caller writes the record in the same transaction.
+    private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, stored: [StoredFile], now: Int64) throws {
         if try txn.hasSnapshot(key) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
         }
@@ -74,7 +81,6 @@ extension Snapshotter {
         }
         // Nothing is written when something is missing: the throw aborts.
         if !missing.isEmpty { throw MissingContent(indices: missing.sorted()) }
-        try txn.putSnapshot(key, encodedRecord: record, accessed: now)
     }
 
     /// Takes back one digest the trash holds and checks it is still there

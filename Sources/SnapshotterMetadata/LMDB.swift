@@ -167,18 +167,36 @@ struct LMDBTransaction {
     let txn: OpaquePointer
 
     func get(_ dbi: MDB_dbi, _ key: [UInt8]) throws -> [UInt8]? {
+        try withValue(dbi, key) { Array($0) }
+    }
+
+    /// `body` on the value in the map, not copied (a snapshot record is
+    /// megabytes at many files); the bytes are valid only inside `body`.
+    func withValue<T>(_ dbi: MDB_dbi, _ key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
         try key.withUnsafeBytes { kb in
             var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
             var v = MDB_val()
             let rc = mdb_get(txn, dbi, &k, &v)
             if rc == MDB_NOTFOUND { return nil }
             try LMDBEnvironment.check(rc, "read metadata")
-            return Array(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+            return try body(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+        }
+    }
+
+    /// Puts a value of `size` bytes that `fill` writes straight into the
+    /// transaction's page (MDB_RESERVE: no buffer of our own for it).
+    func putReserved(_ dbi: MDB_dbi, _ key: [UInt8], size: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+        try key.withUnsafeBytes { kb in
+            var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            var v = MDB_val(mv_size: size, mv_data: nil)
+            try LMDBEnvironment.check(mdb_put(txn, dbi, &k, &v, UInt32(MDB_RESERVE)), "write metadata")
+            guard v.mv_size == size, let p = v.mv_data else { throw SnapshotterError(.internal, "LMDB reserved no room for a value") }
+            try fill(UnsafeMutableRawBufferPointer(start: p, count: size))
         }
     }
 
     func contains(_ dbi: MDB_dbi, _ key: [UInt8]) throws -> Bool {
-        try get(dbi, key) != nil
+        try withValue(dbi, key) { _ in true } ?? false
     }
 
     /// Puts a value; with `noOverwrite` returns false when the key exists.

@@ -38,8 +38,7 @@ extension MetadataStore {
 
 extension MetadataTransaction {
     package func snapshot(_ key: SnapshotKey) throws -> SnapshotRecord? {
-        guard let v = try txn.get(db.snapshots, key.bytes) else { return nil }
-        return try v.withUnsafeBytes { try SnapshotRecord.decode($0, key: key.description) }
+        try txn.withValue(db.snapshots, key.bytes) { try SnapshotRecord.decode($0, key: key.description) }
     }
 
     package func hasSnapshot(_ key: SnapshotKey) throws -> Bool {
@@ -60,10 +59,18 @@ extension MetadataTransaction {
         }
     }
 
-    /// Writes a snapshot's record (already encoded: at many files it is the
-    /// largest buffer, built once) and its access time.
+    /// Writes a snapshot's record (already encoded) and its access time.
     package func putSnapshot(_ key: SnapshotKey, encodedRecord: [UInt8], accessed: Int64) throws {
         try txn.put(db.snapshots, key.bytes, encodedRecord)
+        try setLastAccess(key, accessed)
+    }
+
+    /// Writes a snapshot's record of `size` bytes, encoded by `write` straight
+    /// into the transaction's pages (at many files it is the largest value),
+    /// and its access time.
+    package func putSnapshot(_ key: SnapshotKey, recordSize size: Int, accessed: Int64,
+                             _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+        try txn.putReserved(db.snapshots, key.bytes, size: size, write)
         try setLastAccess(key, accessed)
     }
 

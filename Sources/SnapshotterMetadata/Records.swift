@@ -2,15 +2,44 @@ import SnapshotterSystem
 import SnapshotterStore
 /// Binary encodings of the metadata records. Each starts with a format
 /// version byte so the schema can grow; readers reject what they do not know.
-package struct ByteWriter {
-    package var bytes: [UInt8] = []
-    package mutating func u8(_ v: UInt8) { bytes.append(v) }
-    package mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
-    package mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
-    package mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+/// Where encoded bytes go: an array, or a buffer of known size.
+package protocol ByteSink {
+    mutating func append(_ raw: UnsafeRawBufferPointer)
+}
+
+extension ByteSink {
+    package mutating func u8(_ v: UInt8) { withUnsafeBytes(of: v) { append($0) } }
+    package mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { append($0) } }
+    package mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { append($0) } }
+    package mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { append($0) } }
     package mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
-    package mutating func blob(_ b: [UInt8]) { u32(UInt32(b.count)); bytes.append(contentsOf: b) }
-    package mutating func string(_ s: String) { blob(Array(s.utf8)) }
+    package mutating func blob(_ b: [UInt8]) { u32(UInt32(b.count)); b.withUnsafeBytes { append($0) } }
+    package mutating func string(_ s: String) {
+        var s = s
+        u32(UInt32(s.utf8.count))
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+package struct ByteWriter: ByteSink {
+    package var bytes: [UInt8] = []
+    package init() {}
+    package mutating func append(_ raw: UnsafeRawBufferPointer) { bytes.append(contentsOf: raw) }
+}
+
+/// Writes into a buffer of a size computed beforehand; bytes that would not
+/// fit are not written, and `exact` tells whether it was filled exactly.
+package struct BufferWriter: ByteSink {
+    package let buffer: UnsafeMutableRawBufferPointer
+    package private(set) var count = 0
+    package private(set) var overflowed = false
+    package init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
+    package var exact: Bool { !overflowed && count == buffer.count }
+    package mutating func append(_ raw: UnsafeRawBufferPointer) {
+        guard raw.count <= buffer.count - count else { overflowed = true; return }
+        if let base = buffer.baseAddress, let src = raw.baseAddress { (base + count).copyMemory(from: src, byteCount: raw.count) }
+        count += raw.count
+    }
 }
 
 package struct ByteReader {
@@ -70,9 +99,20 @@ package struct SnapshotRecord: Sendable {
     package static func encode<C: Collection>(created: Int64, files: C, givenConfig: [UInt8]?) -> [UInt8]
         where C.Element == SnapshotFile {
         var w = ByteWriter()
-        // Sized first: at many files the record is the largest buffer.
-        let size = files.reduce(18 + (givenConfig?.count ?? 0)) { $0 &+ 42 &+ $1.relativePath.utf8.count }
-        w.bytes.reserveCapacity(size)
+        w.bytes.reserveCapacity(encodedSize(files: files, givenConfig: givenConfig))
+        write(to: &w, created: created, files: files, givenConfig: givenConfig)
+        return w.bytes
+    }
+
+    /// The size `write` will produce.
+    package static func encodedSize<C: Collection>(files: C, givenConfig: [UInt8]?) -> Int where C.Element == SnapshotFile {
+        // Header and config flag 14 (and a config's length 4), 42 a file
+        // besides its path.
+        files.reduce(givenConfig.map { 18 + $0.count } ?? 14) { $0 &+ 42 &+ $1.relativePath.utf8.count }
+    }
+
+    package static func write<C: Collection, W: ByteSink>(to w: inout W, created: Int64, files: C, givenConfig: [UInt8]?)
+        where C.Element == SnapshotFile {
         w.u8(formatVersion)
         w.i64(created)
         w.u32(UInt32(files.count))
@@ -93,7 +133,6 @@ package struct SnapshotRecord: Sendable {
         } else {
             w.u8(0)
         }
-        return w.bytes
     }
 
     package static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> SnapshotRecord {

@@ -48,7 +48,7 @@ package enum PathGuard {
     /// its bytes with no allocation (the common case, at many files): not
     /// empty, at most 4096 bytes, no NUL, and every component between
     /// single slashes 1 to 255 bytes and neither `.` nor `..`.
-    static func isNormal(_ path: String) -> Bool {
+    package static func isNormal(_ path: String) -> Bool {
         var length = 0
         var component = 0
         var dots = 0

@@ -70,6 +70,25 @@ struct RecordFormatTests {
         #expect(rec.config == config)
     }
 
+    @Test("Written into a buffer of the computed size, a record is the same bytes; a short buffer is not overrun", arguments: [nil, [UInt8]([1, 2, 3])])
+    func bufferWriter(_ config: [UInt8]?) {
+        let expected = SnapshotRecord(created: 5, files: Self.files, givenConfig: config).encode()
+        let size = SnapshotRecord.encodedSize(files: Self.files, givenConfig: config)
+        #expect(size == expected.count)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size + 8, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0xAA)
+        var w = BufferWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size]))
+        SnapshotRecord.write(to: &w, created: 5, files: Self.files, givenConfig: config)
+        #expect(w.exact)
+        #expect(Array(buffer[0..<size]) == expected)
+        var short = BufferWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(size - 1)]))
+        buffer.initializeMemory(as: UInt8.self, repeating: 0xAA)
+        SnapshotRecord.write(to: &short, created: 5, files: Self.files, givenConfig: config)
+        #expect(!short.exact)
+        #expect(buffer[(size - 1)...].allSatisfy { $0 == 0xAA }, "nothing written past the buffer")
+    }
+
     @Test("A record with an unknown version, a bad config flag, a cut config or bytes after it is corrupt")
     func malformed() async {
         var bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode()
