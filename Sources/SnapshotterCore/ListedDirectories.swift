@@ -29,7 +29,8 @@ extension Snapshotter {
         /// The stat of `relative` (normalized); anything but a regular file,
         /// or a symlink on the way, is refused naming the file.
         func stat(_ relative: String) throws -> FileStat {
-            let what = "snapshot \(key): file \(relative)"
+            let key = self.key
+            func what() -> String { "snapshot \(key): file \(relative)" }
             let slash = relative.utf8.lastIndex(of: UInt8(ascii: "/"))
             var at = base
             var name = relative
@@ -39,7 +40,7 @@ extension Snapshotter {
                     if dirFD >= 0 { Sys.close(dirFD) }
                     dirFD = -1
                     dir = String(relative[..<slash])
-                    dirFD = try Sys.openBeneath(base, dir, cshim_o_path() | O_DIRECTORY, what: what)
+                    dirFD = try Sys.openBeneath(base, dir, cshim_o_path() | O_DIRECTORY, what: what())
                 }
                 at = dirFD
                 name = String(relative[relative.utf8.index(after: slash)...])
@@ -47,9 +48,9 @@ extension Snapshotter {
             var st = FileStat()
             while (Sys.injected(.lstat, relative) ? -1 : Glibc.fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW)) != 0 {
                 let e = Glibc.errno
-                if e != EINTR { throw SnapshotterError.errno(e, what) }
+                if e != EINTR { throw SnapshotterError.errno(e, what()) }
             }
-            try requireRegularFile(st, what)
+            try requireRegularFile(st, what())
             return st
         }
     }

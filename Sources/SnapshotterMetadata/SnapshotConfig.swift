@@ -95,9 +95,9 @@ public enum SnapshotConfig {
         var directories: [Substring: String] = [:]
         var lastParent: Substring = ""
         for p in paths {
-            guard let slash = p.lastIndex(of: "/") else { continue }
+            guard let slash = p.utf8.lastIndex(of: UInt8(ascii: "/")) else { continue }
             let parent = p[..<slash]
-            if parent == lastParent { continue }
+            if parent.utf8.elementsEqual(lastParent.utf8) { continue }
             lastParent = parent
             var d = parent
             while directories[d] == nil {
