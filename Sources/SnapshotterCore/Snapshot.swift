@@ -30,8 +30,10 @@ extension Snapshotter {
             try flag.check()
             let base = try await pool.run { try self.openBaseDirectory(request.baseDir, key) }
             defer { Sys.close(base) }
-            let prepared = try await prepareSnapshot(key, base: base, files: files, cancel: flag)
-            let stored = try await storeAll(key, prepared, base: base, reporter: reporter, cancel: flag)
+            // The prepared files go once stored: they are not kept through
+            // the commit (a repair stores a file again from its path).
+            let stored = try await storeAll(key, try await prepareSnapshot(key, base: base, files: files, cancel: flag), base: base,
+                                            reporter: reporter, cancel: flag)
             if let transport = remote.transport {
                 // Content goes up before the config names it anywhere.
                 try await self.upload(Array(Set(stored.map(\.file.digest))), to: transport, reporter: reporter, cancel: flag)
@@ -47,8 +49,9 @@ extension Snapshotter {
                 try flag.check()
             }
             let committed = try await pool.run { [stored] in
-                try self.commitSnapshot(key, stored: stored, config: nil, cancel: flag) { missing, current in
-                    try self.storeAgain(missing, of: current, prepared, base: base, cancel: flag)
+                SnapshotHooks.reach(.stored, root: self.root)
+                return try self.commitSnapshot(key, stored: stored, config: nil, cancel: flag) { missing, current in
+                    try self.storeAgain(missing, of: current, base: base, cancel: flag)
                 }
             }
             reporter.finish()
@@ -121,13 +124,18 @@ extension Snapshotter {
 
     /// Stores again the files whose content another process deleted before
     /// the commit (each made durable at once: there is no batch here).
-    private func storeAgain(_ missing: [Int], of current: [StoredFile], _ prepared: [PreparedFile], base: Int32,
+    private func storeAgain(_ missing: [Int], of current: [StoredFile], base: Int32,
                             cancel flag: CancellationFlag) throws -> [StoredFile] {
         var repaired = current
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)
         defer { buffer.deallocate() }
         for i in missing {
-            repaired[i] = try storeFile(prepared[i], base: base, useInodeIndex: false, buffer: buffer, batch: nil,
+            // Read again from its path, without the inode index: nothing of
+            // the prepare is needed.
+            let f = current[i].file
+            let again = PreparedFile(relativePath: f.relativePath, readOnly: f.readOnly, size: f.size, stat: ListedStat(FileStat()),
+                                     known: nil, knownEncodedSize: nil)
+            repaired[i] = try storeFile(again, base: base, useInodeIndex: false, buffer: buffer, batch: nil,
                                         reporter: nil, cancel: flag)
         }
         return repaired

@@ -15,6 +15,8 @@ enum SnapshotHooks {
         /// A file's bytes were read and hashed (attempt 1, 2, ...), before
         /// they are checked for change and linked.
         case read(relativePath: String, attempt: Int)
+        /// Every file is stored and durable; nothing is recorded yet.
+        case stored
     }
     typealias Hook = @Sendable (Point) -> Void
 
