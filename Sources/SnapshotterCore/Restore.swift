@@ -102,7 +102,8 @@ extension Snapshotter {
     /// Checks every target before anything is written: no directory on the
     /// way is a symlink, existing files are refused unless overwriting, and
     /// (unless it is still to be fetched) all content is present. Then
-    /// creates the directories.
+    /// creates the directories. The store link of each read-only file is
+    /// checked here once (under the lease) and the export trusts the result.
     func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, overwrite: Bool,
                         requireContent: Bool = true) throws -> [OutputDirectory.Target] {
         var dirExists: [String: Bool] = [:]
@@ -131,9 +132,12 @@ extension Snapshotter {
                 }
                 t.wasAbsent = false
             }
-            guard try !requireContent || (f.readOnly && store.linkStat(f.digest) != nil)
-                    || store.contentStat(f.digest) != nil else {
-                throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
+            if requireContent {
+                t.storeLink = try storeLinkUsable(for: f) ? .usable : .unusable
+                // What is not linked is decoded from the content.
+                guard try t.storeLink == .usable || store.contentStat(f.digest) != nil else {
+                    throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
+                }
             }
             targets.append(t)
         }
@@ -143,38 +147,52 @@ extension Snapshotter {
         return targets
     }
 
+    /// Whether `f` may be restored as a hard link to the store's read-only
+    /// link: one is there, a regular file whose inode already carries this
+    /// file's metadata (so restoring never changes the mode or times of
+    /// any other file sharing it: the store's, or the original source's).
+    func storeLinkUsable(for f: SnapshotFile) throws -> Bool {
+        guard f.readOnly, let link = try store.linkStat(f.digest) else { return false }
+        return (link.st_mode & S_IFMT) == S_IFREG && metadataMatches(link, f)
+    }
+
     enum ExportMethod: Sendable { case linked, copied, decoded }
 
     /// Writes one file under a temporary name next to its target, applies
-    /// its metadata, then renames it into place.
+    /// its metadata, then renames it into place; a read-only file whose
+    /// store link is usable is hard-linked instead.
     func exportFile(_ f: SnapshotFile, to t: OutputDirectory.Target, in output: OutputDirectory, overwrite: Bool,
                     key: SnapshotKey, buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
                     cancel: CancellationFlag) throws -> ExportMethod {
+        var linkable: Bool
+        switch t.storeLink {
+        case .usable: linkable = true
+        case .unusable: linkable = false
+        case .unchecked: linkable = try storeLinkUsable(for: f)
+        }
+        var fallback = ExportMethod.decoded
         // A hard link is never half-written: without overwrite it goes
         // straight to its final name (one directory operation, like cp -al).
-        if f.readOnly && !overwrite, let link = try store.linkStat(f.digest), metadataMatches(link, f) {
+        if linkable && !overwrite {
             do {
                 if try output.link(store.linkDirFD, f.digest.hex, from: store.linkPath(f.digest), at: t) {
                     reporter.addBytes(f.size)
                     return .linked
                 }
                 throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) appeared while restoring")
-            } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
-                // Fall through to a copy.
+            } catch let e as SnapshotterError where Self.linkFallsBack(e) {
+                linkable = false
+                fallback = e.code == .crossDevice ? .copied : .decoded
             }
         }
         return try placeExport(to: t, in: output, overwrite: overwrite, key: key, cancel: cancel) { tmp in
-            var method = ExportMethod.decoded
-            // A link shares the store's inode (and, for files snapshotted
-            // from this filesystem, the original source's): it is used only
-            // when that inode already carries this file's metadata, so
-            // restoring never changes the mode or times of any other file.
-            if f.readOnly, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
+            var method = fallback
+            if linkable {
                 do {
-                    if try output.link(store.linkPath(f.digest), at: tmp) {
+                    if try output.link(store.linkDirFD, f.digest.hex, from: store.linkPath(f.digest), at: tmp) {
                         method = .linked
                     }
-                } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                } catch let e as SnapshotterError where Self.linkFallsBack(e) {
                     method = e.code == .crossDevice ? .copied : .decoded
                 }
             }
@@ -189,6 +207,12 @@ extension Snapshotter {
             }
             return method
         }
+    }
+
+    /// A link that fails for these reasons (another file system, the link
+    /// gone, links refused) is replaced by a copy of the content.
+    static func linkFallsBack(_ e: SnapshotterError) -> Bool {
+        e.code == .crossDevice || e.code == .notFound || e.code == .permission
     }
 
     /// Has `write` produce a file at a temporary name next to the target,

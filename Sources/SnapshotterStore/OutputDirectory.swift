@@ -19,13 +19,21 @@ package final class OutputDirectory: Sendable {
         package var name: String
         /// Nothing was at the name when the restore was prepared.
         package var wasAbsent: Bool
+        /// What the prepare found of the store's read-only link.
+        package var storeLink: StoreLink
 
-        package init(dir: String, name: String, wasAbsent: Bool) {
+        package init(dir: String, name: String, wasAbsent: Bool, storeLink: StoreLink = .unchecked) {
             self.dir = dir
             self.name = name
             self.wasAbsent = wasAbsent
+            self.storeLink = storeLink
         }
     }
+
+    /// Whether a target's store link may be used, as checked when the
+    /// restore was prepared (under its lease): `.unchecked` when the link
+    /// may still appear (content yet to be fetched).
+    package enum StoreLink: UInt8, Sendable { case unchecked, usable, unusable }
 
     /// A temporary name in one of the output's directories.
     package struct Temp: Sendable {
@@ -163,22 +171,14 @@ package final class OutputDirectory: Sendable {
         try withDirectory(temp.dir) { try Sys.createAt($0, temp.name, mode: 0o600, what: display(temp.dir, temp.name)) }
     }
 
-    /// Hard-links the store's file `from` at the temporary name; false
-    /// when the name is taken.
-    package func link(_ from: String, at temp: Temp) throws -> Bool {
-        try withDirectory(temp.dir) { try Sys.linkAt(from, $0, temp.name, what: display(temp.dir, temp.name)) }
+    /// Hard-links `name` of the store directory open as `dirFD` (path
+    /// `from`) at the temporary name; false when the name is taken.
+    package func link(_ dirFD: Int32, _ name: String, from: String, at temp: Temp) throws -> Bool {
+        try withDirectory(temp.dir) { try Sys.linkAt(dirFD, name, from: from, $0, temp.name, what: display(temp.dir, temp.name)) }
     }
 
-    /// Hard-links the store's file `from` straight at its target; false
-    /// when something is there.
-    package func link(_ from: String, at t: Target) throws -> Bool {
-        let done = try withDirectory(t.dir) { try Sys.linkAt(from, $0, t.name, what: display(t)) }
-        if done { noteCreated(t) }
-        return done
-    }
-
-    /// `link(_:at:)` of `name` in the directory open as `dirFD` (path
-    /// `from`): no walk of the store's path per file.
+    /// Hard-links `name` of the store directory open as `dirFD` (path
+    /// `from`) straight at its target; false when something is there.
     package func link(_ dirFD: Int32, _ name: String, from: String, at t: Target) throws -> Bool {
         let done = try withDirectory(t.dir) { try Sys.linkAt(dirFD, name, from: from, $0, t.name, what: display(t)) }
         if done { noteCreated(t) }
