@@ -55,14 +55,18 @@ extension Snapshotter {
     /// Writes every file of a leased snapshot into the output directory.
     func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
                 reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
-        let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true)
+        let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true, cancel: flag)
         reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: try record.files.checkedTotal("size", code: .corrupt) { $0.size })
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
         do {
-            try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
-                let how = try self.exportFile(record.files[i], to: targets[i], in: output, overwrite: request.overwrite, key: key,
+            // Spread: the workers link into different directories at once
+            // (a directory takes one new name at a time).
+            try await forEachIndexConcurrently(record.files.count, limit: options.restoreConcurrency, pool: pool, cancel: flag,
+                                               spread: true) { i, buffer in
+                let f = record.files[i]
+                let how = try self.exportFile(f, to: targets.target(i, f), in: output, overwrite: request.overwrite, key: key,
                                               buffer: buffer, reporter: reporter, cancel: flag)
-                counts.withLock { $0.count(how, size: record.files[i].size) }
+                counts.withLock { $0.count(how, size: f.size) }
                 reporter.fileDone(copied: how == .copied)
             }
             try flag.check()
@@ -76,15 +80,18 @@ extension Snapshotter {
         return counts.withLock { $0 }
     }
 
-    /// Opens the output directory and prepares every target; what that made
-    /// is taken back if it fails.
-    func openOutput(_ key: SnapshotKey, files: [SnapshotFile], request: RestoreRequest,
-                    requireContent: Bool) async throws -> (OutputDirectory, [OutputDirectory.Target]) {
+    /// Opens the output directory, checks every target before anything is
+    /// written, then creates the directories; what that made is taken back
+    /// if it fails.
+    func openOutput(_ key: SnapshotKey, files: [SnapshotFile], request: RestoreRequest, requireContent: Bool,
+                    cancel: CancellationFlag) async throws -> (OutputDirectory, RestoreTargets) {
         let output = try await pool.run { try OutputDirectory(opening: request.outputDir, durable: self.options.durableRestore) }
         do {
             let targets = try await pool.run {
-                try self.prepareRestore(key, files: files, output: output, overwrite: request.overwrite, requireContent: requireContent)
+                try RestoreTargets(key, files: files, output: output, overwrite: request.overwrite)
             }
+            if requireContent { try await checkContent(key, files: files, targets: targets, cancel: cancel) }
+            try await pool.run { try targets.makeDirectories(in: output) }
             return (output, targets)
         } catch {
             _ = try? await pool.run { output.rollBack() }
@@ -99,52 +106,21 @@ extension Snapshotter {
         return record
     }
 
-    /// Checks every target before anything is written: no directory on the
-    /// way is a symlink, existing files are refused unless overwriting, and
-    /// (unless it is still to be fetched) all content is present. Then
-    /// creates the directories. The store link of each read-only file is
-    /// checked here once (under the lease) and the export trusts the result.
-    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, overwrite: Bool,
-                        requireContent: Bool = true) throws -> [OutputDirectory.Target] {
-        var dirExists: [String: Bool] = [:]
-        var targets: [OutputDirectory.Target] = []
-        targets.reserveCapacity(files.count)
-        for f in files {
-            let rel = try PathGuard.normalize(f.relativePath)
-            let slash = rel.lastIndex(of: "/")
-            let dir = slash.map { String(rel[..<$0]) } ?? ""
-            var t = OutputDirectory.Target(dir: dir, name: slash.map { String(rel[rel.index(after: $0)...]) } ?? rel, wasAbsent: true)
-            let exists: Bool
-            do {
-                if let known = dirExists[dir] { exists = known } else {
-                    exists = try output.directoryExists(dir)
-                    dirExists[dir] = exists
-                }
-            } catch let e as SnapshotterError {
-                throw e.context("restore \(key): \(f.relativePath)")
+    /// Checks that (unless it is still to be fetched) all content is
+    /// present: each read-only file's store link is checked here once,
+    /// under the lease, and the export trusts the result.
+    func checkContent(_ key: SnapshotKey, files: [SnapshotFile], targets: RestoreTargets,
+                      cancel: CancellationFlag) async throws {
+        try await forEachIndexConcurrently(files.count, limit: options.restoreConcurrency, pool: pool, cancel: cancel,
+                                           bufferSize: 64, spread: true) { i, _ in
+            let f = files[i]
+            let usable = try self.storeLinkUsable(for: f)
+            targets.setStoreLink(i, usable ? .usable : .unusable)
+            // What is not linked is decoded from the content.
+            guard try usable || self.store.contentStat(f.digest) != nil else {
+                throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
             }
-            if exists, let st = try output.stat(t) {
-                if (st.st_mode & S_IFMT) == S_IFDIR {
-                    throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) exists and is a directory")
-                }
-                if !overwrite {
-                    throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) already exists (ask to overwrite to replace it)")
-                }
-                t.wasAbsent = false
-            }
-            if requireContent {
-                t.storeLink = try storeLinkUsable(for: f) ? .usable : .unusable
-                // What is not linked is decoded from the content.
-                guard try t.storeLink == .usable || store.contentStat(f.digest) != nil else {
-                    throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
-                }
-            }
-            targets.append(t)
         }
-        for (d, exists) in dirExists.sorted(by: { $0.key < $1.key }) {
-            if exists { try output.sweepStaleTemps(in: d) } else { try output.makeDirectory(d) }
-        }
-        return targets
     }
 
     /// Whether `f` may be restored as a hard link to the store's read-only
