@@ -72,7 +72,7 @@ extension Snapshotter {
             // Files are exported as their content arrives; a restore that
             // fails takes back the files it put where nothing was and the
             // directories it made, so it can simply be run again.
-            _ = try? await pool.run { output.rollBack() }
+            _ = try? await pool.run { output.rollBack { plan.target(Int($0)) } }
             throw error
         }
     }

@@ -73,7 +73,7 @@ extension Snapshotter {
             if output.durable { try await pool.run { try output.syncChanged() } }
         } catch {
             // Take back what this restore made, so it can simply run again.
-            _ = try? await pool.run { output.rollBack() }
+            _ = try? await pool.run { output.rollBack { targets.target(Int($0), record.files[Int($0)]) } }
             throw error
         }
         reporter.finish()
@@ -94,7 +94,8 @@ extension Snapshotter {
             try await pool.run { try targets.makeDirectories(in: output) }
             return (output, targets)
         } catch {
-            _ = try? await pool.run { output.rollBack() }
+            // Only directories were made so far.
+            _ = try? await pool.run { output.rollBack { _ in nil } }
             throw error
         }
     }

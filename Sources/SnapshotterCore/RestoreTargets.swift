@@ -5,8 +5,7 @@ import SnapshotterSystem
 import SnapshotterStore
 import SnapshotterMetadata
 
-/// Where each file of a restore goes, kept small (8 bytes and one byte a
-/// file): the index of its directory (each directory's path kept once),
+/// Where each file of a restore goes, kept small (9 bytes a file): the index of its directory (each directory's path kept once),
 /// whether nothing was at its name, and what the check of its store link
 /// found. The name is taken again from the recorded path at export; only
 /// paths not in normal form keep theirs.
@@ -31,6 +30,9 @@ final class RestoreTargets: @unchecked Sendable {
     /// Checks that no directory on the way is a symlink or a file and that
     /// no target is a directory, or (unless overwriting) anything at all.
     init(_ key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, overwrite: Bool) throws {
+        guard UInt32(exactly: files.count) != nil else {
+            throw SnapshotterError.invalid("restore \(key): more than \(UInt32.max) files")
+        }
         var index: [String: UInt32] = [:]
         var dirs: [String] = [], existed: [Bool] = [], entries: [Entry] = [], odd: [Int: String] = [:]
         entries.reserveCapacity(files.count)
@@ -92,7 +94,7 @@ final class RestoreTargets: @unchecked Sendable {
             name = f.relativePath
         }
         return OutputDirectory.Target(dir: dirs[Int(e.dir)], name: name, wasAbsent: e.wasAbsent,
-                                      storeLink: OutputDirectory.StoreLink(rawValue: links[i]) ?? .unchecked)
+                                      storeLink: OutputDirectory.StoreLink(rawValue: links[i]) ?? .unchecked, index: UInt32(truncatingIfNeeded: i))
     }
 
     /// Records what the check of file `i`'s store link found; only the one

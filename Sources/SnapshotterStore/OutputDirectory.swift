@@ -21,12 +21,16 @@ package final class OutputDirectory: Sendable {
         package var wasAbsent: Bool
         /// What the prepare found of the store's read-only link.
         package var storeLink: StoreLink
+        /// The file's index in the restore; `rollBack` asks for the
+        /// target by it.
+        package var index: UInt32
 
-        package init(dir: String, name: String, wasAbsent: Bool, storeLink: StoreLink = .unchecked) {
+        package init(dir: String, name: String, wasAbsent: Bool, storeLink: StoreLink = .unchecked, index: UInt32 = 0) {
             self.dir = dir
             self.name = name
             self.wasAbsent = wasAbsent
             self.storeLink = storeLink
+            self.index = index
         }
     }
 
@@ -53,8 +57,8 @@ package final class OutputDirectory: Sendable {
         var open: [String: (fd: Int32, users: Int)] = [:]
         /// Directories this restore made (relative), parents first.
         var createdDirs: [String] = []
-        /// Files put where nothing was before.
-        var placed: [Target] = []
+        /// Files put where nothing was before, by index (4 bytes a file).
+        var placed: [UInt32] = []
         /// Directories whose entries this restore changed.
         var changed = Set<String>()
     }
@@ -207,20 +211,22 @@ package final class OutputDirectory: Sendable {
 
     private func noteCreated(_ t: Target) {
         state.withLock { s in
-            if t.wasAbsent { s.placed.append(t) }
-            s.changed.insert(t.dir)
+            if t.wasAbsent { s.placed.append(t.index) }
+            // Only a durable restore syncs them.
+            if durable { s.changed.insert(t.dir) }
         }
     }
 
     /// Takes back what this restore put in the output: files where nothing
     /// was before, then the directories it made (files it replaced while
     /// overwriting stay replaced). Best effort: it runs on a failure path.
-    package func rollBack() {
+    /// `target` gives back a placed target by its index.
+    package func rollBack(_ target: (UInt32) -> Target?) {
         let (placed, dirs) = state.withLock { s in
             defer { s.placed = []; s.createdDirs = [] }
             return (s.placed, s.createdDirs)
         }
-        for t in placed {
+        for t in placed.lazy.compactMap(target) {
             try? withDirectory(t.dir) { try Sys.unlinkAt($0, t.name, what: display(t)) }
         }
         for d in dirs.reversed() {
