@@ -97,7 +97,8 @@ package final class OutputDirectory: Sendable {
     package func withDirectory<T>(_ dir: String, _ body: (Int32) throws -> T) throws -> T {
         if dir.isEmpty { return try body(rootFD) }
         let fd = try acquire(dir)
-        defer { state.withLock { s in s.open[dir]?.users -= 1 } }
+        // Get and set, not `?.users -= 1`: its modify accessor allocates.
+        defer { state.withLock { s in if let e = s.open[dir] { s.open[dir] = (e.fd, e.users - 1) } } }
         return try body(fd)
     }
 
