@@ -115,10 +115,16 @@ extension Snapshotter {
         try await forEachIndexConcurrently(files.count, limit: options.restoreConcurrency, pool: pool, cancel: cancel,
                                            bufferSize: 64, spread: true) { i, _ in
             let f = files[i]
-            let usable = try self.storeLinkUsable(for: f)
-            targets.setStoreLink(i, usable ? .usable : .unusable)
-            // What is not linked is decoded from the content.
-            guard try usable || self.store.contentStat(f.digest) != nil else {
+            let present: Bool
+            do {
+                let usable = try self.storeLinkUsable(for: f)
+                targets.setStoreLink(i, usable ? .usable : .unusable)
+                // What is not linked is decoded from the content.
+                present = try usable || self.store.contentStat(f.digest) != nil
+            } catch let e as SnapshotterError {
+                throw e.context("restore \(key): \(f.relativePath)")
+            }
+            guard present else {
                 throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
             }
         }

@@ -60,8 +60,8 @@ final class RestoreTargets: @unchecked Sendable {
                 last = (dirs[Int(d)], d)
             }
             var wasAbsent = true
-            let t = OutputDirectory.Target(dir: dirs[Int(d)], name: String(name), wasAbsent: true)
-            if existed[Int(d)], let st = try output.stat(t) {
+            if existed[Int(d)], case let t = OutputDirectory.Target(dir: dirs[Int(d)], name: String(name), wasAbsent: true),
+               let st = try output.stat(t) {
                 if (st.st_mode & S_IFMT) == S_IFDIR {
                     throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) exists and is a directory")
                 }

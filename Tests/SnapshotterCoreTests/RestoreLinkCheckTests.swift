@@ -34,6 +34,25 @@ struct RestoreLinkCheckTests {
         }
     }
 
+    @Test("a store link that cannot be stat'ed fails the restore before anything is written, naming the file")
+    func unreadableLinkNamesTheFile() async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/a/first", "read-write\n")
+            try writeFile(fx.base + "/b/ro.bin", "read-only\n", mode: 0o444)
+            try await withStore(fx) { store in
+                _ = try await store.snapshot(SnapshotRequest(name: "eio", version: "1", baseDir: fx.base, files: [
+                    FileRequest("a/first"), FileRequest("b/ro.bin", readOnly: true),
+                ]))
+                let out = fx.output()
+                let e = await withFaults([rule(.lstat, EIO, in: fx.linkDir)]) { _ in
+                    await expectError(.io) { try await store.restore(RestoreRequest(name: "eio", version: "1", outputDir: out)) }
+                }
+                #expect(e?.message.contains("b/ro.bin") == true, "the error names the file: \(e?.message ?? "")")
+                #expect(!exists(out), "nothing was written")
+            }
+        }
+    }
+
     @Test("a store link replaced by a symlink is never linked into the output: the file is decoded")
     func symlinkInStoreIsDecoded() async throws {
         try await withFixture { fx in
