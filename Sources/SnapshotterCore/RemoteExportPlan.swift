@@ -11,7 +11,7 @@ final class ExportPlan: Sendable {
     let key: SnapshotKey
     let files: [SnapshotFile]
     let output: OutputDirectory
-    let targets: [OutputDirectory.Target]
+    let targets: RestoreTargets
     let uses: [Digest: [Int]]
     let overwrite: Bool
     let reporter: ProgressReporter
@@ -21,7 +21,7 @@ final class ExportPlan: Sendable {
     /// existing files are then replaced only once everything is here).
     var pipelined: Bool { !overwrite }
 
-    init(key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, targets: [OutputDirectory.Target], uses: [Digest: [Int]], overwrite: Bool,
+    init(key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, targets: RestoreTargets, uses: [Digest: [Int]], overwrite: Bool,
          reporter: ProgressReporter, cancel: CancellationFlag) {
         self.key = key
         self.files = files
@@ -32,6 +32,8 @@ final class ExportPlan: Sendable {
         self.reporter = reporter
         self.cancel = cancel
     }
+
+    func target(_ i: Int) -> OutputDirectory.Target { targets.target(i, files[i]) }
 
     /// Counts an exported file (its bytes in the progress too, unless the
     /// export reported them as it went).
@@ -79,7 +81,7 @@ final class PendingFetch: @unchecked Sendable {
                 sinkTmp = ContentStore.tempPath(in: linkDir)
                 sinkFD = try Sys.open(sinkTmp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             case .output(let i):
-                let temp = plan.output.tempName(for: plan.targets[i])
+                let temp = plan.output.tempName(for: plan.target(i))
                 sinkTmp = plan.output.display(temp.dir, temp.name)
                 sinkFD = try plan.output.create(temp)
                 outputTemp = temp

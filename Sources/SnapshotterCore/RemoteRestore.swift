@@ -23,7 +23,7 @@ extension Snapshotter {
         do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {
             throw SnapshotterError(.registry, "restore \(key): the registry's config is unusable: \(e.message)")
         }
-        let (output, targets) = try await openOutput(key, files: files, request: request, requireContent: false)
+        let (output, targets) = try await openOutput(key, files: files, request: request, requireContent: false, cancel: cancel)
         var order: [Digest] = []
         var uses: [Digest: [Int]] = [:]
         for (i, f) in files.enumerated() {
@@ -72,7 +72,7 @@ extension Snapshotter {
             // Files are exported as their content arrives; a restore that
             // fails takes back the files it put where nothing was and the
             // directories it made, so it can simply be run again.
-            _ = try? await pool.run { output.rollBack() }
+            _ = try? await pool.run { output.rollBack { plan.target(Int($0)) } }
             throw error
         }
     }
@@ -201,7 +201,7 @@ extension Snapshotter {
             }
             try ContentStore.applyMetadata(of: f, to: pending.sinkFD!, path: pending.sinkTmp)
             if plan.output.durable { try Sys.fsync(pending.sinkFD!, pending.sinkTmp) }
-            try place(pending.outputTemp!, at: plan.targets[i], in: plan.output, overwrite: plan.overwrite, linked: false, key: key)
+            try place(pending.outputTemp!, at: plan.target(i), in: plan.output, overwrite: plan.overwrite, linked: false, key: key)
             pending.outputTemp = nil
             plan.exported(i, how: .decoded)
             return i
@@ -216,7 +216,7 @@ extension Snapshotter {
             try store.materializeLink(d, like: plan.files[ro], buffer: buffer)
         }
         for i in uses where i != skipping {
-            let how = try exportFile(plan.files[i], to: plan.targets[i], in: plan.output, overwrite: plan.overwrite, key: plan.key,
+            let how = try exportFile(plan.files[i], to: plan.target(i), in: plan.output, overwrite: plan.overwrite, key: plan.key,
                                      buffer: buffer, reporter: plan.reporter, cancel: plan.cancel)
             plan.exported(i, how: how, countBytes: false)
         }

@@ -55,39 +55,47 @@ extension Snapshotter {
     /// Writes every file of a leased snapshot into the output directory.
     func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
                 reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
-        let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true)
+        let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true, cancel: flag)
         reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: try record.files.checkedTotal("size", code: .corrupt) { $0.size })
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
         do {
-            try await forEachConcurrently(Array(record.files.indices), limit: options.restoreConcurrency, pool: pool, cancel: flag) { i, buffer in
-                let how = try self.exportFile(record.files[i], to: targets[i], in: output, overwrite: request.overwrite, key: key,
+            // Spread: the workers link into different directories at once
+            // (a directory takes one new name at a time).
+            try await forEachIndexConcurrently(record.files.count, limit: options.restoreConcurrency, pool: pool, cancel: flag,
+                                               spread: true) { i, buffer in
+                let f = record.files[i]
+                let how = try self.exportFile(f, to: targets.target(i, f), in: output, overwrite: request.overwrite, key: key,
                                               buffer: buffer, reporter: reporter, cancel: flag)
-                counts.withLock { $0.count(how, size: record.files[i].size) }
+                counts.withLock { $0.count(how, size: f.size) }
                 reporter.fileDone(copied: how == .copied)
             }
             try flag.check()
             if output.durable { try await pool.run { try output.syncChanged() } }
         } catch {
             // Take back what this restore made, so it can simply run again.
-            _ = try? await pool.run { output.rollBack() }
+            _ = try? await pool.run { output.rollBack { targets.target(Int($0), record.files[Int($0)]) } }
             throw error
         }
         reporter.finish()
         return counts.withLock { $0 }
     }
 
-    /// Opens the output directory and prepares every target; what that made
-    /// is taken back if it fails.
-    func openOutput(_ key: SnapshotKey, files: [SnapshotFile], request: RestoreRequest,
-                    requireContent: Bool) async throws -> (OutputDirectory, [OutputDirectory.Target]) {
+    /// Opens the output directory, checks every target before anything is
+    /// written, then creates the directories; what that made is taken back
+    /// if it fails.
+    func openOutput(_ key: SnapshotKey, files: [SnapshotFile], request: RestoreRequest, requireContent: Bool,
+                    cancel: CancellationFlag) async throws -> (OutputDirectory, RestoreTargets) {
         let output = try await pool.run { try OutputDirectory(opening: request.outputDir, durable: self.options.durableRestore) }
         do {
             let targets = try await pool.run {
-                try self.prepareRestore(key, files: files, output: output, overwrite: request.overwrite, requireContent: requireContent)
+                try RestoreTargets(key, files: files, output: output, overwrite: request.overwrite)
             }
+            if requireContent { try await checkContent(key, files: files, targets: targets, cancel: cancel) }
+            try await pool.run { try targets.makeDirectories(in: output) }
             return (output, targets)
         } catch {
-            _ = try? await pool.run { output.rollBack() }
+            // Only directories were made so far.
+            _ = try? await pool.run { output.rollBack { _ in nil } }
             throw error
         }
     }
@@ -99,82 +107,75 @@ extension Snapshotter {
         return record
     }
 
-    /// Checks every target before anything is written: no directory on the
-    /// way is a symlink, existing files are refused unless overwriting, and
-    /// (unless it is still to be fetched) all content is present. Then
-    /// creates the directories.
-    func prepareRestore(_ key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, overwrite: Bool,
-                        requireContent: Bool = true) throws -> [OutputDirectory.Target] {
-        var dirExists: [String: Bool] = [:]
-        var targets: [OutputDirectory.Target] = []
-        targets.reserveCapacity(files.count)
-        for f in files {
-            let rel = try PathGuard.normalize(f.relativePath)
-            let slash = rel.lastIndex(of: "/")
-            let dir = slash.map { String(rel[..<$0]) } ?? ""
-            var t = OutputDirectory.Target(dir: dir, name: slash.map { String(rel[rel.index(after: $0)...]) } ?? rel, wasAbsent: true)
-            let exists: Bool
+    /// Checks that (unless it is still to be fetched) all content is
+    /// present: each read-only file's store link is checked here once,
+    /// under the lease, and the export trusts the result.
+    func checkContent(_ key: SnapshotKey, files: [SnapshotFile], targets: RestoreTargets,
+                      cancel: CancellationFlag) async throws {
+        try await forEachIndexConcurrently(files.count, limit: options.restoreConcurrency, pool: pool, cancel: cancel,
+                                           bufferSize: 64, spread: true) { i, _ in
+            let f = files[i]
+            let present: Bool
             do {
-                if let known = dirExists[dir] { exists = known } else {
-                    exists = try output.directoryExists(dir)
-                    dirExists[dir] = exists
-                }
+                let usable = try self.storeLinkUsable(for: f)
+                targets.setStoreLink(i, usable ? .usable : .unusable)
+                // What is not linked is decoded from the content.
+                present = try usable || self.store.contentStat(f.digest) != nil
             } catch let e as SnapshotterError {
                 throw e.context("restore \(key): \(f.relativePath)")
             }
-            if exists, let st = try output.stat(t) {
-                if (st.st_mode & S_IFMT) == S_IFDIR {
-                    throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) exists and is a directory")
-                }
-                if !overwrite {
-                    throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) already exists (ask to overwrite to replace it)")
-                }
-                t.wasAbsent = false
-            }
-            guard try !requireContent || (f.readOnly && store.linkStat(f.digest) != nil)
-                    || store.contentStat(f.digest) != nil else {
+            guard present else {
                 throw SnapshotterError(.corrupt, "restore \(key): content \(f.digest) of \(f.relativePath) is missing from the store")
             }
-            targets.append(t)
         }
-        for (d, exists) in dirExists.sorted(by: { $0.key < $1.key }) {
-            if exists { try output.sweepStaleTemps(in: d) } else { try output.makeDirectory(d) }
-        }
-        return targets
+    }
+
+    /// Whether `f` may be restored as a hard link to the store's read-only
+    /// link: one is there, a regular file whose inode already carries this
+    /// file's metadata (so restoring never changes the mode or times of
+    /// any other file sharing it: the store's, or the original source's).
+    func storeLinkUsable(for f: SnapshotFile) throws -> Bool {
+        guard f.readOnly, let link = try store.linkStat(f.digest) else { return false }
+        return (link.st_mode & S_IFMT) == S_IFREG && metadataMatches(link, f)
     }
 
     enum ExportMethod: Sendable { case linked, copied, decoded }
 
     /// Writes one file under a temporary name next to its target, applies
-    /// its metadata, then renames it into place.
+    /// its metadata, then renames it into place; a read-only file whose
+    /// store link is usable is hard-linked instead.
     func exportFile(_ f: SnapshotFile, to t: OutputDirectory.Target, in output: OutputDirectory, overwrite: Bool,
                     key: SnapshotKey, buffer: UnsafeMutableRawBufferPointer, reporter: ProgressReporter,
                     cancel: CancellationFlag) throws -> ExportMethod {
+        var linkable: Bool
+        switch t.storeLink {
+        case .usable: linkable = true
+        case .unusable: linkable = false
+        case .unchecked: linkable = try storeLinkUsable(for: f)
+        }
+        var fallback = ExportMethod.decoded
         // A hard link is never half-written: without overwrite it goes
         // straight to its final name (one directory operation, like cp -al).
-        if f.readOnly && !overwrite, let link = try store.linkStat(f.digest), metadataMatches(link, f) {
+        if linkable && !overwrite {
             do {
                 if try output.link(store.linkDirFD, f.digest.hex, from: store.linkPath(f.digest), at: t) {
                     reporter.addBytes(f.size)
                     return .linked
                 }
                 throw SnapshotterError(.alreadyExists, "restore \(key): \(output.display(t)) appeared while restoring")
-            } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
-                // Fall through to a copy.
+            } catch let e as SnapshotterError where Self.linkFallsBack(e) {
+                linkable = false
+                fallback = e.code == .crossDevice ? .copied : .decoded
             }
         }
         return try placeExport(to: t, in: output, overwrite: overwrite, key: key, cancel: cancel) { tmp in
-            var method = ExportMethod.decoded
-            // A link shares the store's inode (and, for files snapshotted
-            // from this filesystem, the original source's): it is used only
-            // when that inode already carries this file's metadata, so
-            // restoring never changes the mode or times of any other file.
-            if f.readOnly, let link = try Sys.lstatIfExists(store.linkPath(f.digest)), metadataMatches(link, f) {
+            var method = fallback
+            if linkable {
                 do {
-                    if try output.link(store.linkPath(f.digest), at: tmp) {
+                    if try output.link(store.linkDirFD, f.digest.hex, from: store.linkPath(f.digest), at: tmp) {
                         method = .linked
                     }
-                } catch let e as SnapshotterError where e.code == .crossDevice || e.code == .notFound || e.code == .permission {
+                } catch let e as SnapshotterError where Self.linkFallsBack(e) {
                     method = e.code == .crossDevice ? .copied : .decoded
                 }
             }
@@ -189,6 +190,12 @@ extension Snapshotter {
             }
             return method
         }
+    }
+
+    /// A link that fails for these reasons (another file system, the link
+    /// gone, links refused) is replaced by a copy of the content.
+    static func linkFallsBack(_ e: SnapshotterError) -> Bool {
+        e.code == .crossDevice || e.code == .notFound || e.code == .permission
     }
 
     /// Has `write` produce a file at a temporary name next to the target,

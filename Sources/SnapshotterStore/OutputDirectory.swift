@@ -19,13 +19,25 @@ package final class OutputDirectory: Sendable {
         package var name: String
         /// Nothing was at the name when the restore was prepared.
         package var wasAbsent: Bool
+        /// What the prepare found of the store's read-only link.
+        package var storeLink: StoreLink
+        /// The file's index in the restore; `rollBack` asks for the
+        /// target by it.
+        package var index: UInt32
 
-        package init(dir: String, name: String, wasAbsent: Bool) {
+        package init(dir: String, name: String, wasAbsent: Bool, storeLink: StoreLink = .unchecked, index: UInt32 = 0) {
             self.dir = dir
             self.name = name
             self.wasAbsent = wasAbsent
+            self.storeLink = storeLink
+            self.index = index
         }
     }
+
+    /// Whether a target's store link may be used, as checked when the
+    /// restore was prepared (under its lease): `.unchecked` when the link
+    /// may still appear (content yet to be fetched).
+    package enum StoreLink: UInt8, Sendable { case unchecked, usable, unusable }
 
     /// A temporary name in one of the output's directories.
     package struct Temp: Sendable {
@@ -45,8 +57,8 @@ package final class OutputDirectory: Sendable {
         var open: [String: (fd: Int32, users: Int)] = [:]
         /// Directories this restore made (relative), parents first.
         var createdDirs: [String] = []
-        /// Files put where nothing was before.
-        var placed: [Target] = []
+        /// Files put where nothing was before, by index (4 bytes a file).
+        var placed: [UInt32] = []
         /// Directories whose entries this restore changed.
         var changed = Set<String>()
     }
@@ -85,7 +97,8 @@ package final class OutputDirectory: Sendable {
     package func withDirectory<T>(_ dir: String, _ body: (Int32) throws -> T) throws -> T {
         if dir.isEmpty { return try body(rootFD) }
         let fd = try acquire(dir)
-        defer { state.withLock { s in s.open[dir]?.users -= 1 } }
+        // Get and set, not `?.users -= 1`: its modify accessor allocates.
+        defer { state.withLock { s in if let e = s.open[dir] { s.open[dir] = (e.fd, e.users - 1) } } }
         return try body(fd)
     }
 
@@ -163,22 +176,14 @@ package final class OutputDirectory: Sendable {
         try withDirectory(temp.dir) { try Sys.createAt($0, temp.name, mode: 0o600, what: display(temp.dir, temp.name)) }
     }
 
-    /// Hard-links the store's file `from` at the temporary name; false
-    /// when the name is taken.
-    package func link(_ from: String, at temp: Temp) throws -> Bool {
-        try withDirectory(temp.dir) { try Sys.linkAt(from, $0, temp.name, what: display(temp.dir, temp.name)) }
+    /// Hard-links `name` of the store directory open as `dirFD` (path
+    /// `from`) at the temporary name; false when the name is taken.
+    package func link(_ dirFD: Int32, _ name: String, from: String, at temp: Temp) throws -> Bool {
+        try withDirectory(temp.dir) { try Sys.linkAt(dirFD, name, from: from, $0, temp.name, what: display(temp.dir, temp.name)) }
     }
 
-    /// Hard-links the store's file `from` straight at its target; false
-    /// when something is there.
-    package func link(_ from: String, at t: Target) throws -> Bool {
-        let done = try withDirectory(t.dir) { try Sys.linkAt(from, $0, t.name, what: display(t)) }
-        if done { noteCreated(t) }
-        return done
-    }
-
-    /// `link(_:at:)` of `name` in the directory open as `dirFD` (path
-    /// `from`): no walk of the store's path per file.
+    /// Hard-links `name` of the store directory open as `dirFD` (path
+    /// `from`) straight at its target; false when something is there.
     package func link(_ dirFD: Int32, _ name: String, from: String, at t: Target) throws -> Bool {
         let done = try withDirectory(t.dir) { try Sys.linkAt(dirFD, name, from: from, $0, t.name, what: display(t)) }
         if done { noteCreated(t) }
@@ -207,20 +212,22 @@ package final class OutputDirectory: Sendable {
 
     private func noteCreated(_ t: Target) {
         state.withLock { s in
-            if t.wasAbsent { s.placed.append(t) }
-            s.changed.insert(t.dir)
+            if t.wasAbsent { s.placed.append(t.index) }
+            // Only a durable restore syncs them.
+            if durable { s.changed.insert(t.dir) }
         }
     }
 
     /// Takes back what this restore put in the output: files where nothing
     /// was before, then the directories it made (files it replaced while
     /// overwriting stay replaced). Best effort: it runs on a failure path.
-    package func rollBack() {
+    /// `target` gives back a placed target by its index.
+    package func rollBack(_ target: (UInt32) -> Target?) {
         let (placed, dirs) = state.withLock { s in
             defer { s.placed = []; s.createdDirs = [] }
             return (s.placed, s.createdDirs)
         }
-        for t in placed {
+        for t in placed.lazy.compactMap(target) {
             try? withDirectory(t.dir) { try Sys.unlinkAt($0, t.name, what: display(t)) }
         }
         for d in dirs.reversed() {
