@@ -70,7 +70,11 @@ extension Snapshotter {
         // The files in digest order: each digest's files come together, so
         // it is looked at once with no table of digests, and the content
         // and reference tables are written in key order.
-        let order = stored.indices.sorted { stored[$0].file.digest.value < stored[$1].file.digest.value }
+        // Sorted as (digest, index) pairs: 16 bytes each, no file touched.
+        var pairs = stored.indices.map { (stored[$0].file.digest.value, $0) }
+        pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
+        let order = pairs.map(\.1)
+        pairs = []
         var missing: [Int] = []
         var start = 0
         while start < order.count {
