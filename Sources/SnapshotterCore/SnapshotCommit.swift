@@ -29,12 +29,14 @@ extension Snapshotter {
                         repair: ([Int], [StoredFile]) throws -> [StoredFile]) throws -> Committed {
         var stored = initial
         if !stored.isSortedByPath { stored.sort { $0.file.relativePath.utf8.lexicographicallyPrecedes($1.file.relativePath.utf8) } }
-        let kept = givenConfig.flatMap { $0 == SnapshotConfig.encode(stored.map(\.file)) ? nil : $0 }
+        let kept = givenConfig.flatMap { $0 == SnapshotConfig.encode(sorted: stored.lazy.map(\.file)) ? nil : $0 }
         let now = Sys.nowNanos()
         // The record is encoded straight into LMDB's pages, and the list of
         // files for the report made after the commit: at many files each is
         // as large as the record.
-        let recordSize = SnapshotRecord.encodedSize(files: stored.lazy.map(\.file), givenConfig: kept)
+        let version = SnapshotRecord.writtenVersion
+        let config = SnapshotRecord.configStored(version: version, files: stored.lazy.map(\.file), givenConfig: kept)
+        let recordSize = SnapshotRecord.encodedSize(version: version, files: stored.lazy.map(\.file), config: config)
         try meta.requireRoom("snapshot \(key)", recordBytes: recordSize, digests: Set(stored.lazy.map(\.file.digest)).count)
         for attempt in 0..<4 {
             do {
@@ -44,7 +46,7 @@ extension Snapshotter {
                     try self.writeSnapshot(txn, key, stored: stored, now: now)
                     try txn.putSnapshot(key, recordSize: recordSize, accessed: now) { buffer in
                         var w = BufferWriter(buffer)
-                        SnapshotRecord.write(to: &w, created: now, files: stored.lazy.map(\.file), givenConfig: kept)
+                        SnapshotRecord.write(to: &w, version: version, created: now, files: stored.lazy.map(\.file), config: config)
                         guard w.exact else { throw SnapshotterError(.internal, "snapshot \(key): the record is not the size computed for it") }
                     }
                 }

@@ -76,13 +76,17 @@ package struct ByteReader {
 }
 
 /// A snapshot: `name:version` -> when it was made, its files (sorted by
-/// path) and, when it is not the canonical encoding of those files, its
-/// config. Version 1 kept every config; version 2 keeps only a config
-/// given from outside (fetched from a registry): the store's own configs
-/// are `SnapshotConfig.encode(files)` byte for byte, so at many files the
-/// record does not carry a second copy of the list as JSON.
+/// path) and its config. Version 1 keeps every config; version 2 keeps only
+/// a config given from outside (fetched from a registry): the store's own
+/// configs are `SnapshotConfig.encode(files)` byte for byte, so at many
+/// files the record need not carry a second copy of the list as JSON.
+/// This release reads both and writes version 1: a new record version is
+/// read by one minor release before any release writes it (README,
+/// Compatibility), so the release before this one can still read every
+/// record. The next minor release writes version 2 (`writtenVersion`).
 package struct SnapshotRecord: Sendable {
-    package static let formatVersion: UInt8 = 2
+    package static let writtenVersion: UInt8 = 1
+    package static let readVersions: ClosedRange<UInt8> = 1...2
     package var created: Int64
     package var files: [SnapshotFile]
     /// The config JSON exactly as published, when it is not the canonical one.
@@ -91,29 +95,34 @@ package struct SnapshotRecord: Sendable {
     /// The config JSON exactly as published.
     package var config: [UInt8] { givenConfig ?? SnapshotConfig.encode(files) }
 
-    package func encode() -> [UInt8] {
-        Self.encode(created: created, files: files, givenConfig: givenConfig)
-    }
-
-    /// Encodes a record from any collection of files in path order.
-    package static func encode<C: Collection>(created: Int64, files: C, givenConfig: [UInt8]?) -> [UInt8]
-        where C.Element == SnapshotFile {
+    package func encode(version: UInt8 = writtenVersion) -> [UInt8] {
+        let stored = Self.configStored(version: version, files: files, givenConfig: givenConfig)
         var w = ByteWriter()
-        w.bytes.reserveCapacity(encodedSize(files: files, givenConfig: givenConfig))
-        write(to: &w, created: created, files: files, givenConfig: givenConfig)
+        w.bytes.reserveCapacity(Self.encodedSize(version: version, files: files, config: stored))
+        Self.write(to: &w, version: version, created: created, files: files, config: stored)
         return w.bytes
     }
 
-    /// The size `write` will produce.
-    package static func encodedSize<C: Collection>(files: C, givenConfig: [UInt8]?) -> Int where C.Element == SnapshotFile {
-        // Header and config flag 14 (and a config's length 4), 42 a file
-        // besides its path.
-        files.reduce(givenConfig.map { 18 + $0.count } ?? 14) { $0 &+ 42 &+ $1.relativePath.utf8.count }
+    /// The config bytes a record of `version` keeps: version 1 every
+    /// config, version 2 only a given one.
+    package static func configStored<C: Collection>(version: UInt8, files: C, givenConfig: [UInt8]?) -> [UInt8]?
+        where C.Element == SnapshotFile {
+        version == 1 ? givenConfig ?? SnapshotConfig.encode(sorted: files) : givenConfig
     }
 
-    package static func write<C: Collection, W: ByteSink>(to w: inout W, created: Int64, files: C, givenConfig: [UInt8]?)
+    /// The size `write` will produce.
+    package static func encodedSize<C: Collection>(version: UInt8, files: C, config: [UInt8]?) -> Int where C.Element == SnapshotFile {
+        // Header 13, then a config's length 4 (and version 2's flag 1), and
+        // 42 bytes a file besides its path.
+        let tail = (version == 1 ? 4 : config == nil ? 1 : 5) + (config?.count ?? 0)
+        return files.reduce(13 + tail) { $0 &+ 42 &+ $1.relativePath.utf8.count }
+    }
+
+    /// Writes a record of `version` (1 or 2) from files in path order, with
+    /// the config bytes `configStored` gives.
+    package static func write<C: Collection, W: ByteSink>(to w: inout W, version: UInt8, created: Int64, files: C, config: [UInt8]?)
         where C.Element == SnapshotFile {
-        w.u8(formatVersion)
+        w.u8(version)
         w.i64(created)
         w.u32(UInt32(files.count))
         for f in files {
@@ -127,9 +136,11 @@ package struct SnapshotRecord: Sendable {
             w.i64(f.mtimeNanos)
             w.u8(f.typeflag)
         }
-        if let givenConfig {
+        if version == 1 {
+            w.blob(config ?? [])
+        } else if let config {
             w.u8(1)
-            w.blob(givenConfig)
+            w.blob(config)
         } else {
             w.u8(0)
         }
@@ -138,7 +149,7 @@ package struct SnapshotRecord: Sendable {
     package static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> SnapshotRecord {
         var r = ByteReader(bytes, what: "snapshot \(key)")
         let version = try r.u8()
-        guard version == 1 || version == formatVersion else { throw r.fail("format version \(version) is not 1 or 2") }
+        guard readVersions.contains(version) else { throw r.fail("format version \(version) is not 1 or 2") }
         let created = try r.i64()
         let count = Int(try r.u32())
         guard count <= bytes.count else { throw r.fail() }

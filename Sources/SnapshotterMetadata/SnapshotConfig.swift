@@ -11,9 +11,14 @@ public enum SnapshotConfig {
     /// Encodes the files sorted by relative path, field for field as the Go
     /// version writes them, so the same inputs give the same bytes.
     public static func encode(_ files: [SnapshotFile]) -> [UInt8] {
+        encode(sorted: files.sorted(by: { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }))
+    }
+
+    /// The same, of files already sorted by path.
+    package static func encode<C: Collection>(sorted files: C) -> [UInt8] where C.Element == SnapshotFile {
         var w = JSONWriter()
         w.raw("{\"files\":[")
-        for (i, f) in files.sorted(by: { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }).enumerated() {
+        for (i, f) in files.enumerated() {
             if i > 0 { w.raw(",") }
             w.raw("{\"digest\":")
             w.string(f.digest.description)

@@ -5,8 +5,9 @@ import Testing
 @testable import SnapshotterRemote
 @testable import SnapshotterCore
 
-/// The snapshot record's two versions: 1 kept every config, 2 keeps only a
-/// config that is not the canonical encoding of the files.
+/// The snapshot record's two versions: 1 keeps every config, 2 keeps only a
+/// config that is not the canonical encoding of the files. This release
+/// reads both and writes 1.
 @Suite("Snapshot record format")
 struct RecordFormatTests {
     static let files = [
@@ -51,7 +52,7 @@ struct RecordFormatTests {
 
     @Test("A version 2 record without a config gives the canonical config, and is smaller by it")
     func canonicalConfigNotKept() throws {
-        let bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode()
+        let bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode(version: 2)
         #expect(bytes.first == 2)
         let rec = try Self.decode(bytes)
         #expect(rec.files == Self.files)
@@ -65,40 +66,53 @@ struct RecordFormatTests {
     @Test("A version 2 record keeps a given config byte for byte")
     func givenConfigKept() throws {
         let config = Array("{\"files\": [], \"from\": \"elsewhere\"}".utf8)
-        let rec = try Self.decode(SnapshotRecord(created: 5, files: Self.files, givenConfig: config).encode())
+        let rec = try Self.decode(SnapshotRecord(created: 5, files: Self.files, givenConfig: config).encode(version: 2))
         #expect(rec.givenConfig == config)
         #expect(rec.config == config)
     }
 
-    @Test("Written into a buffer of the computed size, a record is the same bytes; a short buffer is not overrun", arguments: [nil, [UInt8]([1, 2, 3])])
-    func bufferWriter(_ config: [UInt8]?) {
-        let expected = SnapshotRecord(created: 5, files: Self.files, givenConfig: config).encode()
-        let size = SnapshotRecord.encodedSize(files: Self.files, givenConfig: config)
+    @Test("This release writes version 1, with the canonical config, so the release before it reads every record")
+    func writesVersionOne() throws {
+        #expect(SnapshotRecord.writtenVersion == 1)
+        let canonical = SnapshotConfig.encode(Self.files)
+        let bytes = SnapshotRecord(created: 42, files: Self.files, givenConfig: nil).encode()
+        #expect(bytes == Self.versionOne(config: canonical), "byte for byte what earlier releases wrote and read")
+        let given = Array("{\"files\": []}".utf8)
+        #expect(SnapshotRecord(created: 42, files: Self.files, givenConfig: given).encode() == Self.versionOne(config: given))
+    }
+
+    @Test("Written into a buffer of the computed size, a record is the same bytes; a short buffer is not overrun",
+          arguments: [(UInt8(1), [UInt8]?.none), (UInt8(1), [UInt8]?.some([1, 2, 3])), (UInt8(2), [UInt8]?.none),
+                      (UInt8(2), [UInt8]?.some([1, 2, 3]))])
+    func bufferWriter(_ version: UInt8, _ given: [UInt8]?) {
+        let expected = SnapshotRecord(created: 5, files: Self.files, givenConfig: given).encode(version: version)
+        let config = SnapshotRecord.configStored(version: version, files: Self.files, givenConfig: given)
+        let size = SnapshotRecord.encodedSize(version: version, files: Self.files, config: config)
         #expect(size == expected.count)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size + 8, alignment: 8)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0xAA)
         var w = BufferWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size]))
-        SnapshotRecord.write(to: &w, created: 5, files: Self.files, givenConfig: config)
+        SnapshotRecord.write(to: &w, version: version, created: 5, files: Self.files, config: config)
         #expect(w.exact)
         #expect(Array(buffer[0..<size]) == expected)
         var short = BufferWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(size - 1)]))
         buffer.initializeMemory(as: UInt8.self, repeating: 0xAA)
-        SnapshotRecord.write(to: &short, created: 5, files: Self.files, givenConfig: config)
+        SnapshotRecord.write(to: &short, version: version, created: 5, files: Self.files, config: config)
         #expect(!short.exact)
         #expect(buffer[(size - 1)...].allSatisfy { $0 == 0xAA }, "nothing written past the buffer")
     }
 
     @Test("A record with an unknown version, a bad config flag, a cut config or bytes after it is corrupt")
     func malformed() async {
-        var bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode()
+        var bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode(version: 2)
         bytes[bytes.count - 1] = 2
         var e = await expectError(.corrupt) { try Self.decode(bytes) }
         #expect(e?.message.contains("config flag 2") == true, "\(e?.message ?? "")")
         bytes[0] = 3
         e = await expectError(.corrupt) { try Self.decode(bytes) }
         #expect(e?.message.contains("format version 3") == true, "\(e?.message ?? "")")
-        let given = SnapshotRecord(created: 5, files: Self.files, givenConfig: [1, 2, 3]).encode()
+        let given = SnapshotRecord(created: 5, files: Self.files, givenConfig: [1, 2, 3]).encode(version: 2)
         await expectError(.corrupt) { try Self.decode(Array(given.dropLast())) }
         await expectError(.corrupt) { try Self.decode(given + [0]) }
         await expectError(.corrupt) { try Self.decode(Array(Self.versionOne(config: [9]).dropLast())) }
