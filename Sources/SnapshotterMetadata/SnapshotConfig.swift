@@ -22,11 +22,22 @@ public enum SnapshotConfig {
             if i > 0 { w.raw(",") }
             w.raw("{\"digest\":")
             w.string(f.digest.description)
-            w.raw(",\"readOnly\":\(f.readOnly),\"relativePath\":")
+            w.raw(f.readOnly ? ",\"readOnly\":true,\"relativePath\":" : ",\"readOnly\":false,\"relativePath\":")
             w.string(f.relativePath)
-            w.raw(",\"metadata\":{\"mode\":\(f.mode),\"uid\":\(f.uid),\"gid\":\(f.gid),\"size\":\(f.size),\"mtime\":")
-            w.string(RFC3339.format(nanos: f.mtimeNanos))
-            w.raw(",\"typeflag\":\(f.typeflag)}}")
+            w.raw(",\"metadata\":{\"mode\":")
+            w.number(Int64(f.mode))
+            w.raw(",\"uid\":")
+            w.number(Int64(f.uid))
+            w.raw(",\"gid\":")
+            w.number(Int64(f.gid))
+            w.raw(",\"size\":")
+            w.number(f.size)
+            w.raw(",\"mtime\":\"")
+            // Digits, '-', ':', '.', 'T' and 'Z' need no escaping.
+            RFC3339.append(nanos: f.mtimeNanos, to: &w.bytes)
+            w.raw("\",\"typeflag\":")
+            w.number(Int64(f.typeflag))
+            w.raw("}}")
         }
         w.raw("]}")
         return w.bytes
@@ -140,6 +151,15 @@ public enum SnapshotConfig {
 /// `time.Time` writes them in JSON. We always write UTC.
 package enum RFC3339 {
     package static func format(nanos: Int64) -> String {
+        var out: [UInt8] = []
+        append(nanos: nanos, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `format` as bytes appended to `out`: fields zero-padded (a year as
+    /// `String` writes it, padded to four), the fraction without trailing
+    /// zeros and only when not zero, as Go writes it.
+    package static func append(nanos: Int64, to out: inout [UInt8]) {
         var secs = nanos / 1_000_000_000
         var frac = nanos % 1_000_000_000
         if frac < 0 { frac += 1_000_000_000; secs -= 1 }
@@ -147,17 +167,24 @@ package enum RFC3339 {
         var rem = secs % 86_400
         if rem < 0 { rem += 86_400; days -= 1 }
         let (y, m, d) = civil(fromDays: days)
-        func pad(_ v: Int64, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
-        }
-        var out = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2))"
+        DecimalText.append(y, width: 4, to: &out)
+        out.append(UInt8(ascii: "-"))
+        DecimalText.append(m, width: 2, to: &out)
+        out.append(UInt8(ascii: "-"))
+        DecimalText.append(d, width: 2, to: &out)
+        out.append(UInt8(ascii: "T"))
+        DecimalText.append(rem / 3600, width: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        DecimalText.append(rem / 60 % 60, width: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        DecimalText.append(rem % 60, width: 2, to: &out)
         if frac != 0 {
-            var f = pad(frac, 9)
-            while f.hasSuffix("0") { f.removeLast() }
-            out += "." + f
+            var width = 9
+            while frac % 10 == 0 { frac /= 10; width -= 1 }
+            out.append(UInt8(ascii: "."))
+            DecimalText.append(frac, width: width, to: &out)
         }
-        return out + "Z"
+        out.append(UInt8(ascii: "Z"))
     }
 
     package static func parse(_ text: String) throws -> Int64 {

@@ -212,8 +212,32 @@ package struct JSONParser {
 
 /// Writes JSON the way Go's encoding/json does (compact; `<`, `>`, `&`,
 /// U+2028 and U+2029 escaped), so configs match the Go version's bytes.
+/// Decimal digits appended as bytes, with no String made on the way (a
+/// config writes several numbers for each of a snapshot's files).
+package enum DecimalText {
+    /// `v` as `String(v)` writes it, left-padded with "0" to `width` bytes.
+    package static func append(_ v: Int64, width: Int = 0, to out: inout [UInt8]) {
+        let magnitude = v.magnitude
+        var digits = 1
+        var power: UInt64 = 1
+        while magnitude / power >= 10 { power *= 10; digits += 1 }
+        let length = digits + (v < 0 ? 1 : 0)
+        if length < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - length)) }
+        if v < 0 { out.append(UInt8(ascii: "-")) }
+        var rest = magnitude
+        while power > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(rest / power))
+            rest %= power
+            power /= 10
+        }
+    }
+}
+
 package struct JSONWriter {
     package var bytes: [UInt8] = []
+
+    /// An integer field's value.
+    package mutating func number(_ v: Int64) { DecimalText.append(v, to: &bytes) }
 
     package mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 

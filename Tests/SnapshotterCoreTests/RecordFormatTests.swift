@@ -175,3 +175,50 @@ struct PathNormalFormTests {
         #expect(normal > 100, "the set holds normal paths too")
     }
 }
+
+@Suite("Config numbers as bytes")
+struct ConfigNumberTests {
+    /// The String-based formatting the byte writer replaced, kept as the
+    /// oracle (its output is what configs have always held).
+    static func oracle(nanos: Int64) -> String {
+        var secs = nanos / 1_000_000_000
+        var frac = nanos % 1_000_000_000
+        if frac < 0 { frac += 1_000_000_000; secs -= 1 }
+        var days = secs / 86_400
+        var rem = secs % 86_400
+        if rem < 0 { rem += 86_400; days -= 1 }
+        let (y, m, d) = RFC3339.civil(fromDays: days)
+        func pad(_ v: Int64, _ width: Int) -> String {
+            let s = String(v)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        var out = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2))"
+        if frac != 0 {
+            var f = pad(frac, 9)
+            while f.hasSuffix("0") { f.removeLast() }
+            out += "." + f
+        }
+        return out + "Z"
+    }
+
+    @Test("Times are written as the String-based formatting wrote them, at the edges and at random")
+    func timesAgree() {
+        var values: [Int64] = [0, 1, -1, 999_999_999, 1_000_000_000, -1_000_000_000, .min, .max, .min + 1, .max - 1,
+                               1_700_000_000_123_456_789, 1_700_000_000_100_000_000, -9_000_000_000_000_000_001,
+                               9_000_000_000_000_000_001, -86_400_000_000_001]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 { values.append(Int64.random(in: .min ... .max, using: &rng)) }
+        for _ in 0..<20_000 { values.append(Int64.random(in: -4_000_000_000_000_000_000...4_000_000_000_000_000_000, using: &rng) / 1000 * 1000) }
+        for v in values { #expect(RFC3339.format(nanos: v) == Self.oracle(nanos: v), "\(v)") }
+    }
+
+    @Test("Decimal digits are String's, padded", arguments: [Int64.min, .max, 0, 7, -7, 10, -10, 99, 100, 1_000_000_007])
+    func decimals(_ v: Int64) {
+        for width in [0, 1, 2, 4, 25] {
+            var out: [UInt8] = []
+            DecimalText.append(v, width: width, to: &out)
+            let s = String(v)
+            #expect(String(decoding: out, as: UTF8.self) == String(repeating: "0", count: max(0, width - s.count)) + s)
+        }
+    }
+}
