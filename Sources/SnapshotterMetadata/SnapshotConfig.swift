@@ -17,6 +17,8 @@ public enum SnapshotConfig {
     /// The same, of files already sorted by path.
     package static func encode<C: Collection>(sorted files: C) -> [UInt8] where C.Element == SnapshotFile {
         var w = JSONWriter()
+        // About 190 bytes a file besides its path: one allocation, no growth.
+        w.bytes.reserveCapacity(files.reduce(16) { $0 &+ 192 &+ $1.relativePath.utf8.count })
         w.raw("{\"files\":[")
         for (i, f) in files.enumerated() {
             if i > 0 { w.raw(",") }
