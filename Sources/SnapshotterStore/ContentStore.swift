@@ -153,9 +153,9 @@ package final class ContentStore: Sendable {
                     buffer: UnsafeMutableRawBufferPointer, batch: DurableBatch? = nil) throws -> Bool {
         let final = linkPath(digest)
         let size = Int64(src.st_size)
-        switch try Sys.linkOpenFile(fd, to: final, what: what) {
+        switch try Sys.linkOpenFile(fd, at: linkDirFD, digest.hex, path: final, what: what) {
         case .exists:
-            guard let st = try Sys.lstatIfExists(final) else { return false }
+            guard let st = try linkStat(digest) else { return false }
             return st.st_dev == src.st_dev && st.st_ino == src.st_ino
         case .linked:
             // linkat of /proc/self/fd/N (AT_SYMLINK_FOLLOW) names the open

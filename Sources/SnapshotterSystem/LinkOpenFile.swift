@@ -17,9 +17,17 @@ extension Sys {
     /// whatever its old path names now. linkat(2) of /proc/self/fd/N with
     /// AT_SYMLINK_FOLLOW needs no privilege (AT_EMPTY_PATH would).
     package static func linkOpenFile(_ fd: Int32, to path: String, what: @autoclosure () -> String) throws -> LinkOpenFileResult {
+        try linkOpenFile(fd, at: AT_FDCWD, path, path: path, what: what())
+    }
+
+    /// The same, naming `name` in the directory open as `dirfd` (`path` is
+    /// that name's full path, for messages): no walk of the directory's
+    /// path per file.
+    package static func linkOpenFile(_ fd: Int32, at dirfd: Int32, _ name: String, path: @autoclosure () -> String,
+                                     what: @autoclosure () -> String) throws -> LinkOpenFileResult {
         let proc = "/proc/self/fd/\(fd)"
         while true {
-            if (injected(.link, "link \(what()) to \(path)") ? -1 : Glibc.linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW)) == 0 {
+            if (injected(.link, "link \(what()) to \(path())") ? -1 : Glibc.linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW)) == 0 {
                 return .linked
             }
             let e = Glibc.errno
@@ -28,7 +36,7 @@ extension Sys {
             case EEXIST: return .exists
             // ENOENT: no /proc, or the file was unlinked after it was opened.
             case ENOENT, EXDEV, EPERM, EACCES, EOPNOTSUPP, EMLINK: return .unavailable
-            default: throw SnapshotterError.errno(e, "link \(what()) to \(path)")
+            default: throw SnapshotterError.errno(e, "link \(what()) to \(path())")
             }
         }
     }
