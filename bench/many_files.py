@@ -65,8 +65,11 @@ def section(b, kind, src, paths, rows, raw):
     # inodes right after a large delete cost a rescan of the freed ones (for
     # cp as for a snapshot), which would measure the last delete instead
     # (docs/design-notes.md). Each cold snapshot gets a fresh root, each
-    # copy and output a fresh directory.
-    root = b.path(f"root-{kind}-0")
+    # copy and output a fresh directory. The re-snapshots and restores use
+    # the last cold snapshot's root: a read-only snapshot links the sources
+    # into its store, which changes their ctime, so only the last store's
+    # inode records still match them.
+    root = b.path(f"root-{kind}-{b.reps - 1}")
     log(f"bench: {n} small {kind} files: cold snapshot vs cp -a + sync ...")
 
     def copy_sync(r):
