@@ -42,7 +42,7 @@ extension Snapshotter {
             let leased = try txn.leaseView().snapshots
             var out: [(key: SnapshotKey, trashed: [Digest], storeBytes: Int64)] = []
             for key in keys {
-                guard let rec = try txn.snapshot(key) else {
+                guard let rec = try txn.snapshot(key, config: false) else {
                     if cutoff != nil { continue }
                     throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }

@@ -28,7 +28,7 @@ extension Snapshotter {
             // snapshot only the registry has is fetched and recorded first.
             let loaded = Locked<SnapshotRecord?>(nil)
             let leaseCheck: @Sendable (MetadataTransaction) throws -> [Digest] = { txn in
-                guard let rec = try txn.snapshot(key) else {
+                guard let rec = try txn.snapshot(key, config: false) else {
                     throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }
                 loaded.withLock { $0 = rec }

@@ -37,8 +37,10 @@ extension MetadataStore {
 // MARK: snapshots and their access times
 
 extension MetadataTransaction {
-    package func snapshot(_ key: SnapshotKey) throws -> SnapshotRecord? {
-        try txn.withValue(db.snapshots, key.bytes) { try SnapshotRecord.decode($0, key: key.description) }
+    /// A snapshot's record; without `config` its files only (see
+    /// `SnapshotRecord.decode`).
+    package func snapshot(_ key: SnapshotKey, config: Bool = true) throws -> SnapshotRecord? {
+        try txn.withValue(db.snapshots, key.bytes) { try SnapshotRecord.decode($0, key: key.description, keepConfig: config) }
     }
 
     package func hasSnapshot(_ key: SnapshotKey) throws -> Bool {

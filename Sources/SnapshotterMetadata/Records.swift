@@ -91,9 +91,12 @@ package struct SnapshotRecord: Sendable {
     package var files: [SnapshotFile]
     /// The config JSON exactly as published, when it is not the canonical one.
     package var givenConfig: [UInt8]?
+    /// Read without its config (`decode(keepConfig: false)`): `config` is
+    /// then empty.
+    package var configDropped = false
 
     /// The config JSON exactly as published.
-    package var config: [UInt8] { givenConfig ?? SnapshotConfig.encode(files) }
+    package var config: [UInt8] { configDropped ? [] : givenConfig ?? SnapshotConfig.encode(files) }
 
     package func encode(version: UInt8 = writtenVersion) -> [UInt8] {
         let stored = Self.configStored(version: version, files: files, givenConfig: givenConfig)
@@ -146,7 +149,10 @@ package struct SnapshotRecord: Sendable {
         }
     }
 
-    package static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> SnapshotRecord {
+    /// Decodes a record; with `keepConfig` false a kept config is checked
+    /// but not copied (a restore or delete needs only the files, and a
+    /// version 1 record's config is several times their size).
+    package static func decode(_ bytes: UnsafeRawBufferPointer, key: String, keepConfig: Bool = true) throws -> SnapshotRecord {
         var r = ByteReader(bytes, what: "snapshot \(key)")
         let version = try r.u8()
         guard readVersions.contains(version) else { throw r.fail("format version \(version) is not 1 or 2") }
@@ -170,14 +176,17 @@ package struct SnapshotRecord: Sendable {
                                       size: size, mtimeNanos: mtime, typeflag: tf))
         }
         // Version 1 always kept the config.
-        let given: [UInt8]?
+        var given: [UInt8]?
         switch version == 1 ? 1 : try r.u8() {
         case 0: given = nil
-        case 1: given = try r.blob()
+        case 1:
+            if keepConfig { given = try r.blob() } else { _ = try r.take(Int(try r.u32())) }
         case let flag: throw r.fail("config flag \(flag) is not 0 or 1")
         }
         guard r.atEnd else { throw r.fail() }
-        return SnapshotRecord(created: created, files: files, givenConfig: given)
+        var record = SnapshotRecord(created: created, files: files, givenConfig: given)
+        record.configDropped = !keepConfig
+        return record
     }
 
     package init(created: Int64, files: [SnapshotFile], givenConfig: [UInt8]?) {

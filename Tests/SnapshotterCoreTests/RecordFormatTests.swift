@@ -103,6 +103,19 @@ struct RecordFormatTests {
         #expect(buffer[(size - 1)...].allSatisfy { $0 == 0xAA }, "nothing written past the buffer")
     }
 
+    @Test("Read without its config, a record of either version has its files, no config, and a cut config still fails")
+    func withoutConfig() async throws {
+        let given: [UInt8] = Array("{\"files\":[]}".utf8)
+        for bytes in [Self.versionOne(config: given), SnapshotRecord(created: 42, files: Self.files, givenConfig: given).encode(version: 2)] {
+            let rec = try bytes.withUnsafeBytes { try SnapshotRecord.decode($0, key: "r:1", keepConfig: false) }
+            #expect(rec.files == Self.files)
+            #expect(rec.givenConfig == nil && rec.configDropped && rec.config.isEmpty)
+            await expectError(.corrupt) {
+                try Array(bytes.dropLast()).withUnsafeBytes { try SnapshotRecord.decode($0, key: "r:1", keepConfig: false) }
+            }
+        }
+    }
+
     @Test("A record with an unknown version, a bad config flag, a cut config or bytes after it is corrupt")
     func malformed() async {
         var bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode(version: 2)
