@@ -45,11 +45,7 @@ extension Snapshotter {
                 at = dirFD
                 name = String(relative[relative.utf8.index(after: slash)...])
             }
-            var st = FileStat()
-            while (Sys.injected(.lstat, relative) ? -1 : Glibc.fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW)) != 0 {
-                let e = Glibc.errno
-                if e != EINTR { throw SnapshotterError.errno(e, what()) }
-            }
+            guard let st = try Sys.statAt(at, name, what: what()) else { throw SnapshotterError.errno(ENOENT, what()) }
             try requireRegularFile(st, what())
             return st
         }
