@@ -13,16 +13,11 @@ extension Sys {
         case unavailable
     }
 
-    /// Gives the file open as `fd` the name `to`: the inode that was read,
-    /// whatever its old path names now. linkat(2) of /proc/self/fd/N with
-    /// AT_SYMLINK_FOLLOW needs no privilege (AT_EMPTY_PATH would).
-    package static func linkOpenFile(_ fd: Int32, to path: String, what: @autoclosure () -> String) throws -> LinkOpenFileResult {
-        try linkOpenFile(fd, at: AT_FDCWD, path, path: path, what: what())
-    }
-
-    /// The same, naming `name` in the directory open as `dirfd` (`path` is
-    /// that name's full path, for messages): no walk of the directory's
-    /// path per file.
+    /// Gives the file open as `fd` the name `name` in the directory open as
+    /// `dirfd` (`path` is that name's full path, for messages): the inode
+    /// that was read, whatever its old path names now. linkat(2) of
+    /// /proc/self/fd/N with AT_SYMLINK_FOLLOW needs no privilege
+    /// (AT_EMPTY_PATH would).
     package static func linkOpenFile(_ fd: Int32, at dirfd: Int32, _ name: String, path: @autoclosure () -> String,
                                      what: @autoclosure () -> String) throws -> LinkOpenFileResult {
         let proc = "/proc/self/fd/\(fd)"
