@@ -210,8 +210,6 @@ package struct JSONParser {
     }
 }
 
-/// Writes JSON the way Go's encoding/json does (compact; `<`, `>`, `&`,
-/// U+2028 and U+2029 escaped), so configs match the Go version's bytes.
 /// Decimal digits appended as bytes, with no String made on the way (a
 /// config writes several numbers for each of a snapshot's files).
 package enum DecimalText {
@@ -233,6 +231,8 @@ package enum DecimalText {
     }
 }
 
+/// Writes JSON the way Go's encoding/json does (compact; `<`, `>`, `&`,
+/// U+2028 and U+2029 escaped), so configs match the Go version's bytes.
 package struct JSONWriter {
     package var bytes: [UInt8] = []
 
