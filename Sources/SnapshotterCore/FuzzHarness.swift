@@ -51,7 +51,7 @@ public enum FuzzHarness {
     static func config(_ data: [UInt8]) {
         guard let files = try? SnapshotConfig.decode(data) else { return }
         let again = try? SnapshotConfig.decode(SnapshotConfig.encode(files))
-        let sorted = files.sorted { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+        let sorted = files.sorted { PathGuard.precedes($0.relativePath, $1.relativePath) }
         precondition(again == sorted, "config round trip changed the files")
     }
 

@@ -69,7 +69,7 @@ extension Snapshotter {
         // (no copy of a long list).
         if files.indices.allSatisfy({ i in
             PathGuard.isNormal(files[i].relativePath)
-                && (i == 0 || files[i - 1].relativePath.utf8.lexicographicallyPrecedes(files[i].relativePath.utf8))
+                && (i == 0 || PathGuard.precedes(files[i - 1].relativePath, files[i].relativePath))
         }) {
             return files
         }
@@ -78,7 +78,7 @@ extension Snapshotter {
         for f in files {
             normalized.append(FileRequest(try PathGuard.normalize(f.relativePath), readOnly: f.readOnly))
         }
-        normalized.sort { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+        normalized.sort { PathGuard.precedes($0.relativePath, $1.relativePath) }
         for i in normalized.indices.dropFirst() where normalized[i].relativePath == normalized[i - 1].relativePath {
             throw SnapshotterError.invalid("file \(normalized[i].relativePath.debugDescription) is listed twice in snapshot \(key)")
         }

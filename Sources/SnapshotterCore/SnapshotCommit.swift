@@ -28,7 +28,7 @@ extension Snapshotter {
                         cancel: CancellationFlag,
                         repair: ([Int], [StoredFile]) throws -> [StoredFile]) throws -> Committed {
         var stored = initial
-        if !stored.isSortedByPath { stored.sort { $0.file.relativePath.utf8.lexicographicallyPrecedes($1.file.relativePath.utf8) } }
+        if !stored.isSortedByPath { stored.sort { PathGuard.precedes($0.file.relativePath, $1.file.relativePath) } }
         let kept = givenConfig.flatMap { $0 == SnapshotConfig.encode(sorted: stored.lazy.map(\.file)) ? nil : $0 }
         let now = Sys.nowNanos()
         // The record is encoded straight into LMDB's pages, and the list of
@@ -129,6 +129,6 @@ extension Snapshotter {
 extension Array where Element == Snapshotter.StoredFile {
     /// In strictly increasing path order (as a record keeps them).
     var isSortedByPath: Bool {
-        indices.dropFirst().allSatisfy { self[$0 - 1].file.relativePath.utf8.lexicographicallyPrecedes(self[$0].file.relativePath.utf8) }
+        indices.dropFirst().allSatisfy { PathGuard.precedes(self[$0 - 1].file.relativePath, self[$0].file.relativePath) }
     }
 }

@@ -11,7 +11,7 @@ public enum SnapshotConfig {
     /// Encodes the files sorted by relative path, field for field as the Go
     /// version writes them, so the same inputs give the same bytes.
     public static func encode(_ files: [SnapshotFile]) -> [UInt8] {
-        encode(sorted: files.sorted(by: { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }))
+        encode(sorted: files.sorted(by: { PathGuard.precedes($0.relativePath, $1.relativePath) }))
     }
 
     /// The same, of files already sorted by path.
@@ -128,7 +128,7 @@ public enum SnapshotConfig {
             var low = paths.startIndex, high = paths.endIndex
             while low < high {
                 let mid = low + (high - low) / 2
-                if paths[mid].utf8.lexicographicallyPrecedes(d.utf8) { low = mid + 1 } else { high = mid }
+                if PathGuard.precedes(paths[mid], d) { low = mid + 1 } else { high = mid }
             }
             if low < paths.endIndex, paths[low].utf8.elementsEqual(d.utf8) {
                 throw SnapshotterError.invalid("path \(paths[low].debugDescription) is both a file and the directory of \(inside.debugDescription)")

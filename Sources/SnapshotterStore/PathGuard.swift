@@ -44,6 +44,12 @@ package enum PathGuard {
         return parts.joined(separator: "/")
     }
 
+    /// The order of paths in a snapshot record and its config: by their
+    /// UTF-8 bytes, as Go sorts strings (not Swift's Unicode order).
+    @inlinable package static func precedes<A: StringProtocol, B: StringProtocol>(_ a: A, _ b: B) -> Bool {
+        a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+
     /// A path `normalize` would return unchanged, found in one pass over
     /// its bytes with no allocation (the common case, at many files): not
     /// empty, at most 4096 bytes, no NUL, and every component between
