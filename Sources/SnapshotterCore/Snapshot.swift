@@ -104,10 +104,7 @@ extension Snapshotter {
         reporter.setPhase(.committing)
         try flag.check()
         // Taken out, not copied: at many files this is the largest array.
-        var (stored, done) = results.withLock { r in
-            defer { r = ([], 0) }
-            return r
-        }
+        var (stored, done) = results.take(leaving: ([], 0))
         guard done == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
         // New content or links must be durable before a record names
         // them; a snapshot of only known files created nothing.

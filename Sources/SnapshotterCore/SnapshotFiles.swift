@@ -103,10 +103,7 @@ extension Snapshotter {
         }
         // A test seam may block: on the pool, not the caller's task.
         try await pool.run { SnapshotHooks.reach(.prepared, root: self.root) }
-        return prepared.withLock { p in
-            defer { p = [] }
-            return p
-        }
+        return prepared.take(leaving: [])
     }
 
     private func prepareFiles(_ key: SnapshotKey, base: Int32, _ files: ArraySlice<FileRequest>) throws -> [PreparedFile] {

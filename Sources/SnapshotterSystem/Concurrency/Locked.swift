@@ -30,6 +30,14 @@ package final class Locked<Value: Sendable>: @unchecked Sendable {
         return try body(&value)
     }
 
+    /// The value, moved out (not copied) and replaced by `empty`.
+    package func take(leaving empty: sending Value) -> Value {
+        withLock { v in
+            defer { v = empty }
+            return v
+        }
+    }
+
     /// Runs `body` holding the lock only if it is free right now (nil when
     /// it is not); for a lock that guards a section, not the value.
     package func ifAvailable<R>(_ body: () throws -> R) rethrows -> R? {
