@@ -79,7 +79,9 @@ extension Snapshotter {
             normalized.append(FileRequest(try PathGuard.normalize(f.relativePath), readOnly: f.readOnly))
         }
         normalized.sort { PathGuard.precedes($0.relativePath, $1.relativePath) }
-        for i in normalized.indices.dropFirst() where normalized[i].relativePath == normalized[i - 1].relativePath {
+        // Twins by their bytes: String's == would also take "é" and "e" +
+        // U+0301, two names on disk, for one.
+        for i in normalized.indices.dropFirst() where !PathGuard.precedes(normalized[i - 1].relativePath, normalized[i].relativePath) {
             throw SnapshotterError.invalid("file \(normalized[i].relativePath.debugDescription) is listed twice in snapshot \(key)")
         }
         return normalized

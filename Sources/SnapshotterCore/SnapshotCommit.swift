@@ -76,13 +76,14 @@ extension Snapshotter {
         var pairs = stored.indices.map { (stored[$0].file.digest.value, $0) }
         pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
         let order = pairs.map(\.1)
-        pairs = []
+        let refKey = key.bytes
+        let trashEmpty = try txn.trashIsEmpty()
         var missing: [Int] = []
         var start = 0
         while start < order.count {
             var end = start + 1
-            while end < order.count && stored[order[end]].file.digest == stored[order[start]].file.digest { end += 1 }
-            try writeDigest(txn, key, stored, order[start..<end], now: now, missing: &missing)
+            while end < order.count && pairs[end].0 == pairs[start].0 { end += 1 }
+            try writeDigest(txn, refKey, stored, order[start..<end], trashEmpty: trashEmpty, now: now, missing: &missing)
             start = end
         }
         // Nothing is written when something is missing: the throw aborts.
@@ -97,11 +98,11 @@ extension Snapshotter {
     /// deleters drop the record and put the trash entry in one transaction
     /// before they unlink, and the sweep only unlinks files no record names.
     /// Only the others are looked at on disk.
-    private func writeDigest(_ txn: MetadataTransaction, _ key: SnapshotKey, _ stored: [StoredFile], _ files: ArraySlice<Int>,
-                             now: Int64, missing: inout [Int]) throws {
-        guard let first = files.first.map({ stored[$0] }) else { return }
-        let d = first.file.digest
-        let inTrash = try txn.untrash(d)
+    private func writeDigest(_ txn: MetadataTransaction, _ refKey: [UInt8], _ stored: [StoredFile], _ files: ArraySlice<Int>,
+                             trashEmpty: Bool, now: Int64, missing: inout [Int]) throws {
+        guard let firstIndex = files.first else { return }
+        let d = stored[firstIndex].file.digest
+        let inTrash = try !trashEmpty && txn.untrash(d)
         let record = try txn.contentRecord(d)
         let trusted = !inTrash && record != nil
         let present = try trusted || store.contentStat(d) != nil
@@ -111,16 +112,15 @@ extension Snapshotter {
         guard missing.isEmpty else { return }
         let hasLink = record?.hasLink == true || linked
         if record == nil || record?.hasLink != hasLink {
-            try txn.putContent(d, ContentRecord(encodedSize: first.encodedSize, logicalSize: first.file.size,
+            try txn.putContent(d, ContentRecord(encodedSize: stored[firstIndex].encodedSize, logicalSize: stored[firstIndex].file.size,
                                                 created: record?.created ?? now, hasLink: hasLink))
         }
-        try txn.addReference(d, from: key)
+        try txn.addReference(d, fromKeyBytes: refKey)
         // A file known by its inode matched that inode's record exactly.
-        for i in files {
-            let s = stored[i]
-            if let l = s.linkedInode, !s.knownByInode {
-                try txn.putInode(dev: l.dev, ino: l.ino,
-                                 InodeRecord(digest: d, size: s.file.size, mtimeNanos: s.file.mtimeNanos, ctimeNanos: l.ctimeNanos))
+        for i in files where !stored[i].knownByInode {
+            if let l = stored[i].linkedInode {
+                try txn.putInode(dev: l.dev, ino: l.ino, InodeRecord(digest: d, size: stored[i].file.size,
+                                                                     mtimeNanos: stored[i].file.mtimeNanos, ctimeNanos: l.ctimeNanos))
             }
         }
     }

@@ -93,7 +93,7 @@ extension Snapshotter {
                 throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
             }
             // Sorted by normalizedFiles.
-            try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: files.lazy.map(\.relativePath))
+            try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: files.map(\.relativePath))
         }
         let prepared = Locked([PreparedFile](repeating: .unset, count: files.count))
         let starts = Array(stride(from: 0, to: files.count, by: Self.prepareChunk))
@@ -164,15 +164,19 @@ extension Snapshotter {
     }
 
     /// An unchanged read-only file that is the store's link, known by its
-    /// inode, size, mtime and ctime (any chmod, write or utimensat changes
-    /// ctime) from prepare's one open and fstat, without reading it.
+    /// inode, size, mtime and ctime from prepare's one stat, without
+    /// reading it. The record's ctime was taken after the store linked this
+    /// inode, and any chmod, write, utimensat, link or unlink of it changes
+    /// ctime: the same ctime means the store's link is still this inode (a
+    /// removed or replaced link took one of its names away), so the link
+    /// is not stat'ed again. A collector deleting the content meanwhile is
+    /// caught by the commit (trash entry or no content record: checked on
+    /// disk).
     private func knownByInode(_ p: PreparedFile) throws -> StoredFile? {
         let st = p.stat
         guard let known = p.known, let ctime = known.ctimeNanos, known.size == p.size,
               known.mtimeNanos == st.mtimeNanos, ctime == st.ctimeNanos,
-              let encodedSize = p.knownEncodedSize,
-              let link = try store.linkStat(known.digest),
-              UInt64(link.st_dev) == st.dev, UInt64(link.st_ino) == st.ino else { return nil }
+              let encodedSize = p.knownEncodedSize else { return nil }
         let file = SnapshotFile(relativePath: p.relativePath, digest: known.digest, readOnly: true, mode: st.mode & 0o777,
                                 uid: st.uid, gid: st.gid, size: known.size, mtimeNanos: known.mtimeNanos)
         return StoredFile(file: file, encodedSize: encodedSize, created: false, knownByInode: true,

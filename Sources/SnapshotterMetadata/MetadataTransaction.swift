@@ -140,8 +140,7 @@ extension MetadataTransaction {
 
 extension MetadataTransaction {
     package func contentRecord(_ d: Digest) throws -> ContentRecord? {
-        guard let v = try txn.get(db.content, d.key) else { return nil }
-        return try v.withUnsafeBytes { try ContentRecord.decode($0, digest: d) }
+        try txn.withValue(db.content, d.key) { try ContentRecord.decode($0, digest: d) }
     }
 
     package func putContent(_ d: Digest, _ rec: ContentRecord) throws {
@@ -174,6 +173,11 @@ extension MetadataTransaction {
 
     package func addReference(_ d: Digest, from key: SnapshotKey) throws {
         try txn.put(db.refs, d.key, key.bytes)
+    }
+
+    /// The same, with the key's bytes made once for many digests.
+    package func addReference(_ d: Digest, fromKeyBytes key: [UInt8]) throws {
+        try txn.put(db.refs, d.key, key)
     }
 
     @discardableResult
@@ -210,6 +214,12 @@ extension MetadataTransaction {
     @discardableResult
     package func untrash(_ d: Digest) throws -> Bool {
         try txn.delete(db.trash, d.key)
+    }
+
+    /// Whether no digest is in the trash (the common case: a commit of
+    /// many files then looks up none of them there).
+    package func trashIsEmpty() throws -> Bool {
+        try txn.count(db.trash) == 0
     }
 
     package func trashed() throws -> [Digest] {

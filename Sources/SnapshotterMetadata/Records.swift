@@ -45,11 +45,30 @@ package struct BufferWriter: ByteSink {
 package struct ByteReader {
     package let bytes: UnsafeRawBufferPointer
     package var i = 0
-    package let what: String
+    /// What the record is, put into words only for an error: a commit of
+    /// many files reads a content record per file.
+    private let name: Name
+
+    private enum Name {
+        case text(String)
+        case content(Digest)
+    }
 
     package init(_ bytes: UnsafeRawBufferPointer, what: String) {
         self.bytes = bytes
-        self.what = what
+        name = .text(what)
+    }
+
+    package init(_ bytes: UnsafeRawBufferPointer, content digest: Digest) {
+        self.bytes = bytes
+        name = .content(digest)
+    }
+
+    package var what: String {
+        switch name {
+        case .text(let s): s
+        case .content(let d): "content \(d)"
+        }
     }
 
     package func fail(_ detail: String? = nil) -> SnapshotterError {
@@ -222,7 +241,7 @@ package struct ContentRecord: Sendable, Equatable {
     }
 
     package static func decode(_ bytes: UnsafeRawBufferPointer, digest: Digest) throws -> ContentRecord {
-        var r = ByteReader(bytes, what: "content \(digest)")
+        var r = ByteReader(bytes, content: digest)
         guard try r.u8() == formatVersion else { throw r.fail() }
         let rec = ContentRecord(encodedSize: try r.i64(), logicalSize: try r.i64(), created: try r.i64(), hasLink: try r.u8() != 0)
         guard rec.encodedSize >= 0, rec.logicalSize >= 0 else {
@@ -300,7 +319,14 @@ package struct SnapshotKey: Hashable, Sendable, Comparable, CustomStringConverti
     package var version: String
 
     package var description: String { "\(name):\(version)" }
-    package var bytes: [UInt8] { Array(description.utf8) }
+    package var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(name.utf8.count + 1 + version.utf8.count)
+        out += name.utf8
+        out.append(UInt8(ascii: ":"))
+        out += version.utf8
+        return out
+    }
 
     package init(name: String, version: String) {
         self.name = name

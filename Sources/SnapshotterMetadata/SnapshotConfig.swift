@@ -22,9 +22,10 @@ public enum SnapshotConfig {
         w.raw("{\"files\":[")
         for (i, f) in files.enumerated() {
             if i > 0 { w.raw(",") }
-            w.raw("{\"digest\":")
-            w.string(f.digest.description)
-            w.raw(f.readOnly ? ",\"readOnly\":true,\"relativePath\":" : ",\"readOnly\":false,\"relativePath\":")
+            // A digest's text is "xxh3:" and hex digits: nothing to escape.
+            w.raw("{\"digest\":\"xxh3:")
+            f.digest.appendHex(to: &w.bytes)
+            w.raw(f.readOnly ? "\",\"readOnly\":true,\"relativePath\":" : "\",\"readOnly\":false,\"relativePath\":")
             w.string(f.relativePath)
             w.raw(",\"metadata\":{\"mode\":")
             w.number(Int64(f.mode))
@@ -49,7 +50,6 @@ public enum SnapshotConfig {
     /// fields are ignored, any order is accepted, and every path is checked
     /// before anything is returned.
     public static func decode(_ bytes: [UInt8]) throws -> [SnapshotFile] {
-        var seen = Set<String>()
         var files: [SnapshotFile] = []
         var total: Int64 = 0
         var reader = ConfigReader(bytes)
@@ -90,60 +90,62 @@ public enum SnapshotConfig {
                 guard let text = m.stringValue else { throw bad("mtime is not a string") }
                 do { mtime = try RFC3339.parse(text) } catch let e as SnapshotterError { throw e.context("snapshot config file \(i): mtime") }
             }
-            guard seen.insert(path).inserted else { throw bad("path \(path.debugDescription) appears twice") }
             files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: readOnly, mode: UInt32(mode & 0o777),
                                       uid: UInt32(uid), gid: UInt32(gid), size: size, mtimeNanos: mtime, typeflag: 0))
         }
         if count == nil { return [] }
-        try checkNoFileIsADirectory(files, seen)
+        try checkNoFileIsADirectory(files)
         return files
     }
 
-    /// A path that is also a parent of another path cannot be restored.
+    /// A path listed twice (by its bytes), or that is also a parent of
+    /// another path, cannot be restored.
     package static func checkNoFileIsADirectory(_ files: [SnapshotFile]) throws {
-        try checkNoFileIsADirectory(files, Set(files.map(\.relativePath)))
+        var order = Array(files.indices)
+        order.sort { PathGuard.precedes(files[$0].relativePath, files[$1].relativePath) }
+        for k in order.indices.dropFirst()
+        where !PathGuard.precedes(files[order[k - 1]].relativePath, files[order[k]].relativePath) {
+            let path = files[order[k]].relativePath
+            throw SnapshotterError.invalid("snapshot config file \(Swift.max(order[k - 1], order[k])): path \(path.debugDescription) appears twice")
+        }
+        try checkNoFileIsADirectory(sortedPaths: order.map { files[$0].relativePath })
     }
 
     /// The same check for paths sorted by their bytes, from the directories'
     /// side: each directory the paths name (a parent is taken once for a
     /// run of paths in it) is looked for among the paths by binary search,
-    /// so the cost follows the number of directories, not of files.
-    package static func checkNoFileIsADirectory<C: RandomAccessCollection>(sortedPaths paths: C) throws
-        where C.Element == String, C.Index == Int {
-        var directories: [Substring: String] = [:]
-        var lastParent: Substring = ""
-        for p in paths {
-            guard let slash = p.utf8.lastIndex(of: UInt8(ascii: "/")) else { continue }
-            let parent = p[..<slash]
-            if parent.utf8.elementsEqual(lastParent.utf8) { continue }
-            lastParent = parent
-            var d = parent
+    /// so the cost follows the number of directories, not of files. Paths
+    /// are compared as bytes (PathGuard.withBytes).
+    package static func checkNoFileIsADirectory(sortedPaths paths: [String]) throws {
+        // Each directory, with the index of a path inside it.
+        var directories: [[UInt8]: Int] = [:]
+        var lastParent: [UInt8]?
+        for i in paths.indices {
+            let parent: [UInt8]? = PathGuard.withBytes(paths[i]) { b in
+                guard let slash = b.lastIndex(of: UInt8(ascii: "/")) else { return nil }
+                let bytes = UnsafeBufferPointer(rebasing: b[..<slash])
+                if let last = lastParent, bytes.elementsEqual(last) { return nil }
+                return Array(bytes)
+            }
+            guard var d = parent else { continue }
+            lastParent = d
             while directories[d] == nil {
-                directories[d] = p
-                guard let up = d.lastIndex(of: "/") else { break }
-                d = d[..<up]
+                directories[d] = i
+                guard let up = d.lastIndex(of: UInt8(ascii: "/")) else { break }
+                d.removeSubrange(up...)
             }
         }
         for (d, inside) in directories {
-            var low = paths.startIndex, high = paths.endIndex
-            while low < high {
-                let mid = low + (high - low) / 2
-                if PathGuard.precedes(paths[mid], d) { low = mid + 1 } else { high = mid }
-            }
-            if low < paths.endIndex, paths[low].utf8.elementsEqual(d.utf8) {
-                throw SnapshotterError.invalid("path \(paths[low].debugDescription) is both a file and the directory of \(inside.debugDescription)")
-            }
-        }
-    }
-
-    package static func checkNoFileIsADirectory(_ files: [SnapshotFile], _ paths: Set<String>) throws {
-        for f in files {
-            var p = f.relativePath
-            while let slash = p.lastIndex(of: "/") {
-                p = String(p[..<slash])
-                if paths.contains(p) {
-                    throw SnapshotterError.invalid("path \(p.debugDescription) is both a file and the directory of \(f.relativePath.debugDescription)")
+            let found = d.withUnsafeBufferPointer { db -> Int? in
+                var low = 0, high = paths.count
+                while low < high {
+                    let mid = low + (high - low) / 2
+                    if PathGuard.withBytes(paths[mid], { PathGuard.precedes($0, db) }) { low = mid + 1 } else { high = mid }
                 }
+                return low < paths.count && PathGuard.withBytes(paths[low], { $0.elementsEqual(db) }) ? low : nil
+            }
+            if let f = found {
+                throw SnapshotterError.invalid("path \(paths[f].debugDescription) is both a file and the directory of \(paths[inside].debugDescription)")
             }
         }
     }

@@ -30,6 +30,18 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     public var hex: String { String(value, radix: 16) }
+
+    /// Appends `hex` as bytes, with no String made (a config of many files
+    /// writes one per file).
+    package func appendHex(to out: inout [UInt8]) {
+        var shift = Swift.max(0, (63 - value.leadingZeroBitCount) / 4 * 4)
+        while true {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xf
+            out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble)
+            if shift == 0 { break }
+            shift -= 4
+        }
+    }
     public var description: String { "xxh3:" + hex }
 
     public static func < (a: Digest, b: Digest) -> Bool { a.value < b.value }

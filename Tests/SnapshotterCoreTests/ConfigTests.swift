@@ -145,6 +145,20 @@ struct ConfigTests {
         await expectError(.invalidArgument, "\(text)") { try SnapshotConfig.decode(Array(text.utf8)) }
     }
 
+    @Test("decode names the second of two entries with one path; paths differing only in Unicode normalization are two")
+    func decodeTwins() async throws {
+        func entry(_ path: String, _ d: Int) -> String {
+            #"{"digest":"xxh3:\#(d)","relativePath":"\#(path)","metadata":{"size":1}}"#
+        }
+        let twice = #"{"files":["# + [entry("b", 1), entry("a", 2), entry("c", 3), entry("./a", 4)].joined(separator: ",") + "]}"
+        let e = await expectError(.invalidArgument) { try SnapshotConfig.decode(Array(twice.utf8)) }
+        #expect(e?.message.contains("snapshot config file 3: path \"a\" appears twice") == true, "\(e?.message ?? "")")
+        let two = #"{"files":["# + entry("\u{e9}", 1) + "," + entry("e\u{301}", 2) + "," + entry("e\u{301}/x", 3) + "]}"
+        await expectError(.invalidArgument) { try SnapshotConfig.decode(Array(two.utf8)) }
+        let files = try SnapshotConfig.decode(Array(("{\"files\":[" + entry("\u{e9}", 1) + "," + entry("e\u{301}", 2) + "]}").utf8))
+        #expect(files.map(\.relativePath.utf8.count) == [2, 3])
+    }
+
     @Test("a snapshot records the same config bytes encode gives for its files")
     func snapshotRecordsCanonicalConfig() async throws {
         try await withFixture { fx in

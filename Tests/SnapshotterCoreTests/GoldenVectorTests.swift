@@ -114,6 +114,19 @@ struct DigestTextTests {
         #expect(try Digest(hex: "ffffffffffffffff").value == UInt64.max)
     }
 
+    @Test("The hex appended as bytes is the hex String, at every length and at random")
+    func appendedHex() {
+        var values: [UInt64] = [0, 1, 0xf, 0x10, .max, 0x04306cff25f646ff]
+        for bit in 0..<64 { values += [UInt64(1) << UInt64(bit), (UInt64(1) << UInt64(bit)) &- 1] }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<1000 { values.append(rng.next() >> UInt64.random(in: 0..<64)) }
+        for v in values {
+            var out: [UInt8] = [0x2a]
+            Digest(v).appendHex(to: &out)
+            #expect(out == [0x2a] + Array(Digest(v).hex.utf8), "\(v)")
+        }
+    }
+
     @Test("parsing rejects every non-canonical spelling", arguments: [
         "xxh3:04306cff25f646ff", // leading zero
         "xxh3:00",

@@ -136,6 +136,7 @@ struct RecordFormatTests {
 struct FileIsDirectoryTests {
     @Test("A listed path that is also the directory of another is refused, naming both", arguments: [
         ["a", "a-x", "a/b"], ["a/b/c", "a-x", "a"], ["x/y/z", "x/y"], ["q/r", "p", "x/y/z/w", "x"], ["a!", "a", "a/b", "a.c"],
+        ["\u{e9}", "e\u{301}/x", "\u{e9}/y"], ["e\u{301}/x", "\u{e9}/z", "e\u{301}"],
     ])
     func refused(_ paths: [String]) async {
         let sorted = paths.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -149,6 +150,25 @@ struct FileIsDirectoryTests {
     func accepted() throws {
         try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: ["a-x", "a/b", "a/c", "ab", "b/a.d", "b/a/c"])
         try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: [String]())
+        // One name in Unicode's eyes, two on disk.
+        try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: ["e\u{301}/x", "\u{e9}"])
+        try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: ["e\u{301}", "\u{e9}/x"])
+    }
+
+    @Test("Two paths that differ only in Unicode normalization are two files, both snapshotted and restored")
+    func unicodeTwins() async throws {
+        try await withFixture { fx in
+            try writeFile(fx.base + "/\u{e9}", "composed\n")
+            try writeFile(fx.base + "/e\u{301}", "decomposed\n")
+            try await withStore(fx) { store in
+                let files = [FileRequest("\u{e9}"), FileRequest("e\u{301}", readOnly: true)]
+                let r = try await store.snapshot(SnapshotRequest(name: "u", version: "1", baseDir: fx.base, files: files))
+                #expect(r.info.files.count == 2)
+                _ = try await store.restore(RestoreRequest(name: "u", version: "1", outputDir: fx.output()))
+                #expect(try readFile(fx.output() + "/\u{e9}") == Array("composed\n".utf8))
+                #expect(try readFile(fx.output() + "/e\u{301}") == Array("decomposed\n".utf8))
+            }
+        }
     }
 
     @Test("A snapshot listing a file and a path below it is refused before anything is stored")
@@ -186,6 +206,23 @@ struct PathNormalFormTests {
             if expected { normal += 1 }
         }
         #expect(normal > 100, "the set holds normal paths too")
+    }
+
+    @Test("Two paths are ordered by their UTF-8 bytes, short and long, ASCII or not, one the prefix of the other")
+    func byteOrder() {
+        let long = String(repeating: "d0001/", count: 8)
+        let paths = ["", "a", "a/b", "a/b0", "a0", "aa", "b", "Z", "é", "e\u{301}", "ö/x", "😀", "a\u{7f}", "\u{80}",
+                     long, long + "f", long + "é", String(long.dropLast()), long.uppercased(), "d0001/f0000001", "d0001/f0000002"]
+        var before = 0
+        for a in paths {
+            for b in paths {
+                let expected = Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8))
+                #expect(PathGuard.precedes(a, b) == expected, "\(a.debugDescription) < \(b.debugDescription)")
+                #expect(PathGuard.precedes(a[...], b[...]) == expected, "as substrings")
+                if expected { before += 1 }
+            }
+        }
+        #expect(before == paths.count * (paths.count - 1) / 2, "a strict total order of distinct paths")
     }
 }
 

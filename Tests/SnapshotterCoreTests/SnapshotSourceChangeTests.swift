@@ -213,6 +213,39 @@ struct SnapshotSourceChangeTests {
         }
     }
 
+    @Test("a known read-only file whose store link was removed, or replaced by another file, is read again, not trusted",
+          arguments: [false, true])
+    func lostLinkDefeatsInodeFastPath(replace: Bool) async throws {
+        try await withFixture { fx in
+            let path = fx.base + "/weights.bin"
+            try writeFile(path, Self.original)
+            try await withStore(fx) { store in
+                func snap(_ v: String) async throws -> SnapshotReport {
+                    try await store.snapshot(SnapshotRequest(name: "c", version: v, baseDir: fx.base,
+                                                             files: [FileRequest("weights.bin", readOnly: true)]))
+                }
+                let d = try #require(try await snap("v1").info.files.first?.digest)
+                #expect(try await snap("v2").filesKnownByInode == 1, "unchanged: known by inode")
+                let before = try Self.ctime(path)
+                let link = fx.linkDir + "/" + d.hex
+                if replace {
+                    try writeFile(link + ".planted", Self.replacement)
+                    _ = try posix("rename") { rename(link + ".planted", link) }
+                } else {
+                    _ = try posix("unlink") { unlink(link) }
+                }
+                // Taking a name from the inode is what changes its ctime.
+                try #require(try Self.ctime(path) != before, "the source's ctime moved with its store link")
+                let r = try await snap("v3")
+                #expect(r.filesKnownByInode == 0 && r.bytesRead == Int64(Self.original.utf8.count), "read again")
+                if !replace {
+                    #expect(try lstatOf(link).st_ino == statOf(path).st_ino, "the link is made again")
+                    #expect(try await snap("v4").filesKnownByInode == 1, "known again once linked")
+                }
+            }
+        }
+    }
+
     @Test("an inode record from before ctime was kept decodes without it and is read once, then trusted")
     func oldInodeRecordReadOnce() async throws {
         try await withFixture { fx in
