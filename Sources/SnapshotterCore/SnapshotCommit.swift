@@ -29,24 +29,28 @@ extension Snapshotter {
                         repair: ([Int], [StoredFile]) throws -> [StoredFile]) throws -> Committed {
         var stored = initial
         if !stored.isSortedByPath { stored.sort { PathGuard.precedes($0.file.relativePath, $1.file.relativePath) } }
-        let kept = givenConfig.flatMap { $0 == SnapshotConfig.encode(sorted: stored.lazy.map(\.file)) ? nil : $0 }
+        let canonical = { [stored] in SnapshotConfig.encode(sorted: FileList(count: stored.count) { stored[$0].file }) }
+        let kept = givenConfig.flatMap { $0 == canonical() ? nil : $0 }
         let now = Sys.nowNanos()
-        // The record is encoded straight into LMDB's pages, and the list of
-        // files for the report made after the commit: at many files each is
-        // as large as the record.
-        let version = SnapshotRecord.writtenVersion
-        let config = SnapshotRecord.configStored(version: version, files: stored.lazy.map(\.file), givenConfig: kept)
-        let recordSize = SnapshotRecord.encodedSize(version: version, files: stored.lazy.map(\.file), config: config)
-        try meta.requireRoom("snapshot \(key)", recordBytes: recordSize, digests: Set(stored.lazy.map(\.file.digest)).count)
         for attempt in 0..<4 {
+            // Made again after a repair, which may have read changed files.
+            let files = FileList(count: stored.count) { [stored] in stored[$0].file }
+            let order = Self.digestOrder(stored)
+            // The record is encoded straight into LMDB's pages, and the list
+            // of files for the report made after the commit: at many files
+            // each is as large as the record.
+            let version = SnapshotRecord.writtenVersion
+            let config = SnapshotRecord.configStored(version: version, files: files, givenConfig: kept)
+            let recordSize = SnapshotRecord.encodedSize(version: version, files: files, config: config)
+            try meta.requireRoom("snapshot \(key)", recordBytes: recordSize, digests: order.digests)
             do {
                 try meta.write { txn in
                     // Last chance to stop: a throw here aborts the commit.
                     try cancel.check()
-                    try self.writeSnapshot(txn, key, stored: stored, now: now)
+                    try self.writeSnapshot(txn, key, stored: stored, order: order, now: now)
                     try txn.putSnapshot(key, recordSize: recordSize, accessed: now) { buffer in
                         var w = BufferWriter(buffer)
-                        SnapshotRecord.write(to: &w, version: version, created: now, files: stored.lazy.map(\.file), config: config)
+                        SnapshotRecord.write(to: &w, version: version, created: now, files: files, config: config)
                         guard w.exact else { throw SnapshotterError(.internal, "snapshot \(key): the record is not the size computed for it") }
                     }
                 }
@@ -63,28 +67,39 @@ extension Snapshotter {
         throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
     }
 
+    /// The files in digest order: each digest's files come together, so
+    /// the commit looks at it once with no table of digests, and writes the
+    /// content and reference tables in key order. Sorted as (digest, index)
+    /// pairs: 16 bytes each, no file touched.
+    struct DigestOrder {
+        var indices: [Int]
+        /// Where each digest's run of indices starts, and the end.
+        var runs: [Int]
+        var digests: Int { runs.count - 1 }
+    }
+
+    static func digestOrder(_ stored: [StoredFile]) -> DigestOrder {
+        var pairs = stored.indices.map { (stored[$0].file.digest.value, $0) }
+        pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
+        var runs = [0]
+        for k in pairs.indices.dropFirst() where pairs[k].0 != pairs[k - 1].0 { runs.append(k) }
+        if !pairs.isEmpty { runs.append(pairs.count) }
+        return DigestOrder(indices: pairs.map(\.1), runs: runs)
+    }
+
     /// Checks and records the content, references and inodes of the
     /// files; the caller writes the record in the same transaction.
-    private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, stored: [StoredFile], now: Int64) throws {
+    private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, stored: [StoredFile], order: DigestOrder,
+                               now: Int64) throws {
         if try txn.hasSnapshot(key) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
         }
-        // The files in digest order: each digest's files come together, so
-        // it is looked at once with no table of digests, and the content
-        // and reference tables are written in key order.
-        // Sorted as (digest, index) pairs: 16 bytes each, no file touched.
-        var pairs = stored.indices.map { (stored[$0].file.digest.value, $0) }
-        pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
-        let order = pairs.map(\.1)
         let refKey = key.bytes
         let trashEmpty = try txn.trashIsEmpty()
         var missing: [Int] = []
-        var start = 0
-        while start < order.count {
-            var end = start + 1
-            while end < order.count && pairs[end].0 == pairs[start].0 { end += 1 }
-            try writeDigest(txn, refKey, stored, order[start..<end], trashEmpty: trashEmpty, now: now, missing: &missing)
-            start = end
+        for r in order.runs.indices.dropLast() {
+            try writeDigest(txn, refKey, stored, order.indices[order.runs[r]..<order.runs[r + 1]], trashEmpty: trashEmpty,
+                            now: now, missing: &missing)
         }
         // Nothing is written when something is missing: the throw aborts.
         if !missing.isEmpty { throw MissingContent(indices: missing.sorted()) }

@@ -118,36 +118,36 @@ package struct SnapshotRecord: Sendable {
     package var config: [UInt8] { configDropped ? [] : givenConfig ?? SnapshotConfig.encode(files) }
 
     package func encode(version: UInt8 = writtenVersion) -> [UInt8] {
-        let stored = Self.configStored(version: version, files: files, givenConfig: givenConfig)
+        let list = FileList(files)
+        let stored = Self.configStored(version: version, files: list, givenConfig: givenConfig)
         var w = ByteWriter()
-        w.bytes.reserveCapacity(Self.encodedSize(version: version, files: files, config: stored))
-        Self.write(to: &w, version: version, created: created, files: files, config: stored)
+        w.bytes.reserveCapacity(Self.encodedSize(version: version, files: list, config: stored))
+        Self.write(to: &w, version: version, created: created, files: list, config: stored)
         return w.bytes
     }
 
     /// The config bytes a record of `version` keeps: version 1 every
     /// config, version 2 only a given one.
-    package static func configStored<C: Collection>(version: UInt8, files: C, givenConfig: [UInt8]?) -> [UInt8]?
-        where C.Element == SnapshotFile {
+    package static func configStored(version: UInt8, files: FileList, givenConfig: [UInt8]?) -> [UInt8]? {
         version == 1 ? givenConfig ?? SnapshotConfig.encode(sorted: files) : givenConfig
     }
 
     /// The size `write` will produce.
-    package static func encodedSize<C: Collection>(version: UInt8, files: C, config: [UInt8]?) -> Int where C.Element == SnapshotFile {
+    package static func encodedSize(version: UInt8, files: FileList, config: [UInt8]?) -> Int {
         // Header 13, then a config's length 4 (and version 2's flag 1), and
         // 42 bytes a file besides its path.
         let tail = (version == 1 ? 4 : config == nil ? 1 : 5) + (config?.count ?? 0)
-        return files.reduce(13 + tail) { $0 &+ 42 &+ $1.relativePath.utf8.count }
+        return files.indices.reduce(13 + tail) { $0 &+ 42 &+ files[$1].relativePath.utf8.count }
     }
 
     /// Writes a record of `version` (1 or 2) from files in path order, with
     /// the config bytes `configStored` gives.
-    package static func write<C: Collection, W: ByteSink>(to w: inout W, version: UInt8, created: Int64, files: C, config: [UInt8]?)
-        where C.Element == SnapshotFile {
+    package static func write<W: ByteSink>(to w: inout W, version: UInt8, created: Int64, files: FileList, config: [UInt8]?) {
         w.u8(version)
         w.i64(created)
         w.u32(UInt32(files.count))
-        for f in files {
+        for i in files.indices {
+            let f = files[i]
             w.string(f.relativePath)
             w.u64(f.digest.value)
             w.u8(f.readOnly ? 1 : 0)

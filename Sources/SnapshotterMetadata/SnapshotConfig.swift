@@ -11,16 +11,17 @@ public enum SnapshotConfig {
     /// Encodes the files sorted by relative path, field for field as the Go
     /// version writes them, so the same inputs give the same bytes.
     public static func encode(_ files: [SnapshotFile]) -> [UInt8] {
-        encode(sorted: files.sorted(by: { PathGuard.precedes($0.relativePath, $1.relativePath) }))
+        encode(sorted: FileList(files.sorted(by: { PathGuard.precedes($0.relativePath, $1.relativePath) })))
     }
 
     /// The same, of files already sorted by path.
-    package static func encode<C: Collection>(sorted files: C) -> [UInt8] where C.Element == SnapshotFile {
+    package static func encode(sorted files: FileList) -> [UInt8] {
         var w = JSONWriter()
         // About 190 bytes a file besides its path: one allocation, no growth.
-        w.bytes.reserveCapacity(files.reduce(16) { $0 &+ 192 &+ $1.relativePath.utf8.count })
+        w.bytes.reserveCapacity(files.indices.reduce(16) { $0 &+ 192 &+ files[$1].relativePath.utf8.count })
         w.raw("{\"files\":[")
-        for (i, f) in files.enumerated() {
+        for i in files.indices {
+            let f = files[i]
             if i > 0 { w.raw(",") }
             // A digest's text is "xxh3:" and hex digits: nothing to escape.
             w.raw("{\"digest\":\"xxh3:")

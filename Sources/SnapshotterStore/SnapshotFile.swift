@@ -28,3 +28,25 @@ public struct SnapshotFile: Sendable, Equatable {
         self.typeflag = typeflag
     }
 }
+
+/// Files in path order, read by index. The record and config writers take
+/// this rather than a generic collection: a generic walk across modules is
+/// not specialized, and at many files the runtime's metadata lookups and
+/// value-witness copies cost more than the writing.
+package struct FileList {
+    package let count: Int
+    private let file: (Int) -> SnapshotFile
+
+    package init(count: Int, _ file: @escaping (Int) -> SnapshotFile) {
+        self.count = count
+        self.file = file
+    }
+
+    package init(_ files: [SnapshotFile]) {
+        self.init(count: files.count) { files[$0] }
+    }
+
+    package subscript(_ i: Int) -> SnapshotFile { file(i) }
+
+    package var indices: Range<Int> { 0..<count }
+}

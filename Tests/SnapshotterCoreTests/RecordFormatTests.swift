@@ -86,19 +86,19 @@ struct RecordFormatTests {
                       (UInt8(2), [UInt8]?.some([1, 2, 3]))])
     func bufferWriter(_ version: UInt8, _ given: [UInt8]?) {
         let expected = SnapshotRecord(created: 5, files: Self.files, givenConfig: given).encode(version: version)
-        let config = SnapshotRecord.configStored(version: version, files: Self.files, givenConfig: given)
-        let size = SnapshotRecord.encodedSize(version: version, files: Self.files, config: config)
+        let config = SnapshotRecord.configStored(version: version, files: FileList(Self.files), givenConfig: given)
+        let size = SnapshotRecord.encodedSize(version: version, files: FileList(Self.files), config: config)
         #expect(size == expected.count)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size + 8, alignment: 8)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0xAA)
         var w = BufferWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size]))
-        SnapshotRecord.write(to: &w, version: version, created: 5, files: Self.files, config: config)
+        SnapshotRecord.write(to: &w, version: version, created: 5, files: FileList(Self.files), config: config)
         #expect(w.exact)
         #expect(Array(buffer[0..<size]) == expected)
         var short = BufferWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(size - 1)]))
         buffer.initializeMemory(as: UInt8.self, repeating: 0xAA)
-        SnapshotRecord.write(to: &short, version: version, created: 5, files: Self.files, config: config)
+        SnapshotRecord.write(to: &short, version: version, created: 5, files: FileList(Self.files), config: config)
         #expect(!short.exact)
         #expect(buffer[(size - 1)...].allSatisfy { $0 == 0xAA }, "nothing written past the buffer")
     }
