@@ -34,7 +34,7 @@ extension Snapshotter {
                                                       uid: 0, gid: 0, size: 0, mtimeNanos: now))
                         }
                         let record = SnapshotRecord(created: now, files: files, givenConfig: nil)
-                        try txn.putSnapshot(key, encodedRecord: record.encode(),
+                        try txn.putSnapshot(key, encodedRecord: try record.encode(),
                                             accessed: now - Int64(86_400 + s) * 1_000_000_000)
                     }
                 }

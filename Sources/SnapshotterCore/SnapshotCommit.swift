@@ -40,7 +40,7 @@ extension Snapshotter {
             // of files for the report made after the commit: at many files
             // each is as large as the record.
             let version = SnapshotRecord.writtenVersion
-            let config = SnapshotRecord.configStored(version: version, files: files, givenConfig: kept)
+            let config = try SnapshotRecord.configStored(version: version, files: files, givenConfig: kept)
             let recordSize = SnapshotRecord.encodedSize(version: version, files: files, config: config)
             try meta.requireRoom("snapshot \(key)", recordBytes: recordSize, digests: order.digests)
             do {

@@ -117,32 +117,61 @@ package struct SnapshotRecord: Sendable {
     /// The config JSON exactly as published.
     package var config: [UInt8] { configDropped ? [] : givenConfig ?? SnapshotConfig.encode(files) }
 
-    package func encode(version: UInt8 = writtenVersion) -> [UInt8] {
+    package func encode(version: UInt8 = writtenVersion) throws -> [UInt8] {
         let list = FileList(files)
-        let stored = Self.configStored(version: version, files: list, givenConfig: givenConfig)
+        let stored = try Self.configStored(version: version, files: list, givenConfig: givenConfig)
         var w = ByteWriter()
         w.bytes.reserveCapacity(Self.encodedSize(version: version, files: list, config: stored))
         Self.write(to: &w, version: version, created: created, files: list, config: stored)
         return w.bytes
     }
 
-    /// The config bytes a record of `version` keeps: version 1 every
-    /// config, version 2 only a given one.
-    package static func configStored(version: UInt8, files: FileList, givenConfig: [UInt8]?) -> [UInt8]? {
-        version == 1 ? givenConfig ?? SnapshotConfig.encode(sorted: files) : givenConfig
+    /// The config part of a record of some version, with its size.
+    package struct StoredConfig {
+        enum Kind {
+            /// Version 2, without a config.
+            case none
+            /// Bytes given from outside (a registry), kept as they are.
+            case given([UInt8])
+            /// The canonical config, written from the files as the record
+            /// is (version 1 keeps a copy of every config).
+            case canonical
+        }
+
+        let kind: Kind
+        package let count: Int
+        package var isNone: Bool { if case .none = kind { true } else { false } }
+    }
+
+    /// The config a record of `version` keeps: version 1 every config,
+    /// version 2 only a given one. A record keeps a config's length in 32
+    /// bits.
+    package static func configStored(version: UInt8, files: FileList, givenConfig: [UInt8]?) throws -> StoredConfig {
+        let config: StoredConfig
+        if let givenConfig {
+            config = StoredConfig(kind: .given(givenConfig), count: givenConfig.count)
+        } else if version == 1 {
+            config = StoredConfig(kind: .canonical, count: SnapshotConfig.encodedSize(sorted: files))
+        } else {
+            config = StoredConfig(kind: .none, count: 0)
+        }
+        guard config.count <= Int(UInt32.max) else {
+            throw SnapshotterError.invalid("a snapshot's config of \(config.count) bytes does not fit a metadata record (4 GiB)")
+        }
+        return config
     }
 
     /// The size `write` will produce.
-    package static func encodedSize(version: UInt8, files: FileList, config: [UInt8]?) -> Int {
+    package static func encodedSize(version: UInt8, files: FileList, config: StoredConfig) -> Int {
         // Header 13, then a config's length 4 (and version 2's flag 1), and
         // 42 bytes a file besides its path.
-        let tail = (version == 1 ? 4 : config == nil ? 1 : 5) + (config?.count ?? 0)
+        let tail = (version == 1 ? 4 : config.isNone ? 1 : 5) + config.count
         return files.indices.reduce(13 + tail) { $0 &+ 42 &+ files[$1].relativePath.utf8.count }
     }
 
     /// Writes a record of `version` (1 or 2) from files in path order, with
-    /// the config bytes `configStored` gives.
-    package static func write<W: ByteSink>(to w: inout W, version: UInt8, created: Int64, files: FileList, config: [UInt8]?) {
+    /// the config `configStored` gives.
+    package static func write<W: ByteSink>(to w: inout W, version: UInt8, created: Int64, files: FileList, config: StoredConfig) {
         w.u8(version)
         w.i64(created)
         w.u32(UInt32(files.count))
@@ -158,13 +187,14 @@ package struct SnapshotRecord: Sendable {
             w.i64(f.mtimeNanos)
             w.u8(f.typeflag)
         }
-        if version == 1 {
-            w.blob(config ?? [])
-        } else if let config {
-            w.u8(1)
-            w.blob(config)
-        } else {
-            w.u8(0)
+        if version != 1 { w.u8(config.isNone ? 0 : 1) }
+        if version != 1 && config.isNone { return }
+        // Within 32 bits: configStored checked.
+        w.u32(UInt32(truncatingIfNeeded: config.count))
+        switch config.kind {
+        case .none: break
+        case .given(let bytes): bytes.withUnsafeBytes { w.append($0) }
+        case .canonical: SnapshotConfig.encode(sorted: files) { w.append($0) }
         }
     }
 

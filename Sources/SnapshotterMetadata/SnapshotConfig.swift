@@ -16,35 +16,72 @@ public enum SnapshotConfig {
 
     /// The same, of files already sorted by path.
     package static func encode(sorted files: FileList) -> [UInt8] {
-        var w = JSONWriter()
+        var out: [UInt8] = []
         // About 190 bytes a file besides its path: one allocation, no growth.
-        w.bytes.reserveCapacity(files.indices.reduce(16) { $0 &+ 192 &+ files[$1].relativePath.utf8.count })
-        w.raw("{\"files\":[")
+        out.reserveCapacity(files.indices.reduce(16) { $0 &+ 192 &+ files[$1].relativePath.utf8.count })
+        encode(sorted: files) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// The same, handed to `sink` in pieces of about 64 KiB: a record's
+    /// config goes straight into LMDB's pages, with no buffer of its size
+    /// (at many files it is several times the list it describes).
+    package static func encode(sorted files: FileList, to sink: (UnsafeRawBufferPointer) -> Void) {
+        var w = JSONWriter()
+        w.bytes.reserveCapacity(Self.pieceBytes + 16 << 10)
+        w.raw(Piece.open)
         for i in files.indices {
-            let f = files[i]
-            if i > 0 { w.raw(",") }
-            // A digest's text is "xxh3:" and hex digits: nothing to escape.
-            w.raw("{\"digest\":\"xxh3:")
-            f.digest.appendHex(to: &w.bytes)
-            w.raw(f.readOnly ? "\",\"readOnly\":true,\"relativePath\":" : "\",\"readOnly\":false,\"relativePath\":")
-            w.string(f.relativePath)
-            w.raw(",\"metadata\":{\"mode\":")
-            w.number(Int64(f.mode))
-            w.raw(",\"uid\":")
-            w.number(Int64(f.uid))
-            w.raw(",\"gid\":")
-            w.number(Int64(f.gid))
-            w.raw(",\"size\":")
-            w.number(f.size)
-            w.raw(",\"mtime\":\"")
-            // Digits, '-', ':', '.', 'T' and 'Z' need no escaping.
-            RFC3339.append(nanos: f.mtimeNanos, to: &w.bytes)
-            w.raw("\",\"typeflag\":")
-            w.number(Int64(f.typeflag))
-            w.raw("}}")
+            if i > 0 { w.raw(Piece.comma) }
+            appendEntry(files[i], to: &w)
+            if w.bytes.count >= Self.pieceBytes {
+                w.bytes.withUnsafeBytes(sink)
+                w.bytes.removeAll(keepingCapacity: true)
+            }
         }
-        w.raw("]}")
-        return w.bytes
+        w.raw(Piece.close)
+        w.bytes.withUnsafeBytes(sink)
+    }
+
+    static let pieceBytes = 64 << 10
+
+    /// The literal parts of a config, shared by the writer and by
+    /// `encodedSize`, which counts them.
+    enum Piece {
+        static let open = "{\"files\":["
+        static let close = "]}"
+        static let comma = ","
+        // A digest's text is "xxh3:" and hex digits: nothing to escape.
+        static let digest = "{\"digest\":\"xxh3:"
+        static let readOnly = "\",\"readOnly\":true,\"relativePath\":"
+        static let readWrite = "\",\"readOnly\":false,\"relativePath\":"
+        static let mode = ",\"metadata\":{\"mode\":"
+        static let uid = ",\"uid\":"
+        static let gid = ",\"gid\":"
+        static let size = ",\"size\":"
+        static let mtime = ",\"mtime\":\""
+        static let typeflag = "\",\"typeflag\":"
+        static let end = "}}"
+    }
+
+    static func appendEntry(_ f: SnapshotFile, to w: inout JSONWriter) {
+        w.raw(Piece.digest)
+        f.digest.appendHex(to: &w.bytes)
+        w.raw(f.readOnly ? Piece.readOnly : Piece.readWrite)
+        w.string(f.relativePath)
+        w.raw(Piece.mode)
+        w.number(Int64(f.mode))
+        w.raw(Piece.uid)
+        w.number(Int64(f.uid))
+        w.raw(Piece.gid)
+        w.number(Int64(f.gid))
+        w.raw(Piece.size)
+        w.number(f.size)
+        w.raw(Piece.mtime)
+        // Digits, '-', ':', '.', 'T' and 'Z' need no escaping.
+        RFC3339.append(nanos: f.mtimeNanos, to: &w.bytes)
+        w.raw(Piece.typeflag)
+        w.number(Int64(f.typeflag))
+        w.raw(Piece.end)
     }
 
     /// Decodes a config from a registry or another implementation: unknown

@@ -31,6 +31,9 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public var hex: String { String(value, radix: 16) }
 
+    /// The length of `hex`.
+    package var hexDigits: Int { Swift.max(1, (64 - value.leadingZeroBitCount + 3) / 4) }
+
     /// Appends `hex` as bytes, with no String made (a config of many files
     /// writes one per file).
     package func appendHex(to out: inout [UInt8]) {

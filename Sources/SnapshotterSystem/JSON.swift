@@ -213,6 +213,14 @@ package struct JSONParser {
 /// Decimal digits appended as bytes, with no String made on the way (a
 /// config writes several numbers for each of a snapshot's files).
 package enum DecimalText {
+    /// The bytes `append` writes for `v` with no padding.
+    package static func length(_ v: Int64) -> Int {
+        var digits = 1
+        var rest = v.magnitude
+        while rest >= 10 { rest /= 10; digits += 1 }
+        return digits + (v < 0 ? 1 : 0)
+    }
+
     /// `v` as `String(v)` writes it, left-padded with "0" to `width` bytes.
     package static func append(_ v: Int64, width: Int = 0, to out: inout [UInt8]) {
         let magnitude = v.magnitude
@@ -241,12 +249,23 @@ package struct JSONWriter {
 
     package mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
-    package mutating func string(_ s: String) {
-        // Fast path: plain ASCII with nothing to escape, byte for byte.
-        let plain = s.utf8.allSatisfy { b in
+    /// Plain ASCII with nothing to escape: written byte for byte.
+    static func isPlain(_ s: String) -> Bool {
+        s.utf8.allSatisfy { b in
             b >= 0x20 && b < 0x80 && b != 0x22 && b != 0x5c && b != 0x3c && b != 0x3e && b != 0x26
         }
-        if plain {
+    }
+
+    /// The bytes `string(s)` writes, quotes included.
+    package static func encodedLength(_ s: String) -> Int {
+        if isPlain(s) { return s.utf8.count + 2 }
+        var w = JSONWriter()
+        w.string(s)
+        return w.bytes.count
+    }
+
+    package mutating func string(_ s: String) {
+        if Self.isPlain(s) {
             bytes.append(0x22)
             bytes.append(contentsOf: s.utf8)
             bytes.append(0x22)

@@ -66,17 +66,17 @@ struct HostileNumbersTests {
     }
 
     @Test("A store record whose file sizes overflow the total is corrupt, naming the size")
-    func recordSizesOverflow() async {
+    func recordSizesOverflow() async throws {
         let f = SnapshotFile(relativePath: "a", digest: Digest(1), readOnly: false, mode: 0o644, uid: 0, gid: 0,
                              size: .max, mtimeNanos: 0)
         var g = f
         g.relativePath = "b"
-        let bytes = SnapshotRecord(created: 0, files: [f, g], givenConfig: []).encode()
+        let bytes = try SnapshotRecord(created: 0, files: [f, g], givenConfig: []).encode()
         let e = await expectError(.corrupt) { try bytes.withUnsafeBytes { try SnapshotRecord.decode($0, key: "x:1") } }
         #expect(e?.message.contains("size") == true, "\(e?.message ?? "")")
         var negative = f
         negative.size = -1
-        let one = SnapshotRecord(created: 0, files: [negative], givenConfig: []).encode()
+        let one = try SnapshotRecord(created: 0, files: [negative], givenConfig: []).encode()
         await expectError(.corrupt) { try one.withUnsafeBytes { try SnapshotRecord.decode($0, key: "x:1") } }
         let content = ContentRecord(encodedSize: -5, logicalSize: 1, created: 0, hasLink: false).encode()
         await expectError(.corrupt) { try content.withUnsafeBytes { try ContentRecord.decode($0, digest: Digest(1)) } }

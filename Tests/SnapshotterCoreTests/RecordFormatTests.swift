@@ -52,7 +52,7 @@ struct RecordFormatTests {
 
     @Test("A version 2 record without a config gives the canonical config, and is smaller by it")
     func canonicalConfigNotKept() throws {
-        let bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode(version: 2)
+        let bytes = try SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode(version: 2)
         #expect(bytes.first == 2)
         let rec = try Self.decode(bytes)
         #expect(rec.files == Self.files)
@@ -75,18 +75,18 @@ struct RecordFormatTests {
     func writesVersionOne() throws {
         #expect(SnapshotRecord.writtenVersion == 1)
         let canonical = SnapshotConfig.encode(Self.files)
-        let bytes = SnapshotRecord(created: 42, files: Self.files, givenConfig: nil).encode()
+        let bytes = try SnapshotRecord(created: 42, files: Self.files, givenConfig: nil).encode()
         #expect(bytes == Self.versionOne(config: canonical), "byte for byte what earlier releases wrote and read")
         let given = Array("{\"files\": []}".utf8)
-        #expect(SnapshotRecord(created: 42, files: Self.files, givenConfig: given).encode() == Self.versionOne(config: given))
+        #expect(try SnapshotRecord(created: 42, files: Self.files, givenConfig: given).encode() == Self.versionOne(config: given))
     }
 
     @Test("Written into a buffer of the computed size, a record is the same bytes; a short buffer is not overrun",
           arguments: [(UInt8(1), [UInt8]?.none), (UInt8(1), [UInt8]?.some([1, 2, 3])), (UInt8(2), [UInt8]?.none),
                       (UInt8(2), [UInt8]?.some([1, 2, 3]))])
-    func bufferWriter(_ version: UInt8, _ given: [UInt8]?) {
-        let expected = SnapshotRecord(created: 5, files: Self.files, givenConfig: given).encode(version: version)
-        let config = SnapshotRecord.configStored(version: version, files: FileList(Self.files), givenConfig: given)
+    func bufferWriter(_ version: UInt8, _ given: [UInt8]?) throws {
+        let expected = try SnapshotRecord(created: 5, files: Self.files, givenConfig: given).encode(version: version)
+        let config = try SnapshotRecord.configStored(version: version, files: FileList(Self.files), givenConfig: given)
         let size = SnapshotRecord.encodedSize(version: version, files: FileList(Self.files), config: config)
         #expect(size == expected.count)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size + 8, alignment: 8)
@@ -106,7 +106,7 @@ struct RecordFormatTests {
     @Test("Read without its config, a record of either version has its files, no config, and a cut config still fails")
     func withoutConfig() async throws {
         let given: [UInt8] = Array("{\"files\":[]}".utf8)
-        for bytes in [Self.versionOne(config: given), SnapshotRecord(created: 42, files: Self.files, givenConfig: given).encode(version: 2)] {
+        for bytes in try [Self.versionOne(config: given), SnapshotRecord(created: 42, files: Self.files, givenConfig: given).encode(version: 2)] {
             let rec = try bytes.withUnsafeBytes { try SnapshotRecord.decode($0, key: "r:1", keepConfig: false) }
             #expect(rec.files == Self.files)
             #expect(rec.givenConfig == nil && rec.configDropped && rec.config.isEmpty)
@@ -117,15 +117,15 @@ struct RecordFormatTests {
     }
 
     @Test("A record with an unknown version, a bad config flag, a cut config or bytes after it is corrupt")
-    func malformed() async {
-        var bytes = SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode(version: 2)
+    func malformed() async throws {
+        var bytes = try SnapshotRecord(created: 5, files: Self.files, givenConfig: nil).encode(version: 2)
         bytes[bytes.count - 1] = 2
         var e = await expectError(.corrupt) { try Self.decode(bytes) }
         #expect(e?.message.contains("config flag 2") == true, "\(e?.message ?? "")")
         bytes[0] = 3
         e = await expectError(.corrupt) { try Self.decode(bytes) }
         #expect(e?.message.contains("format version 3") == true, "\(e?.message ?? "")")
-        let given = SnapshotRecord(created: 5, files: Self.files, givenConfig: [1, 2, 3]).encode(version: 2)
+        let given = try SnapshotRecord(created: 5, files: Self.files, givenConfig: [1, 2, 3]).encode(version: 2)
         await expectError(.corrupt) { try Self.decode(Array(given.dropLast())) }
         await expectError(.corrupt) { try Self.decode(given + [0]) }
         await expectError(.corrupt) { try Self.decode(Array(Self.versionOne(config: [9]).dropLast())) }
@@ -269,6 +269,53 @@ struct ConfigNumberTests {
             DecimalText.append(v, width: width, to: &out)
             let s = String(v)
             #expect(String(decoding: out, as: UTF8.self) == String(repeating: "0", count: max(0, width - s.count)) + s)
+        }
+    }
+}
+
+@Suite("Config size counted without writing")
+struct ConfigSizeTests {
+    static func randomFile(_ rng: inout some RandomNumberGenerator, _ i: Int) -> SnapshotFile {
+        let names = ["a", "d0001/f0000001", "x<y>&z", "quote\"back\\slash", "tab\there", "nl\nx", "\u{1}", "é/ö", "😀",
+                     "\u{2028}line", "\u{7f}del", String(repeating: "long/", count: 40) + "end"]
+        let path = names[Int.random(in: 0..<names.count, using: &rng)] + "-\(i)"
+        let nanos: [Int64] = [0, 1, -1, .max, .min, 1_000_000_000, -1_000_000_000, 1_764_431_829_123_456_789, 120_000_000]
+        let sizes: [Int64] = [0, 9, 10, 99, 100, .max, 4096, Int64.random(in: 0...Int64.max, using: &rng)]
+        return SnapshotFile(relativePath: path, digest: Digest(rng.next() >> UInt64.random(in: 0..<64, using: &rng)),
+                            readOnly: Bool.random(using: &rng), mode: UInt32.random(in: 0...0o777, using: &rng),
+                            uid: UInt32.random(in: 0...UInt32.max, using: &rng) >> UInt32.random(in: 0..<32, using: &rng),
+                            gid: UInt32.random(in: 0...10, using: &rng), size: sizes.randomElement(using: &rng) ?? 0,
+                            mtimeNanos: Bool.random(using: &rng) ? nanos.randomElement(using: &rng) ?? 0 : Int64.random(in: .min ... .max, using: &rng),
+                            typeflag: UInt8.random(in: 0...255, using: &rng))
+    }
+
+    @Test("The counted size is the written size, for odd paths, numbers and times; written in pieces it is the same bytes",
+          arguments: [0, 1, 2, 7, 500, 3000])
+    func countedIsWritten(_ count: Int) {
+        var rng = SystemRandomNumberGenerator()
+        let files = (0..<count).map { Self.randomFile(&rng, $0) }
+            .sorted { PathGuard.precedes($0.relativePath, $1.relativePath) }
+        let whole = SnapshotConfig.encode(sorted: FileList(files))
+        #expect(SnapshotConfig.encodedSize(sorted: FileList(files)) == whole.count)
+        var pieces: [[UInt8]] = []
+        SnapshotConfig.encode(sorted: FileList(files)) { pieces.append(Array($0)) }
+        #expect(pieces.joined().elementsEqual(whole))
+        if whole.count > 3 * SnapshotConfig.pieceBytes { #expect(pieces.count >= 3, "written in pieces, not at once") }
+        #expect(whole == SnapshotConfig.encode(files), "the same bytes as the one-shot encoder")
+    }
+
+    @Test("Decimal and time lengths are the written lengths")
+    func lengths() {
+        var values: [Int64] = [0, 1, -1, 9, 10, -9, -10, .max, .min, .max - 1, .min + 1]
+        var power: Int64 = 1
+        for _ in 0..<18 { power *= 10; values += [power, power - 1, -power, 1 - power] }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 { values.append(Int64(bitPattern: rng.next()) >> Int64.random(in: 0..<64)) }
+        for v in values {
+            var out: [UInt8] = []
+            DecimalText.append(v, to: &out)
+            #expect(DecimalText.length(v) == out.count, "\(v)")
+            #expect(RFC3339.length(nanos: v) == RFC3339.format(nanos: v).utf8.count, "\(v)")
         }
     }
 }
