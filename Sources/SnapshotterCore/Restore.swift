@@ -55,6 +55,8 @@ extension Snapshotter {
     /// Writes every file of a leased snapshot into the output directory.
     func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
                 reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
+        // The record was decoded: its pages in the map need not stay resident.
+        meta.releaseMapPages()
         let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true, cancel: flag)
         reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: try record.files.checkedTotal("size", code: .corrupt) { $0.size })
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))

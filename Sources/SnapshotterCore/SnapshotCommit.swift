@@ -78,6 +78,10 @@ extension Snapshotter {
         var digests: Int { runs.count - 1 }
     }
 
+    /// How many digests the commit looks up between two releases of the
+    /// map's pages.
+    static let releaseEvery = 8192
+
     static func digestOrder(_ stored: [StoredFile]) -> DigestOrder {
         var pairs = stored.indices.map { (stored[$0].file.digest.value, $0) }
         pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
@@ -100,6 +104,9 @@ extension Snapshotter {
         for r in order.runs.indices.dropLast() {
             try writeDigest(txn, refKey, stored, order.indices[order.runs[r]..<order.runs[r + 1]], trashEmpty: trashEmpty,
                             now: now, missing: &missing)
+            // The tables' pages read so far need not stay resident (what the
+            // transaction changes is in its own dirty pages).
+            if r % Self.releaseEvery == Self.releaseEvery - 1 { meta.releaseMapPages() }
         }
         // Nothing is written when something is missing: the throw aborts.
         if !missing.isEmpty { throw MissingContent(indices: missing.sorted()) }

@@ -103,6 +103,9 @@ extension Snapshotter {
         }
         // A test seam may block: on the pool, not the caller's task.
         try await pool.run { SnapshotHooks.reach(.prepared, root: self.root) }
+        // The inode and content records read are in the map's pages: not
+        // kept resident through the store and commit.
+        meta.releaseMapPages()
         return prepared.take(leaving: [])
     }
 

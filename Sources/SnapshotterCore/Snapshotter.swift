@@ -123,7 +123,12 @@ public final class Snapshotter: Sendable {
             ops.active[ops.next] = flag
             return ops.next
         }
-        defer { _ = operations.withLock { $0.active.removeValue(forKey: id) } }
+        defer {
+            _ = operations.withLock { $0.active.removeValue(forKey: id) }
+            // The map's pages this operation read stay in the page cache,
+            // not in the caller's resident memory.
+            meta.releaseMapPages()
+        }
         do {
             return try await withTaskCancellationHandler {
                 try flag.check()

@@ -11,6 +11,8 @@ import SnapshotterStore
 final class LMDBEnvironment: @unchecked Sendable {
     private let env: OpaquePointer
     let path: String
+    /// The map's address and length, for releaseMapPages.
+    private let map: (UInt, Int)?
     /// Run by deinit around mdb_env_close (SharedEnvironments).
     private let willClose: @Sendable () -> Void
     private let didClose: @Sendable () -> Void
@@ -38,6 +40,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
         env = e
         path = directory
+        map = Self.findMap(e)
         self.willClose = willClose
         self.didClose = didClose
     }
@@ -160,6 +163,38 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     func sync() throws {
         try LMDBEnvironment.check(mdb_env_sync(env, 1), "sync metadata")
+    }
+
+    /// Drops this process's mappings of the map's pages (the map is
+    /// read-only and shared: the pages stay in the page cache and fault
+    /// back in on the next read, unchanged). What a transaction reads of the
+    /// map counts in the process's resident memory until then, as much as
+    /// the tables and records it touched.
+    func releaseMapPages() {
+        guard let (address, length) = map, let p = UnsafeMutableRawPointer(bitPattern: address) else { return }
+        _ = madvise(p, length, MADV_DONTNEED)
+    }
+
+    /// Where LMDB mapped the data file (mdb_env_info tells the address only
+    /// of a fixed map): the mapping of its inode of the map's size, from
+    /// /proc/self/maps; nil without procfs. LMDB never moves an open map
+    /// (the size is set before mdb_env_open and not changed after).
+    private static func findMap(_ env: OpaquePointer) -> (UInt, Int)? {
+        var info = MDB_envinfo()
+        var fd: Int32 = -1
+        var st = stat()
+        guard mdb_env_info(env, &info) == 0, mdb_env_get_fd(env, &fd) == 0, fstat(fd, &st) == 0,
+              let maps = try? Sys.readProcFile("/proc/self/maps") else { return nil }
+        for line in maps.split(separator: UInt8(ascii: "\n")) {
+            let fields = line.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: true)
+            guard fields.count >= 5, UInt64(String(decoding: fields[4], as: UTF8.self)) == UInt64(st.st_ino) else { continue }
+            let range = fields[0].split(separator: UInt8(ascii: "-"))
+            guard range.count == 2, let start = UInt(String(decoding: range[0], as: UTF8.self), radix: 16),
+                  let end = UInt(String(decoding: range[1], as: UTF8.self), radix: 16), end > start,
+                  Int(end - start) == info.me_mapsize else { continue }
+            return (start, Int(end - start))
+        }
+        return nil
     }
 }
 

@@ -51,6 +51,13 @@ package final class MetadataStore: Sendable {
         leaseFile = LeaseFile(dir: Paths.dirname(path) + "/leases")
     }
 
+    /// Gives back the resident memory of the metadata map's pages this
+    /// process has read (LMDBEnvironment.releaseMapPages): after a phase
+    /// that read many records, and when an operation ends.
+    package func releaseMapPages() {
+        env.releaseMapPages()
+    }
+
     // MARK: headroom
 
     /// Pages kept free for deletes and the collector: a new snapshot record
