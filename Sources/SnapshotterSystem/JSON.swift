@@ -223,18 +223,19 @@ package enum DecimalText {
 
     /// `v` as `String(v)` writes it, left-padded with "0" to `width` bytes.
     package static func append(_ v: Int64, width: Int = 0, to out: inout [UInt8]) {
-        let magnitude = v.magnitude
-        var digits = 1
-        var power: UInt64 = 1
-        while magnitude / power >= 10 { power *= 10; digits += 1 }
-        let length = digits + (v < 0 ? 1 : 0)
-        if length < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - length)) }
-        if v < 0 { out.append(UInt8(ascii: "-")) }
-        var rest = magnitude
-        while power > 0 {
-            out.append(UInt8(ascii: "0") + UInt8(rest / power))
-            rest %= power
-            power /= 10
+        // Digits from the last, into 20 bytes on the stack (UInt64.max has 20).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var first = 20
+            var rest = v.magnitude
+            repeat {
+                first -= 1
+                digits[first] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest > 0
+            let length = 20 - first + (v < 0 ? 1 : 0)
+            if length < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - length)) }
+            if v < 0 { out.append(UInt8(ascii: "-")) }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[first...]))
         }
     }
 }

@@ -47,6 +47,10 @@ enum Console {
     }
 
     static func readFile(_ path: String) -> String? {
+        readBytes(path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func readBytes(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -58,25 +62,37 @@ enum Console {
             if n == 0 { break }
             out += buf[0..<n]
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// `ro PATH` / `rw PATH` lines; blank lines and # comments skipped.
     static func fileList(_ path: String) throws -> [FileRequest] {
-        guard let text = readFile(path) else {
+        guard let bytes = readBytes(path) else {
             throw SnapshotterError(.invalidArgument, "cannot read the file list \(path)")
         }
-        var out: [FileRequest] = []
-        // Split as bytes: a list of a million lines is parsed in well under a second.
-        for (i, raw) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            let line = raw.last == UInt8(ascii: "\r") ? raw.dropLast() : raw
-            if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
-            let kind = line.prefix(3)
-            if kind.elementsEqual("ro ".utf8) { out.append(FileRequest(String(decoding: line.dropFirst(3), as: UTF8.self), readOnly: true)) }
-            else if kind.elementsEqual("rw ".utf8) { out.append(FileRequest(String(decoding: line.dropFirst(3), as: UTF8.self), readOnly: false)) }
-            else { throw SnapshotterError(.invalidArgument, "\(path):\(i + 1): expected 'ro PATH' or 'rw PATH'") }
+        // Split as bytes in place: a list of a million lines is parsed in a
+        // fraction of a second.
+        return try bytes.withUnsafeBufferPointer { b in
+            var out: [FileRequest] = []
+            var start = 0
+            var number = 0
+            while start < b.count {
+                number += 1
+                var end = start
+                while end < b.count && b[end] != UInt8(ascii: "\n") { end += 1 }
+                var line = b[start..<end]
+                start = end + 1
+                if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+                if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
+                let kind = line.prefix(3)
+                let readOnly: Bool
+                if kind.elementsEqual("ro ".utf8) { readOnly = true }
+                else if kind.elementsEqual("rw ".utf8) { readOnly = false }
+                else { throw SnapshotterError(.invalidArgument, "\(path):\(number): expected 'ro PATH' or 'rw PATH'") }
+                out.append(FileRequest(String(decoding: UnsafeBufferPointer(rebasing: line.dropFirst(3)), as: UTF8.self), readOnly: readOnly))
+            }
+            return out
         }
-        return out
     }
 
     static func bytes(_ n: Int64) -> String {

@@ -31,6 +31,21 @@ if bare "$ctl" snapshot --root "$out/store" -q --name app --version v1 --base-di
    cmp -s "$out/base/ckpt/mem" "$out/restored/ckpt/mem" && cmp -s "$out/base/config.json" "$out/restored/config.json"; then
   ok snapshot-restore; else bad snapshot-restore; fi
 
+# --files-from: comments, blank and CRLF lines, no newline at the end; a bad
+# line is refused naming its number.
+printf '# the list\n\nro ckpt/mem\r\nrw config.json' > "$out/list"
+if bare "$ctl" snapshot --root "$out/store" -q --name app --version v2 --base-dir "$out/base" --files-from "$out/list" >/dev/null &&
+   bare "$ctl" restore --root "$out/store" -q --name app --version v2 --output "$out/restored2" >/dev/null &&
+   cmp -s "$out/base/ckpt/mem" "$out/restored2/ckpt/mem" && cmp -s "$out/base/config.json" "$out/restored2/config.json" &&
+   [ -z "$(find "$out/restored2" -type f ! -path '*/ckpt/mem' ! -name config.json)" ]; then
+  ok files-from; else bad files-from; fi
+printf 'ro ckpt/mem\n\nxx config.json\n' > "$out/badlist"
+set +e
+msg=$(bare "$ctl" snapshot --root "$out/store" -q --name app --version v3 --base-dir "$out/base" --files-from "$out/badlist" 2>&1)
+rc=$?
+set -e
+if [ "$rc" -eq 11 ] && echo "$msg" | grep -q "badlist:3: expected 'ro PATH' or 'rw PATH'"; then ok files-from-bad-line; else bad files-from-bad-line "$rc $msg"; fi
+
 man="$PREFIX/share/man/man1/snapshotctl.1"
 if [ -s "$man" ] && grep -q '^\.Dt SNAPSHOTCTL 1' "$man" && grep -q 'restore' "$man"; then ok man-page; else bad man-page; fi
 if command -v man >/dev/null && ! bare man -l "$man" >/dev/null 2>&1; then bad man-page-renders; fi
