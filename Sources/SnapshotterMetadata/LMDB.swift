@@ -70,12 +70,16 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    func openDatabase(_ name: String, dupSort: Bool = false) throws -> MDB_dbi {
+    /// Opens (creating them in a new store) the named tables in one write
+    /// transaction: one commit, and one sync, for a new store, not one each.
+    func openDatabases(_ tables: [(name: String, dupSort: Bool)]) throws -> [MDB_dbi] {
         try write { txn in
-            var dbi: MDB_dbi = 0
-            let flags = UInt32(MDB_CREATE) | (dupSort ? UInt32(MDB_DUPSORT) : 0)
-            try LMDBEnvironment.check(mdb_dbi_open(txn.txn, name, flags, &dbi), "open metadata table \(name)")
-            return dbi
+            try tables.map { table in
+                var dbi: MDB_dbi = 0
+                let flags = UInt32(MDB_CREATE) | (table.dupSort ? UInt32(MDB_DUPSORT) : 0)
+                try LMDBEnvironment.check(mdb_dbi_open(txn.txn, table.name, flags, &dbi), "open metadata table \(table.name)")
+                return dbi
+            }
         }
     }
 

@@ -40,14 +40,11 @@ package final class MetadataStore: Sendable {
         try permissions.ownDirectory(directory)
         let path = try Sys.realpath(directory)
         env = try SharedEnvironments.environment(path: path, mapSize: mapSize, permissions: permissions)
-        snapshots = try env.openDatabase("snapshots")
-        access = try env.openDatabase("access")
-        content = try env.openDatabase("content")
-        refs = try env.openDatabase("refs", dupSort: true)
-        inodes = try env.openDatabase("inodes")
-        trash = try env.openDatabase("trash")
-        leases = try env.openDatabase("leases")
-        uploaded = try env.openDatabase("uploaded")
+        let names = ["snapshots", "access", "content", "refs", "inodes", "trash", "leases", "uploaded"]
+        let dbis = try env.openDatabases(names.map { ($0, $0 == "refs") })
+        guard dbis.count == names.count else { throw SnapshotterError(.internal, "metadata tables: \(dbis.count) opened") }
+        (snapshots, access, content, refs) = (dbis[0], dbis[1], dbis[2], dbis[3])
+        (inodes, trash, leases, uploaded) = (dbis[4], dbis[5], dbis[6], dbis[7])
         leaseFile = LeaseFile(dir: Paths.dirname(path) + "/leases")
     }
 
