@@ -14,17 +14,7 @@ import Testing
 struct MapPagesTests {
     /// Resident KiB of this process's mappings of the store's data.mdb.
     static func mapResidentKiB(_ root: String) throws -> Int {
-        // procfs files have no size: read to the end.
-        let fd = try posix("open smaps") { open("/proc/self/smaps", O_RDONLY | O_CLOEXEC) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { b in try posix("read smaps") { read(fd, b.baseAddress, b.count) } }
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-        }
-        let smaps = String(decoding: bytes, as: UTF8.self)
+        let smaps = String(decoding: try Sys.readProcFile("/proc/self/smaps"), as: UTF8.self)
         let real = try Sys.realpath(root + "/metadata") + "/data.mdb"
         var inMap = false
         var total = 0

@@ -96,6 +96,22 @@ struct SnapshotSourceChangeTests {
         close(fd)
     }
 
+    /// weights.bin (read-only) under a fixture's base, a store, and a
+    /// snapshot of it as a given version.
+    static func withWeights(_ body: (Fixture, String, Snapshotter, (String) async throws -> SnapshotReport) async throws -> Void)
+        async throws {
+        try await withFixture { fx in
+            let path = fx.base + "/weights.bin"
+            try writeFile(path, Self.original)
+            try await withStore(fx) { store in
+                try await body(fx, path, store) { v in
+                    try await store.snapshot(SnapshotRequest(name: "c", version: v, baseDir: fx.base,
+                                                             files: [FileRequest("weights.bin", readOnly: true)]))
+                }
+            }
+        }
+    }
+
     static func ctime(_ path: String) throws -> Int64 {
         let st = try statOf(path)
         return Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
@@ -191,89 +207,65 @@ struct SnapshotSourceChangeTests {
 
     @Test("a known read-only file whose ctime changed (chmod and back: same mode, size and mtime) is read again, not trusted")
     func ctimeChangeDefeatsInodeFastPath() async throws {
-        try await withFixture { fx in
-            let path = fx.base + "/weights.bin"
-            try writeFile(path, Self.original)
-            try await withStore(fx) { store in
-                func snap(_ v: String) async throws -> SnapshotReport {
-                    try await store.snapshot(SnapshotRequest(name: "c", version: v, baseDir: fx.base,
-                                                             files: [FileRequest("weights.bin", readOnly: true)]))
-                }
-                _ = try await snap("v1")
-                #expect(try await snap("v2").filesKnownByInode == 1, "unchanged: known by inode")
-                let before = try Self.ctime(path)
-                repeat {
-                    _ = try posix("chmod") { chmod(path, 0o600) }
-                    _ = try posix("chmod") { chmod(path, 0o644) }
-                } while try Self.ctime(path) == before
-                let r = try await snap("v3")
-                #expect(r.filesKnownByInode == 0 && r.bytesRead == Int64(Self.original.utf8.count), "read again")
-                #expect(try await snap("v4").filesKnownByInode == 1, "known again once read")
-            }
+        try await Self.withWeights { fx, path, store, snap in
+            _ = try await snap("v1")
+            #expect(try await snap("v2").filesKnownByInode == 1, "unchanged: known by inode")
+            let before = try Self.ctime(path)
+            repeat {
+                _ = try posix("chmod") { chmod(path, 0o600) }
+                _ = try posix("chmod") { chmod(path, 0o644) }
+            } while try Self.ctime(path) == before
+            let r = try await snap("v3")
+            #expect(r.filesKnownByInode == 0 && r.bytesRead == Int64(Self.original.utf8.count), "read again")
+            #expect(try await snap("v4").filesKnownByInode == 1, "known again once read")
         }
     }
 
     @Test("a known read-only file whose store link was removed, or replaced by another file, is read again, not trusted",
           arguments: [false, true])
     func lostLinkDefeatsInodeFastPath(replace: Bool) async throws {
-        try await withFixture { fx in
-            let path = fx.base + "/weights.bin"
-            try writeFile(path, Self.original)
-            try await withStore(fx) { store in
-                func snap(_ v: String) async throws -> SnapshotReport {
-                    try await store.snapshot(SnapshotRequest(name: "c", version: v, baseDir: fx.base,
-                                                             files: [FileRequest("weights.bin", readOnly: true)]))
-                }
-                let d = try #require(try await snap("v1").info.files.first?.digest)
-                #expect(try await snap("v2").filesKnownByInode == 1, "unchanged: known by inode")
-                let before = try Self.ctime(path)
-                let link = fx.linkDir + "/" + d.hex
-                if replace {
-                    try writeFile(link + ".planted", Self.replacement)
-                    _ = try posix("rename") { rename(link + ".planted", link) }
-                } else {
-                    _ = try posix("unlink") { unlink(link) }
-                }
-                // Taking a name from the inode is what changes its ctime.
-                try #require(try Self.ctime(path) != before, "the source's ctime moved with its store link")
-                let r = try await snap("v3")
-                #expect(r.filesKnownByInode == 0 && r.bytesRead == Int64(Self.original.utf8.count), "read again")
-                if !replace {
-                    #expect(try lstatOf(link).st_ino == statOf(path).st_ino, "the link is made again")
-                    #expect(try await snap("v4").filesKnownByInode == 1, "known again once linked")
-                }
+        try await Self.withWeights { fx, path, store, snap in
+            let d = try #require(try await snap("v1").info.files.first?.digest)
+            #expect(try await snap("v2").filesKnownByInode == 1, "unchanged: known by inode")
+            let before = try Self.ctime(path)
+            let link = fx.linkDir + "/" + d.hex
+            if replace {
+                try writeFile(link + ".planted", Self.replacement)
+                _ = try posix("rename") { rename(link + ".planted", link) }
+            } else {
+                _ = try posix("unlink") { unlink(link) }
+            }
+            // Taking a name from the inode is what changes its ctime.
+            try #require(try Self.ctime(path) != before, "the source's ctime moved with its store link")
+            let r = try await snap("v3")
+            #expect(r.filesKnownByInode == 0 && r.bytesRead == Int64(Self.original.utf8.count), "read again")
+            if !replace {
+                #expect(try lstatOf(link).st_ino == statOf(path).st_ino, "the link is made again")
+                #expect(try await snap("v4").filesKnownByInode == 1, "known again once linked")
             }
         }
     }
 
     @Test("an inode record from before ctime was kept decodes without it and is read once, then trusted")
     func oldInodeRecordReadOnce() async throws {
-        try await withFixture { fx in
-            let path = fx.base + "/weights.bin"
-            try writeFile(path, Self.original)
-            try await withStore(fx) { store in
-                func snap(_ v: String) async throws -> SnapshotReport {
-                    try await store.snapshot(SnapshotRequest(name: "c", version: v, baseDir: fx.base,
-                                                             files: [FileRequest("weights.bin", readOnly: true)]))
-                }
-                let f = try #require(try await snap("v1").info.files.first)
-                let st = try statOf(path)
-                // The 24-byte form older stores wrote: digest, size, mtime.
-                var w = ByteWriter()
-                w.u64(f.digest.value)
-                w.i64(f.size)
-                w.i64(f.mtimeNanos)
-                let old = w.bytes
-                let decoded = try old.withUnsafeBytes { try InodeRecord.decode($0) }
-                #expect(decoded == InodeRecord(digest: f.digest, size: f.size, mtimeNanos: f.mtimeNanos, ctimeNanos: nil))
-                // A record without ctime encodes as the old 24 bytes.
-                #expect(decoded.encode() == old)
-                try store.meta.write { txn in
-                    try txn.putInode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), decoded)
-                }
-                #expect(try await snap("v2").filesKnownByInode == 0)
-                #expect(try await snap("v3").filesKnownByInode == 1)
+        try await Self.withWeights { fx, path, store, snap in
+            let f = try #require(try await snap("v1").info.files.first)
+            let st = try statOf(path)
+            // The 24-byte form older stores wrote: digest, size, mtime.
+            var w = ByteWriter()
+            w.u64(f.digest.value)
+            w.i64(f.size)
+            w.i64(f.mtimeNanos)
+            let old = w.bytes
+            let decoded = try old.withUnsafeBytes { try InodeRecord.decode($0) }
+            #expect(decoded == InodeRecord(digest: f.digest, size: f.size, mtimeNanos: f.mtimeNanos, ctimeNanos: nil))
+            // A record without ctime encodes as the old 24 bytes.
+            #expect(decoded.encode() == old)
+            try store.meta.write { txn in
+                try txn.putInode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), decoded)
             }
+            #expect(try await snap("v2").filesKnownByInode == 0)
+            #expect(try await snap("v3").filesKnownByInode == 1)
         }
     }
 }
