@@ -3,7 +3,7 @@
 /// temporary, its writeback and a failed rename when the content is there
 /// (a re-snapshot of unchanged read-write files), but costs a lookup in the
 /// flat content directory, racing the other workers' creates for its lock,
-/// when it is not (a cold snapshot: ~15 % of its time at 2,000 files).
+/// when it is not (a cold snapshot: 10-20 % of its time at 2,000 files).
 /// Skipping it is always safe: the barrier renames without replacing, and
 /// a name already there makes the temporary "lost" and removed.
 /// So: look up the first files; while look-ups keep finding content, look
