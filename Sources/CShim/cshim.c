@@ -42,6 +42,7 @@ int cshim_o_cloexec(void) { return O_CLOEXEC; }
 int cshim_o_nofollow(void) { return O_NOFOLLOW; }
 int cshim_o_directory(void) { return O_DIRECTORY; }
 int cshim_o_path(void) { return O_PATH; }
+int cshim_at_empty_path(void) { return AT_EMPTY_PATH; }
 int cshim_at_symlink_nofollow(void) { return AT_SYMLINK_NOFOLLOW; }
 
 uint64_t cshim_process_start_ticks(int pid) {

@@ -113,7 +113,14 @@ package final class ContentStore: Sendable {
         let r = try SPF1.encode(from: fd, size: size, to: out, path: sourcePath, output: tmp, buffer: buffer, onBytes: onBytes)
         try beforePlacing()
         // Content already stored (or already in this batch): drop the copy.
-        if try Sys.lstatIfExists(at: contentDirFD, r.digest.hex, contentDir) == nil { keep = batch.deferContent(n, r.digest) }
+        // Not looked up when look-ups find nothing: the barrier's rename
+        // finds stored content too (EEXIST), and the temporary is removed.
+        var stored = false
+        if batch.shouldLookUpStored() {
+            stored = try Sys.lstatIfExists(at: contentDirFD, r.digest.hex, contentDir) != nil
+            batch.noteLookUp(found: stored)
+        }
+        if !stored { keep = batch.deferContent(n, r.digest) }
         return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: keep)
     }
 

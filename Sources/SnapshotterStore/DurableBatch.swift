@@ -30,6 +30,7 @@ package final class DurableBatch: Sendable {
         var entries: [Entry] = []
         var contentDigests: Set<Digest> = []
         var nextNumber: UInt64 = 0
+        var lookUps = StoredLookUps()
     }
 
     package let store: ContentStore
@@ -82,13 +83,25 @@ package final class DurableBatch: Sendable {
         }
     }
 
+    /// Whether to look for the stored content of a new temporary file
+    /// before keeping it (see StoredLookUps).
+    package func shouldLookUpStored() -> Bool {
+        state.withLock { $0.lookUps.shouldLookUp() }
+    }
+
+    /// What a look-up for stored content found.
+    package func noteLookUp(found: Bool) {
+        state.withLock { $0.lookUps.note(found: found) }
+    }
+
     /// A new read-only link whose data (the source's) must be durable.
     package func deferLink(_ digest: Digest) {
         state.withLock { $0.entries.append(Entry(digest: digest, number: 0, kind: .link)) }
     }
 
     /// Makes every deferred file durable, then renames deferred content to
-    /// its final name (content another process placed meanwhile wins). The
+    /// its final name (content already there wins: placed meanwhile by
+    /// another process, or stored before and not looked up). The
     /// caller then fsyncs the store's directories once, as before. Returns
     /// the digests whose content someone else put in place first.
     @discardableResult

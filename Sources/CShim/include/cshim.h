@@ -24,6 +24,7 @@ int cshim_o_cloexec(void);
 int cshim_o_nofollow(void);
 int cshim_o_directory(void);
 int cshim_o_path(void);
+int cshim_at_empty_path(void);
 int cshim_at_symlink_nofollow(void);
 /* Process identity for leases: start time of pid in clock ticks since boot
  * (field 22 of /proc/pid/stat), or 0 when the process does not exist. */
