@@ -33,7 +33,7 @@ final class RestoreTargets: @unchecked Sendable {
         guard UInt32(exactly: files.count) != nil else {
             throw SnapshotterError.invalid("restore \(key): more than \(UInt32.max) files")
         }
-        var index: [String: UInt32] = [:]
+        var index: [PathKey: UInt32] = [:]
         var dirs: [String] = [], existed: [Bool] = [], entries: [Entry] = [], odd: [Int: String] = [:]
         entries.reserveCapacity(files.count)
         var last: (dir: String, index: UInt32)?
@@ -44,9 +44,10 @@ final class RestoreTargets: @unchecked Sendable {
             let dirPart = slash.map { rel[..<$0] } ?? ""
             if rel != f.relativePath { odd[i] = String(name) }
             let d: UInt32
-            if let last, last.dir == dirPart { d = last.index } else {
+            // Directories by their bytes, as on disk (PathKey).
+            if let last, last.dir.utf8.elementsEqual(dirPart.utf8) { d = last.index } else {
                 let dir = String(dirPart)
-                if let known = index[dir] { d = known } else {
+                if let known = index[PathKey(dir)] { d = known } else {
                     guard let next = UInt32(exactly: dirs.count) else {
                         throw SnapshotterError.invalid("restore \(key): more than \(UInt32.max) directories")
                     }
@@ -55,7 +56,7 @@ final class RestoreTargets: @unchecked Sendable {
                     }
                     d = next
                     dirs.append(dir)
-                    index[dir] = d
+                    index[PathKey(dir)] = d
                 }
                 last = (dirs[Int(d)], d)
             }
@@ -104,7 +105,7 @@ final class RestoreTargets: @unchecked Sendable {
     /// Removes stale temporary files from the directories that were there
     /// and makes the others, parents first.
     func makeDirectories(in output: OutputDirectory) throws {
-        for d in dirs.indices.sorted(by: { dirs[$0] < dirs[$1] }) {
+        for d in dirs.indices.sorted(by: { PathGuard.precedes(dirs[$0], dirs[$1]) }) {
             if dirExisted[d] { try output.sweepStaleTemps(in: dirs[d]) } else { try output.makeDirectory(dirs[d]) }
         }
     }

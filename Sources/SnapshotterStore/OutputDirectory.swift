@@ -54,13 +54,13 @@ package final class OutputDirectory: Sendable {
 
     private struct State {
         /// Open directories by relative path, with how many calls use each.
-        var open: [String: (fd: Int32, users: Int)] = [:]
+        var open: [PathKey: (fd: Int32, users: Int)] = [:]
         /// Directories this restore made (relative), parents first.
         var createdDirs: [String] = []
         /// Files put where nothing was before, by index (4 bytes a file).
         var placed: [UInt32] = []
         /// Directories whose entries this restore changed.
-        var changed = Set<String>()
+        var changed = Set<PathKey>()
     }
     private let state = Locked(State())
     /// Open directory descriptors kept at most (more are closed when unused).
@@ -96,20 +96,21 @@ package final class OutputDirectory: Sendable {
     /// Runs `body` with the open directory `dir` (relative to the root).
     package func withDirectory<T>(_ dir: String, _ body: (Int32) throws -> T) throws -> T {
         if dir.isEmpty { return try body(rootFD) }
-        let fd = try acquire(dir)
+        let key = PathKey(dir)
+        let fd = try acquire(key)
         // Get and set, not `?.users -= 1`: its modify accessor allocates.
-        defer { state.withLock { s in if let e = s.open[dir] { s.open[dir] = (e.fd, e.users - 1) } } }
+        defer { state.withLock { s in if let e = s.open[key] { s.open[key] = (e.fd, e.users - 1) } } }
         return try body(fd)
     }
 
-    private func acquire(_ dir: String) throws -> Int32 {
+    private func acquire(_ dir: PathKey) throws -> Int32 {
         let cached = state.withLock { s -> Int32? in
             guard let e = s.open[dir] else { return nil }
             s.open[dir] = (e.fd, e.users + 1)
             return e.fd
         }
         if let cached { return cached }
-        let fd = try Sys.openDirectoryBeneath(rootFD, dir, what: "\(path)/\(dir)")
+        let fd = try Sys.openDirectoryBeneath(rootFD, dir.path, what: "\(path)/\(dir.path)")
         return state.withLock { s in
             if let e = s.open[dir] {
                 Sys.close(fd)
@@ -149,7 +150,7 @@ package final class OutputDirectory: Sendable {
             if made {
                 state.withLock { s in
                     s.createdDirs.append(child)
-                    s.changed.insert(parent)
+                    s.changed.insert(PathKey(parent))
                 }
             }
             parent = child
@@ -214,7 +215,7 @@ package final class OutputDirectory: Sendable {
         state.withLock { s in
             if t.wasAbsent { s.placed.append(t.index) }
             // Only a durable restore syncs them.
-            if durable { s.changed.insert(t.dir) }
+            if durable { s.changed.insert(PathKey(t.dir)) }
         }
     }
 
@@ -242,7 +243,7 @@ package final class OutputDirectory: Sendable {
     /// of those it made.
     package func syncChanged() throws {
         let dirs = state.withLock { $0.changed }
-        for d in dirs.sorted() {
+        for d in dirs.map(\.path).sorted(by: PathGuard.precedes) {
             try withDirectory(d) { try Sys.fsync($0, d.isEmpty ? path : path + "/" + d) }
         }
         for r in createdRoots { try Sys.fsyncDirectory(Paths.dirname(r)) }

@@ -65,6 +65,11 @@ package enum PathGuard {
         return c != 0 ? c < 0 : x.count < y.count
     }
 
+    /// Whether two paths are the same bytes (not Unicode's equality).
+    package static func same(_ a: String, _ b: String) -> Bool {
+        withBytes(a) { x in withBytes(b) { y in x.count == y.count && !precedes(x, y) && !precedes(y, x) } }
+    }
+
     /// `body` on a path's UTF-8 bytes, in place for a native String. Paths
     /// are compared as bytes: String's `==` and hashing are Unicode's, for
     /// which "é" and "e" + U+0301 are one path, where the filesystem has two.
@@ -204,5 +209,20 @@ public enum Naming {
 
     private static func isLowerAlnum(_ c: UInt8) -> Bool {
         (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a)
+    }
+}
+
+/// A path as a dictionary or set key, equal and hashed by its bytes:
+/// String's own `==` and hashing are Unicode's, which would take the
+/// directories "é" and "e" + U+0301 for one.
+package struct PathKey: Hashable, Sendable {
+    package let path: String
+
+    package init(_ path: String) { self.path = path }
+
+    package static func == (a: PathKey, b: PathKey) -> Bool { PathGuard.same(a.path, b.path) }
+
+    package func hash(into hasher: inout Hasher) {
+        PathGuard.withBytes(path) { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }

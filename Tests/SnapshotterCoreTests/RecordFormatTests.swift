@@ -155,18 +155,25 @@ struct FileIsDirectoryTests {
         try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: ["e\u{301}", "\u{e9}/x"])
     }
 
-    @Test("Two paths that differ only in Unicode normalization are two files, both snapshotted and restored")
+    @Test("Two paths that differ only in Unicode normalization are two files (or directories), both snapshotted and restored")
     func unicodeTwins() async throws {
         try await withFixture { fx in
             try writeFile(fx.base + "/\u{e9}", "composed\n")
             try writeFile(fx.base + "/e\u{301}", "decomposed\n")
+            // And as directories: restored each into its own.
+            try writeFile(fx.base + "/d\u{e9}/a", "in composed\n")
+            try writeFile(fx.base + "/de\u{301}/b", "in decomposed\n")
             try await withStore(fx) { store in
-                let files = [FileRequest("\u{e9}"), FileRequest("e\u{301}", readOnly: true)]
+                let files = [FileRequest("\u{e9}"), FileRequest("e\u{301}", readOnly: true),
+                             FileRequest("d\u{e9}/a"), FileRequest("de\u{301}/b", readOnly: true)]
                 let r = try await store.snapshot(SnapshotRequest(name: "u", version: "1", baseDir: fx.base, files: files))
-                #expect(r.info.files.count == 2)
+                #expect(r.info.files.count == 4)
                 _ = try await store.restore(RestoreRequest(name: "u", version: "1", outputDir: fx.output()))
                 #expect(try readFile(fx.output() + "/\u{e9}") == Array("composed\n".utf8))
                 #expect(try readFile(fx.output() + "/e\u{301}") == Array("decomposed\n".utf8))
+                #expect(try readFile(fx.output() + "/d\u{e9}/a") == Array("in composed\n".utf8))
+                #expect(try readFile(fx.output() + "/de\u{301}/b") == Array("in decomposed\n".utf8))
+                #expect(try Sys.lstatIfExists(fx.output() + "/d\u{e9}/b") == nil, "not put in the other directory")
             }
         }
     }
