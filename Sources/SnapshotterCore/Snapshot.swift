@@ -81,7 +81,7 @@ extension Snapshotter {
         normalized.sort { PathGuard.precedes($0.relativePath, $1.relativePath) }
         // Twins by their bytes: String's == would also take "é" and "e" +
         // U+0301, two names on disk, for one.
-        for i in normalized.indices.dropFirst() where !PathGuard.precedes(normalized[i - 1].relativePath, normalized[i].relativePath) {
+        for i in normalized.indices.dropFirst() where PathGuard.same(normalized[i - 1].relativePath, normalized[i].relativePath) {
             throw SnapshotterError.invalid("file \(normalized[i].relativePath.debugDescription) is listed twice in snapshot \(key)")
         }
         return normalized

@@ -172,7 +172,7 @@ extension MetadataTransaction {
     }
 
     package func addReference(_ d: Digest, from key: SnapshotKey) throws {
-        try txn.put(db.refs, d.key, key.bytes)
+        try addReference(d, fromKeyBytes: key.bytes)
     }
 
     /// The same, with the key's bytes made once for many digests.
@@ -194,8 +194,7 @@ extension MetadataTransaction {
     }
 
     package func inode(dev: UInt64, ino: UInt64) throws -> InodeRecord? {
-        guard let v = try txn.get(db.inodes, InodeRecord.key(dev: dev, ino: ino)) else { return nil }
-        return try v.withUnsafeBytes { try InodeRecord.decode($0) }
+        try txn.withValue(db.inodes, InodeRecord.key(dev: dev, ino: ino)) { try InodeRecord.decode($0) }
     }
 
     package func putInode(dev: UInt64, ino: UInt64, _ rec: InodeRecord) throws {

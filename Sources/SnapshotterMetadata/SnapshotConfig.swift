@@ -141,8 +141,7 @@ public enum SnapshotConfig {
     package static func checkNoFileIsADirectory(_ files: [SnapshotFile]) throws {
         var order = Array(files.indices)
         order.sort { PathGuard.precedes(files[$0].relativePath, files[$1].relativePath) }
-        for k in order.indices.dropFirst()
-        where !PathGuard.precedes(files[order[k - 1]].relativePath, files[order[k]].relativePath) {
+        for k in order.indices.dropFirst() where PathGuard.same(files[order[k - 1]].relativePath, files[order[k]].relativePath) {
             let path = files[order[k]].relativePath
             throw SnapshotterError.invalid("snapshot config file \(Swift.max(order[k - 1], order[k])): path \(path.debugDescription) appears twice")
         }
