@@ -36,10 +36,11 @@ for f in sys.argv[1:]:
     "$B"/Snapshotter{System,Store,Metadata,Remote,Core}.build/output-file-map.json)
 # shellcheck disable=SC2046
 swiftc "${FLAGS[@]}" -parse-as-library -g Tests/fuzz/driver/FuzzDriver.swift -module-name snapshotter_fuzz_driver \
-    -I "$B/Modules" -I Sources/CXXHash -I Sources/CLMDB -I Sources/CCurl \
+    -I "$B/Modules" -I Sources/CXXHash -I Sources/CLMDB \
     -Xcc -fmodule-map-file="$B/CShim.build/module.modulemap" \
-    -o "$B/snapshotter-fuzz" "${OBJECTS[@]}" "$B"/CShim.build/*.o \
-    $(pkg-config --libs libxxhash lmdb libcurl) 2>&1 | grep -v "Cannot export local symbol" || true
+    -Xcc -fmodule-map-file="$B/CCurl.build/module.modulemap" \
+    -o "$B/snapshotter-fuzz" "${OBJECTS[@]}" "$B"/CShim.build/*.o "$B"/CCurl.build/*.o \
+    $(pkg-config --libs libxxhash lmdb) 2>&1 | grep -v "Cannot export local symbol" || true
 test -x "$B/snapshotter-fuzz" || { echo "fuzz: linking the driver failed" >&2; exit 1; }
 
 passed=0

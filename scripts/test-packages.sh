@@ -218,9 +218,27 @@ deb_depends() {
     dpkg-deb -c "${DEBS[1]}" | grep "usr/lib/libsnapshotter.so -> libsnapshotter.so.0" >/dev/null || { echo "no dev link"; return 1; }
     [ "$(readelf -d "$TMP/wheel/snapshotter/_lib/libsnapshotter.so.0" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')" = libsnapshotter.so.0 ] ||
         { echo "the wheel's library has another SONAME"; return 1; }
-    echo "dpkg-shlibdeps found liblmdb0, libxxhash0, libcurl4 and libc6 for the library and snapshotctl"
+    echo "Depends of the library and snapshotctl: liblmdb0, libxxhash0 and libc6 (dpkg-shlibdeps) and libcurl4"
 }
 check "package dependencies and the SONAME" deb_depends
+
+# libcurl is opened when first needed, never linked: no DT_NEEDED on it and
+# no curl_ symbol left for the dynamic linker (one would bind to whatever
+# libcurl the process happens to have, or fail to load without one).
+curl_not_linked() {
+    local f
+    dpkg-deb -x "${DEBS[0]}" "$TMP/lib"
+    dpkg-deb -x "${DEBS[2]}" "$TMP/ctl"
+    for f in "$TMP"/lib/usr/lib/libsnapshotter.so.* "$TMP/ctl/usr/bin/snapshotctl"; do
+        [ -f "$f" ] && [ ! -L "$f" ] || continue
+        if readelf -d "$f" | grep -E 'NEEDED.*libcurl' >/dev/null; then echo "$f needs libcurl"; return 1; fi
+        if nm -D --undefined-only "$f" | grep -E ' curl_' >/dev/null; then
+            echo "$f leaves curl_ symbols undefined: $(nm -D --undefined-only "$f" | grep -E ' curl_' | tr -s ' ' | tr '\n' ' ')"; return 1
+        fi
+    done
+    echo "neither the library nor snapshotctl links libcurl or leaves a curl_ symbol undefined"
+}
+check "libcurl is opened when needed, not linked" curl_not_linked
 
 cp "$WHEEL" examples/python/snapshot_example.py "$TMP/"
 # The registry services of scripts/services.sh, when running (scripts/test.sh

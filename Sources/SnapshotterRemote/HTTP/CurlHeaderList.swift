@@ -10,13 +10,13 @@ package final class CurlHeaderList {
 
     package init(_ lines: [String]) throws {
         for line in lines {
-            guard let longer = curl_slist_append(list, line) else {
-                curl_slist_free_all(list)
+            guard let longer = cshim_curl_slist_append(list, line) else {
+                cshim_curl_slist_free_all(list)
                 throw HTTPTransportError(message: "libcurl could not add a request header", retryable: false, tooLarge: false)
             }
             list = longer
         }
     }
 
-    deinit { curl_slist_free_all(list) }
+    deinit { cshim_curl_slist_free_all(list) }
 }

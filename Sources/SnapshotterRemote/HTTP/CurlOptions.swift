@@ -25,7 +25,7 @@ extension CurlEasy {
     package static func check(_ rc: CURLcode, _ option: CURLoption) throws {
         guard rc != CURLE_OK else { return }
         let name = cshim_curl_option_name(option).map { "CURLOPT_" + String(cString: $0) } ?? "curl option \(option.rawValue)"
-        throw HTTPTransportError(message: "libcurl refused \(name): \(String(cString: curl_easy_strerror(rc)))",
+        throw HTTPTransportError(message: "libcurl refused \(name): \(String(cString: cshim_curl_easy_strerror(rc)))",
                                  retryable: false, tooLarge: false)
     }
 

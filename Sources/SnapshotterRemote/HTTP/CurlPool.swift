@@ -3,9 +3,15 @@ import SnapshotterSystem
 import SnapshotterStore
 import SnapshotterMetadata
 
-/// libcurl's global state is initialised once, before any handle exists.
+/// libcurl is loaded and its global state initialised once, before the
+/// first handle exists (not when the library is: ccurl.h says why).
 package enum CurlGlobal {
-    package static let ready: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+    /// Why libcurl cannot be used, or nil when it can.
+    package static let failure: String? = cshim_curl_load().map { String(cString: $0) }
+
+    package static func require() throws {
+        if let failure { throw SnapshotterError(.unsupported, "HTTP needs libcurl: \(failure)") }
+    }
 }
 
 /// A pool of easy handles: each request takes one, so connections and TLS
