@@ -260,9 +260,10 @@ package final class ContentStore: Sendable {
         try Sys.unlinkIfExists(linkPath(d))
     }
 
+    /// Through the descriptors held since the store was opened.
     package func syncDirectories() throws {
-        try Sys.fsyncDirectory(contentDir)
-        try Sys.fsyncDirectory(linkDir)
+        try Sys.fsync(contentDirFD, contentDir)
+        try Sys.fsync(linkDirFD, linkDir)
     }
 
     /// Names in the content directory that are content files (not temps).

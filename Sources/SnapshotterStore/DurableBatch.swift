@@ -133,11 +133,18 @@ package final class DurableBatch: Sendable {
         return lost
     }
 
+    /// Opened below the store's directory descriptors, never by path.
     private func fsyncEntry(_ e: Entry) throws {
-        let path = e.kind == .content ? tempPath(e.number) : store.linkPath(e.digest)
-        // A link a collector removed meanwhile: the commit finds it missing.
-        if e.kind == .link, try Sys.lstatIfExists(path) == nil { return }
-        let fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+        let (dir, name, path) = e.kind == .content
+            ? (store.contentDirFD, tempName(e.number), tempPath(e.number))
+            : (store.linkDirFD, e.digest.hex, store.linkPath(e.digest))
+        let fd: Int32
+        do {
+            fd = try Sys.openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, path)
+        } catch let error as SnapshotterError where e.kind == .link && error.code == .notFound {
+            // A link a collector removed meanwhile: the commit finds it missing.
+            return
+        }
         defer { Sys.close(fd) }
         try Sys.fsync(fd, path)
     }
