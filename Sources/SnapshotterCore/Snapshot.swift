@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShim
 import SnapshotterSystem
 import SnapshotterStore
 import SnapshotterMetadata
@@ -53,6 +54,7 @@ extension Snapshotter {
             let handoff = Locked(consume stored)
             let committed = try await pool.run {
                 SnapshotHooks.reach(.stored, root: self.root)
+                Self.trimHeap()
                 return try self.commitSnapshot(key, stored: handoff.take(leaving: .empty), config: nil, cancel: flag) { missing, current in
                     try self.storeAgain(missing, of: current, base: base, cancel: flag)
                 }
@@ -61,6 +63,15 @@ extension Snapshotter {
             return SnapshotReport(info: committed.info, filesStored: committed.filesStored,
                                   filesKnownByInode: committed.filesKnownByInode, bytesRead: committed.bytesRead)
         }
+    }
+
+    /// What the store phase freed (the prepared list, the batch's lists, the
+    /// workers' garbage) stays resident in malloc's arenas, the workers'
+    /// above all; given back before the commit, whose record and dirty
+    /// pages make the snapshot's peak. malloc_trim is process-wide and
+    /// takes a few ms: called once an operation, at this boundary.
+    static func trimHeap() {
+        cshim_trim_heap()
     }
 
     /// The listed paths normalized and sorted (the record's order, and a
