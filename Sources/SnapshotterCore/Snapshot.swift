@@ -69,7 +69,8 @@ extension Snapshotter {
     /// workers' garbage) stays resident in malloc's arenas, the workers'
     /// above all; given back before the commit, whose record and dirty
     /// pages make the snapshot's peak. malloc_trim is process-wide and
-    /// takes a few ms: called once an operation, at this boundary.
+    /// takes under 1 ms at 100,000 files: called at the commit's
+    /// boundaries only.
     static func trimHeap() {
         cshim_trim_heap()
     }

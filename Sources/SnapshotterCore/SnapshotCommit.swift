@@ -62,6 +62,9 @@ extension Snapshotter {
                     committed.bytesRead = stored.facts.saturatingTotal { $0.bytesRead }
                     stored.facts = []
                     order = DigestOrder(indices: [], runs: [0])
+                    // What they held, freed below LMDB's pages, is given back
+                    // too (under 1 ms).
+                    Self.trimHeap()
                     try txn.putSnapshot(key, recordSize: recordSize, accessed: now) { buffer in
                         var w = BufferWriter(buffer)
                         SnapshotRecord.write(to: &w, version: version, created: now, files: files, config: config)
