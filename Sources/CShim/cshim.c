@@ -13,6 +13,9 @@
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 int cshim_seek_data(void) { return SEEK_DATA; }
 int cshim_seek_hole(void) { return SEEK_HOLE; }
@@ -119,4 +122,10 @@ void cshim_set_thread_name(const char *name) {
     char buf[16];
     snprintf(buf, sizeof buf, "%s", name);
     (void)pthread_setname_np(pthread_self(), buf);
+}
+
+void cshim_trim_heap(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }

@@ -11,11 +11,19 @@ import SnapshotterRemote
 extension Snapshotter {
     struct MissingContent: Error { var indices: [Int] }
 
-    /// What a commit recorded: the snapshot, and the stored files as they
-    /// ended (repaired ones included).
+    /// What a commit recorded: the snapshot, and over the stored files as
+    /// they ended (repaired ones included) what the report counts.
     struct Committed {
         var info: SnapshotInfo
-        var stored: [StoredFile]
+        var filesStored = 0
+        var filesKnownByInode = 0
+        var bytesRead: Int64 = 0
+    }
+
+    /// `commitSnapshot` of files given one by one.
+    func commitSnapshot(_ key: SnapshotKey, stored: [StoredFile], config givenConfig: [UInt8]?, cancel: CancellationFlag,
+                        repair: ([Int], StoredFiles) throws -> StoredFiles) throws -> Committed {
+        try commitSnapshot(key, stored: StoredFiles(stored), config: givenConfig, cancel: cancel, repair: repair)
     }
 
     /// One write transaction records the snapshot, its content and its
@@ -24,39 +32,46 @@ extension Snapshotter {
     /// `stored` is put in path order if it is not; the indices `repair`
     /// gets are of that order. A given config (fetched from a registry) is
     /// kept only when it is not the canonical encoding of the files.
-    func commitSnapshot(_ key: SnapshotKey, stored initial: [StoredFile], config givenConfig: [UInt8]?,
+    func commitSnapshot(_ key: SnapshotKey, stored initial: consuming StoredFiles, config givenConfig: [UInt8]?,
                         cancel: CancellationFlag,
-                        repair: ([Int], [StoredFile]) throws -> [StoredFile]) throws -> Committed {
+                        repair: ([Int], StoredFiles) throws -> StoredFiles) throws -> Committed {
         var stored = initial
-        if !stored.isSortedByPath { stored.sort { PathGuard.precedes($0.file.relativePath, $1.file.relativePath) } }
-        let canonical = { [stored] in SnapshotConfig.encode(sorted: FileList(count: stored.count) { stored[$0].file }) }
-        let kept = givenConfig.flatMap { $0 == canonical() ? nil : $0 }
+        if !stored.isSortedByPath { stored.sortByPath() }
+        let kept = givenConfig.flatMap { [files = stored.files] in $0 == SnapshotConfig.encode(sorted: FileList(files)) ? nil : $0 }
         let now = Sys.nowNanos()
         for attempt in 0..<4 {
             // Made again after a repair, which may have read changed files.
-            let files = FileList(count: stored.count) { [stored] in stored[$0].file }
-            let order = Self.digestOrder(stored)
-            // The record is encoded straight into LMDB's pages, and the list
-            // of files for the report made after the commit: at many files
-            // each is as large as the record.
+            let files = FileList(stored.files)
+            var order = Self.digestOrder(stored.files)
+            // The record is encoded straight into LMDB's pages.
             let version = SnapshotRecord.writtenVersion
             let config = try SnapshotRecord.configStored(version: version, files: files, givenConfig: kept)
             let recordSize = SnapshotRecord.encodedSize(version: version, files: files, config: config)
             try meta.requireRoom("snapshot \(key)", recordBytes: recordSize, digests: order.digests)
+            var committed = Committed(info: SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
+                                                         files: stored.files, givenConfig: kept))
             do {
                 try meta.write { txn in
                     // Last chance to stop: a throw here aborts the commit.
                     try cancel.check()
                     try self.writeSnapshot(txn, key, stored: stored, order: order, now: now)
+                    // Only the tables needed these: not kept while the record
+                    // fills LMDB's pages. Nothing is retried after this.
+                    committed.filesStored = stored.facts.count(where: \.created)
+                    committed.filesKnownByInode = stored.facts.count(where: \.knownByInode)
+                    committed.bytesRead = stored.facts.saturatingTotal { $0.bytesRead }
+                    stored.facts = []
+                    order = DigestOrder(indices: [], runs: [0])
+                    // What they held, freed below LMDB's pages, is given back
+                    // too (under 1 ms).
+                    Self.trimHeap()
                     try txn.putSnapshot(key, recordSize: recordSize, accessed: now) { buffer in
                         var w = BufferWriter(buffer)
                         SnapshotRecord.write(to: &w, version: version, created: now, files: files, config: config)
                         guard w.exact else { throw SnapshotterError(.internal, "snapshot \(key): the record is not the size computed for it") }
                     }
                 }
-                let info = SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
-                                        files: stored.map(\.file), givenConfig: kept)
-                return Committed(info: info, stored: stored)
+                return committed
             } catch let missing as MissingContent {
                 guard attempt < 3 else { break }
                 try cancel.check()
@@ -82,8 +97,8 @@ extension Snapshotter {
     /// map's pages.
     static let releaseEvery = 8192
 
-    static func digestOrder(_ stored: [StoredFile]) -> DigestOrder {
-        var pairs = stored.indices.map { (stored[$0].file.digest.value, $0) }
+    static func digestOrder(_ files: [SnapshotFile]) -> DigestOrder {
+        var pairs = files.indices.map { (files[$0].digest.value, $0) }
         pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
         var runs = [0]
         for k in pairs.indices.dropFirst() where pairs[k].0 != pairs[k - 1].0 { runs.append(k) }
@@ -93,7 +108,7 @@ extension Snapshotter {
 
     /// Checks and records the content, references and inodes of the
     /// files; the caller writes the record in the same transaction.
-    private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, stored: [StoredFile], order: DigestOrder,
+    private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, stored: StoredFiles, order: DigestOrder,
                                now: Int64) throws {
         if try txn.hasSnapshot(key) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
@@ -120,37 +135,31 @@ extension Snapshotter {
     /// deleters drop the record and put the trash entry in one transaction
     /// before they unlink, and the sweep only unlinks files no record names.
     /// Only the others are looked at on disk.
-    private func writeDigest(_ txn: MetadataTransaction, _ refKey: [UInt8], _ stored: [StoredFile], _ files: ArraySlice<Int>,
+    private func writeDigest(_ txn: MetadataTransaction, _ refKey: [UInt8], _ stored: StoredFiles, _ indices: ArraySlice<Int>,
                              trashEmpty: Bool, now: Int64, missing: inout [Int]) throws {
-        guard let firstIndex = files.first else { return }
-        let d = stored[firstIndex].file.digest
+        guard let firstIndex = indices.first else { return }
+        let files = stored.files, facts = stored.facts
+        let d = files[firstIndex].digest
         let inTrash = try !trashEmpty && txn.untrash(d)
         let record = try txn.contentRecord(d)
         let trusted = !inTrash && record != nil
         let present = try trusted || store.contentStat(d) != nil
         var linked = trusted && record?.hasLink == true
-        if !linked, files.contains(where: { stored[$0].file.readOnly }) { linked = try store.linkStat(d) != nil }
-        for i in files where !present || (stored[i].file.readOnly && !linked) { missing.append(i) }
+        if !linked, indices.contains(where: { files[$0].readOnly }) { linked = try store.linkStat(d) != nil }
+        for i in indices where !present || (files[i].readOnly && !linked) { missing.append(i) }
         guard missing.isEmpty else { return }
         let hasLink = record?.hasLink == true || linked
         if record == nil || record?.hasLink != hasLink {
-            try txn.putContent(d, ContentRecord(encodedSize: stored[firstIndex].encodedSize, logicalSize: stored[firstIndex].file.size,
+            try txn.putContent(d, ContentRecord(encodedSize: facts[firstIndex].encodedSize, logicalSize: files[firstIndex].size,
                                                 created: record?.created ?? now, hasLink: hasLink))
         }
         try txn.addReference(d, fromKeyBytes: refKey)
         // A file known by its inode matched that inode's record exactly.
-        for i in files where !stored[i].knownByInode {
-            if let l = stored[i].linkedInode {
-                try txn.putInode(dev: l.dev, ino: l.ino, InodeRecord(digest: d, size: stored[i].file.size,
-                                                                     mtimeNanos: stored[i].file.mtimeNanos, ctimeNanos: l.ctimeNanos))
+        for i in indices where !facts[i].knownByInode {
+            if let l = facts[i].linkedInode {
+                try txn.putInode(dev: l.dev, ino: l.ino, InodeRecord(digest: d, size: files[i].size,
+                                                                     mtimeNanos: files[i].mtimeNanos, ctimeNanos: l.ctimeNanos))
             }
         }
-    }
-}
-
-extension Array where Element == Snapshotter.StoredFile {
-    /// In strictly increasing path order (as a record keeps them).
-    var isSortedByPath: Bool {
-        indices.dropFirst().allSatisfy { PathGuard.precedes(self[$0 - 1].file.relativePath, self[$0].file.relativePath) }
     }
 }

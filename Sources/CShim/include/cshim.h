@@ -45,4 +45,7 @@ uint64_t cshim_random_u64(void);
 int cshim_ofd_trylock(int fd, int exclusive);
 /* Names the calling thread (at most 15 bytes are kept). */
 void cshim_set_thread_name(const char *name);
+/* Gives the free pages of every malloc arena back to the kernel
+ * (glibc's malloc_trim(0)); nothing elsewhere. */
+void cshim_trim_heap(void);
 #endif

@@ -65,6 +65,9 @@ package final class BlockingPool: @unchecked Sendable {
         gate.locked {
             _ = gate.wait(until: { head < queue.count })
             let job = queue[head]
+            // Not kept in the queue once taken: a job's captures (at many
+            // files, arrays of tens of MB) go when it has run.
+            queue[head] = {}
             head += 1
             if head > 1024 && head * 2 > queue.count {
                 queue.removeFirst(head)
