@@ -64,7 +64,7 @@ extension Snapshotter {
                     order = DigestOrder(indices: [], runs: [0])
                     // What they held, freed below LMDB's pages, is given back
                     // too (under 1 ms).
-                    Self.trimHeap()
+                    Self.trimHeap(files: files.count)
                     try txn.putSnapshot(key, recordSize: recordSize, accessed: now) { buffer in
                         var w = BufferWriter(buffer)
                         SnapshotRecord.write(to: &w, version: version, created: now, files: files, config: config)
