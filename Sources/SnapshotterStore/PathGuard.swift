@@ -65,9 +65,16 @@ package enum PathGuard {
         return c != 0 ? c < 0 : x.count < y.count
     }
 
-    /// Whether two paths are the same bytes (not Unicode's equality).
+    /// Whether two paths are the same bytes (not Unicode's equality): one
+    /// memcmp of equal lengths (PathKey's `==` in the restore's tables).
     package static func same(_ a: String, _ b: String) -> Bool {
-        withBytes(a) { x in withBytes(b) { y in x.count == y.count && !precedes(x, y) && !precedes(y, x) } }
+        withBytes(a) { x in
+            withBytes(b) { y in
+                guard x.count == y.count else { return false }
+                guard let xs = x.baseAddress, let ys = y.baseAddress else { return true }
+                return memcmp(xs, ys, x.count) == 0
+            }
+        }
     }
 
     /// `body` on a path's UTF-8 bytes, in place for a native String. Paths
