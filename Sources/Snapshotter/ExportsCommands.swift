@@ -12,7 +12,9 @@ func snapshotBody(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ version:
     let request = SnapshotRequest(
         name: try cString(name, "name"), version: try cString(version, "version"),
         baseDir: try cString(baseDir, "base directory"),
-        files: try Handles.require(files, FilesHandle.self, "files").files)
+        files: try Handles.require(files, FilesHandle.self, "files").files,
+        // The C report carries counts only.
+        reportFiles: false)
     return { store, op in
         let r = try await store.engine.snapshot(request, progress: op.progressHandler, cancel: op.cancel, remote: remote)
         return .report(Report(filesStored: Int64(r.filesStored), filesKnownByInode: Int64(r.filesKnownByInode),

@@ -56,12 +56,14 @@ extension Snapshotter {
             let committed = try await pool.run {
                 SnapshotHooks.reach(.stored, root: self.root)
                 Self.trimHeap(files: count)
-                return try self.commitSnapshot(key, stored: handoff.take(leaving: .empty), config: nil, cancel: flag) { missing, current in
+                return try self.commitSnapshot(key, stored: handoff.take(leaving: .empty), config: nil,
+                                               keepFiles: request.reportFiles, cancel: flag) { missing, current in
                     try self.storeAgain(missing, of: current, base: base, cancel: flag)
                 }
             }
             reporter.finish()
-            return SnapshotReport(info: committed.info, filesStored: committed.filesStored,
+            return SnapshotReport(info: committed.info, fileCount: committed.fileCount, totalSize: committed.totalSize,
+                                  filesStored: committed.filesStored,
                                   filesKnownByInode: committed.filesKnownByInode, bytesRead: committed.bytesRead)
         }
     }

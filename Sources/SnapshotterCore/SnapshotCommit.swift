@@ -14,16 +14,19 @@ extension Snapshotter {
     /// What a commit recorded: the snapshot, and over the stored files as
     /// they ended (repaired ones included) what the report counts.
     struct Committed {
+        /// Without its files unless the commit was asked to keep them.
         var info: SnapshotInfo
+        var fileCount: Int
+        var totalSize: Int64
         var filesStored = 0
         var filesKnownByInode = 0
         var bytesRead: Int64 = 0
     }
 
     /// `commitSnapshot` of files given one by one.
-    func commitSnapshot(_ key: SnapshotKey, stored: [StoredFile], config givenConfig: [UInt8]?, cancel: CancellationFlag,
-                        repair: ([Int], StoredFiles) throws -> StoredFiles) throws -> Committed {
-        try commitSnapshot(key, stored: StoredFiles(stored), config: givenConfig, cancel: cancel, repair: repair)
+    func commitSnapshot(_ key: SnapshotKey, stored: [StoredFile], config givenConfig: [UInt8]?, keepFiles: Bool = true,
+                        cancel: CancellationFlag, repair: ([Int], StoredFiles) throws -> StoredFiles) throws -> Committed {
+        try commitSnapshot(key, stored: StoredFiles(stored), config: givenConfig, keepFiles: keepFiles, cancel: cancel, repair: repair)
     }
 
     /// One write transaction records the snapshot, its content and its
@@ -32,24 +35,28 @@ extension Snapshotter {
     /// `stored` is put in path order if it is not; the indices `repair`
     /// gets are of that order. A given config (fetched from a registry) is
     /// kept only when it is not the canonical encoding of the files.
+    /// Unless `keepFiles`, the list is dropped once the record holds it:
+    /// a version 1 record's config is then written from the record's own
+    /// files, and the list is not resident with the whole record.
     func commitSnapshot(_ key: SnapshotKey, stored initial: consuming StoredFiles, config givenConfig: [UInt8]?,
-                        cancel: CancellationFlag,
+                        keepFiles: Bool = true, cancel: CancellationFlag,
                         repair: ([Int], StoredFiles) throws -> StoredFiles) throws -> Committed {
-        var stored = initial
+        var stored = consume initial
         if !stored.isSortedByPath { stored.sortByPath() }
         let kept = givenConfig.flatMap { [files = stored.files] in $0 == SnapshotConfig.encode(sorted: FileList(files)) ? nil : $0 }
         let now = Sys.nowNanos()
         for attempt in 0..<4 {
             // Made again after a repair, which may have read changed files.
-            let files = FileList(stored.files)
+            var files: FileList? = FileList(stored.files)
             var order = Self.digestOrder(stored.files)
             // The record is encoded straight into LMDB's pages.
             let version = SnapshotRecord.writtenVersion
-            let config = try SnapshotRecord.configStored(version: version, files: files, givenConfig: kept)
-            let recordSize = SnapshotRecord.encodedSize(version: version, files: files, config: config)
+            let config = try SnapshotRecord.configStored(version: version, files: FileList(stored.files), givenConfig: kept)
+            let recordSize = SnapshotRecord.encodedSize(version: version, files: FileList(stored.files), config: config)
             try meta.requireRoom("snapshot \(key)", recordBytes: recordSize, digests: order.digests)
             var committed = Committed(info: SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
-                                                         files: stored.files, givenConfig: kept))
+                                                         files: keepFiles ? stored.files : [], givenConfig: kept),
+                                      fileCount: stored.count, totalSize: stored.files.saturatingTotal(\.size))
             do {
                 try meta.write { txn in
                     // Last chance to stop: a throw here aborts the commit.
@@ -64,10 +71,28 @@ extension Snapshotter {
                     order = DigestOrder(indices: [], runs: [0])
                     // What they held, freed below LMDB's pages, is given back
                     // too (under 1 ms).
-                    Self.trimHeap(files: files.count)
+                    let count = stored.count
+                    Self.trimHeap(files: count)
                     try txn.putSnapshot(key, recordSize: recordSize, accessed: now) { buffer in
                         var w = BufferWriter(buffer)
-                        SnapshotRecord.write(to: &w, version: version, created: now, files: files, config: config)
+                        // Bound only in these blocks: nothing else holds the
+                        // list when it is dropped.
+                        if let list = files {
+                            SnapshotRecord.writeFiles(to: &w, version: version, created: now, files: list)
+                        }
+                        if keepFiles {
+                            if let list = files { SnapshotRecord.writeConfig(to: &w, version: version, config: config, files: list) }
+                        } else {
+                            // The record holds the files now: the list goes, and
+                            // the config is written from the record's copy.
+                            files = nil
+                            stored.files = []
+                            Self.trimHeap(files: count)
+                            let written = try SnapshotRecord.WrittenFiles(UnsafeRawBufferPointer(rebasing: buffer[..<w.count]),
+                                                                          key: key.description)
+                            SnapshotRecord.writeConfig(to: &w, version: version, config: config, files: written.list)
+                            try written.check()
+                        }
                         guard w.exact else { throw SnapshotterError(.internal, "snapshot \(key): the record is not the size computed for it") }
                     }
                 }

@@ -58,12 +58,18 @@ public struct SnapshotRequest: Sendable {
     public var version: String
     public var baseDir: String
     public var files: [FileRequest]
+    /// Whether the report lists the snapshot's files (`info.files`). Without
+    /// them the commit drops its list once the record holds it, so the list
+    /// and the whole record are not resident together; `info(name:version:)`
+    /// reads them from the store.
+    public var reportFiles: Bool
 
-    public init(name: String, version: String, baseDir: String, files: [FileRequest]) {
+    public init(name: String, version: String, baseDir: String, files: [FileRequest], reportFiles: Bool = true) {
         self.name = name
         self.version = version
         self.baseDir = baseDir
         self.files = files
+        self.reportFiles = reportFiles
     }
 }
 
@@ -130,7 +136,10 @@ public struct SnapshotSummary: Sendable, Equatable {
 }
 
 public struct SnapshotReport: Sendable, Equatable {
+    /// Its `files` are empty when the request did not ask for them.
     public var info: SnapshotInfo
+    public var fileCount: Int
+    public var totalSize: Int64
     /// Files whose content was new to the store.
     public var filesStored: Int
     /// Read-only files recognised by inode without being read.

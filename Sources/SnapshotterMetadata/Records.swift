@@ -172,6 +172,12 @@ package struct SnapshotRecord: Sendable {
     /// Writes a record of `version` (1 or 2) from files in path order, with
     /// the config `configStored` gives.
     package static func write<W: ByteSink>(to w: inout W, version: UInt8, created: Int64, files: FileList, config: StoredConfig) {
+        writeFiles(to: &w, version: version, created: created, files: files)
+        writeConfig(to: &w, version: version, config: config, files: files)
+    }
+
+    /// The first part of a record: its header and files.
+    package static func writeFiles<W: ByteSink>(to w: inout W, version: UInt8, created: Int64, files: FileList) {
         w.u8(version)
         w.i64(created)
         w.u32(UInt32(files.count))
@@ -187,6 +193,11 @@ package struct SnapshotRecord: Sendable {
             w.i64(f.mtimeNanos)
             w.u8(f.typeflag)
         }
+    }
+
+    /// The rest of a record after `writeFiles`: its config, the canonical
+    /// one written from `files` in order.
+    package static func writeConfig<W: ByteSink>(to w: inout W, version: UInt8, config: StoredConfig, files: FileList) {
         if version != 1 { w.u8(config.isNone ? 0 : 1) }
         if version != 1 && config.isNone { return }
         // Within 32 bits: configStored checked.
@@ -196,6 +207,21 @@ package struct SnapshotRecord: Sendable {
         case .given(let bytes): bytes.withUnsafeBytes { w.append($0) }
         case .canonical: SnapshotConfig.encode(sorted: files) { w.append($0) }
         }
+    }
+
+    /// One file of a record's list, its size added to `total` (checked).
+    static func decodeFile(_ r: inout ByteReader, total: inout Int64) throws -> SnapshotFile {
+        let path = try r.string()
+        let digest = Digest(try r.u64())
+        let ro = try r.u8() != 0
+        let mode = try r.u32(), uid = try r.u32(), gid = try r.u32()
+        let size = try r.i64(), mtime = try r.i64()
+        let tf = try r.u8()
+        let (sum, overflow) = total.addingReportingOverflow(size)
+        guard size >= 0, !overflow else { throw r.fail("file size \(size) is negative or makes the total overflow") }
+        total = sum
+        return SnapshotFile(relativePath: path, digest: digest, readOnly: ro, mode: mode, uid: uid, gid: gid,
+                            size: size, mtimeNanos: mtime, typeflag: tf)
     }
 
     /// Decodes a record; with `keepConfig` false a kept config is checked
@@ -211,19 +237,7 @@ package struct SnapshotRecord: Sendable {
         var files: [SnapshotFile] = []
         files.reserveCapacity(count)
         var total: Int64 = 0
-        for _ in 0..<count {
-            let path = try r.string()
-            let digest = Digest(try r.u64())
-            let ro = try r.u8() != 0
-            let mode = try r.u32(), uid = try r.u32(), gid = try r.u32()
-            let size = try r.i64(), mtime = try r.i64()
-            let tf = try r.u8()
-            let (sum, overflow) = total.addingReportingOverflow(size)
-            guard size >= 0, !overflow else { throw r.fail("file size \(size) is negative or makes the total overflow") }
-            total = sum
-            files.append(SnapshotFile(relativePath: path, digest: digest, readOnly: ro, mode: mode, uid: uid, gid: gid,
-                                      size: size, mtimeNanos: mtime, typeflag: tf))
-        }
+        for _ in 0..<count { files.append(try decodeFile(&r, total: &total)) }
         // Version 1 always kept the config.
         var given: [UInt8]?
         switch version == 1 ? 1 : try r.u8() {

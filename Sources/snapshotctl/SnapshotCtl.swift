@@ -149,10 +149,10 @@ struct Snapshot: AsyncParsableCommand {
             guard !files.isEmpty else { throw SnapshotterError(.invalidArgument, "no files given (use --ro and --rw)") }
             let meter = Console.meter(quiet: common.quiet, verb: "snapshot")
             let started = Console.now()
-            let r = try await store.snapshot(SnapshotRequest(name: name, version: version, baseDir: baseDir, files: files),
-                                             progress: meter)
+            let r = try await store.snapshot(SnapshotRequest(name: name, version: version, baseDir: baseDir, files: files,
+                                                             reportFiles: false), progress: meter)
             Console.clearLine()
-            print("snapshot \(name):\(version): \(r.info.fileCount) files, \(Console.bytes(r.info.totalSize)), "
+            print("snapshot \(name):\(version): \(r.fileCount) files, \(Console.bytes(r.totalSize)), "
                   + "\(r.filesStored) new content, \(r.filesKnownByInode) known by inode, "
                   + "\(Console.seconds(Console.now() - started))")
         }

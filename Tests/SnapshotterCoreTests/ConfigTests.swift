@@ -176,4 +176,55 @@ struct ConfigTests {
             }
         }
     }
+
+    /// Without `reportFiles`, the commit drops its list once the record
+    /// holds it and writes the config from the record's own files: the
+    /// same bytes either way.
+    @Test("a snapshot that does not report its files records the same files and config")
+    func snapshotWithoutReportedFiles() async throws {
+        try await withFixture { fx in
+            var requests: [FileRequest] = []
+            for i in 0..<120 {
+                // Short paths (inline strings) and long ones, read-only and not.
+                let path = i % 3 == 0 ? "d\(i % 7)/a-long-name-of-file-\(i)-\u{e9}\u{301}.bin" : "f\(i)"
+                try writeFile(fx.base + "/" + path, String(repeating: "x", count: i), mode: i % 2 == 0 ? 0o444 : 0o640)
+                requests.append(FileRequest(path, readOnly: i % 2 == 0))
+            }
+            try await withStore(fx) { store in
+                let listed = try await store.snapshot(SnapshotRequest(name: "rep", version: "1", baseDir: fx.base, files: requests))
+                let counted = try await store.snapshot(SnapshotRequest(name: "rep", version: "2", baseDir: fx.base, files: requests,
+                                                                       reportFiles: false))
+                #expect(counted.info.files.isEmpty)
+                #expect(counted.fileCount == 120 && listed.fileCount == 120)
+                #expect(counted.totalSize == listed.info.totalSize && counted.totalSize == (0..<120).reduce(0, +))
+                let recorded = try await store.info(name: "rep", version: "2")
+                #expect(recorded.files == listed.info.files)
+                #expect(recorded.config == SnapshotConfig.encode(recorded.files))
+                #expect(recorded.config == (try await store.info(name: "rep", version: "1")).config)
+            }
+        }
+    }
+
+    @Test("a record's written files read back in order, again from the start, and a short record is refused")
+    func writtenFilesReadBack() throws {
+        let files = (0..<5).map { (i: Int) -> SnapshotFile in
+            let path = i == 3 ? "a/much-longer-path-than-fifteen-bytes" : "p\(i)"
+            let digest = Digest(UInt64(i) &* 77)
+            return SnapshotFile(relativePath: path, digest: digest, readOnly: i % 2 == 0, mode: 0o600, uid: 1, gid: 2,
+                                size: Int64(i), mtimeNanos: -Int64(i), typeflag: 0)
+        }
+        var w = ByteWriter()
+        SnapshotRecord.writeFiles(to: &w, version: 1, created: 9, files: FileList(files))
+        try w.bytes.withUnsafeBytes { bytes in
+            let written = try SnapshotRecord.WrittenFiles(bytes, key: "k:v")
+            #expect(written.count == 5)
+            let list = written.list
+            #expect(list.indices.map { list[$0] } == files)
+            #expect(list[1] == files[1] && list[4] == files[4] && list[0] == files[0])
+            try written.check()
+            let short = try SnapshotRecord.WrittenFiles(UnsafeRawBufferPointer(rebasing: bytes.dropLast(3)), key: "k:v")
+            _ = short.list.indices.map { short.list[$0] }
+            #expect(throws: SnapshotterError.self) { try short.check() }
+        }
+    }
 }
