@@ -82,13 +82,15 @@ package struct ByteReader {
     }
 
     package mutating func u8() throws -> UInt8 { try take(1)[0] }
-    package mutating func u16() throws -> UInt16 { try take(2).reduce(0) { $0 << 8 | UInt16($1) } }
-    package mutating func u32() throws -> UInt32 { try take(4).reduce(0) { $0 << 8 | UInt32($1) } }
-    package mutating func u64() throws -> UInt64 { try take(8).reduce(0) { $0 << 8 | UInt64($1) } }
+    package mutating func u16() throws -> UInt16 { UInt16(bigEndian: try take(2).loadUnaligned(as: UInt16.self)) }
+    package mutating func u32() throws -> UInt32 { UInt32(bigEndian: try take(4).loadUnaligned(as: UInt32.self)) }
+    package mutating func u64() throws -> UInt64 { UInt64(bigEndian: try take(8).loadUnaligned(as: UInt64.self)) }
     package mutating func i64() throws -> Int64 { Int64(bitPattern: try u64()) }
     package mutating func blob() throws -> [UInt8] { Array(try take(Int(try u32()))) }
+    /// Validated straight from the record's bytes, with no array between.
     package mutating func string() throws -> String {
-        guard let s = String(validating: try blob(), as: UTF8.self) else { throw fail() }
+        let raw = try take(Int(try u32()))
+        guard let s = raw.withMemoryRebound(to: UInt8.self, { String(validating: $0, as: UTF8.self) }) else { throw fail() }
         return s
     }
     package var atEnd: Bool { i == bytes.count }
