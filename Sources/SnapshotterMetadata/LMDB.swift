@@ -179,6 +179,23 @@ final class LMDBEnvironment: @unchecked Sendable {
         _ = madvise(p, length, MADV_DONTNEED)
     }
 
+    private static let pageSize = UInt(max(4096, sysconf(Int32(_SC_PAGESIZE))))
+
+    /// Gives back the map's whole pages inside `bytes` (part of a value read
+    /// from the map, already decoded). Only pages of the map: a value a
+    /// write transaction changed is in LMDB's own memory, and bytes outside
+    /// the map are never touched. The map is read-only and shared, so a
+    /// later read of those pages finds them in the page cache again.
+    func releaseMapPages(of bytes: UnsafeRawBufferPointer) {
+        guard let (address, length) = map, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = Self.pageSize
+        let from = UInt(bitPattern: base), to = from + UInt(bytes.count)
+        let start = (from + page - 1) / page * page, end = to / page * page
+        guard start < end, start >= address, end <= address + UInt(length),
+              let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, Int(end - start), MADV_DONTNEED)
+    }
+
     /// Where LMDB mapped the data file (mdb_env_info tells the address only
     /// of a fixed map): the mapping of its inode of the map's size, from
     /// /proc/self/maps; nil without procfs. LMDB never moves an open map

@@ -39,8 +39,13 @@ extension MetadataStore {
 extension MetadataTransaction {
     /// A snapshot's record; without `config` its files only (see
     /// `SnapshotRecord.decode`).
+    /// The record's pages in the map are given back as its files are
+    /// decoded: at many files the map's copy and the decoded list would
+    /// otherwise be resident together.
     package func snapshot(_ key: SnapshotKey, config: Bool = true) throws -> SnapshotRecord? {
-        try txn.withValue(db.snapshots, key.bytes) { try SnapshotRecord.decode($0, key: key.description, keepConfig: config) }
+        try txn.withValue(db.snapshots, key.bytes) {
+            try SnapshotRecord.decode($0, key: key.description, keepConfig: config, release: db.env.releaseMapPages(of:))
+        }
     }
 
     package func hasSnapshot(_ key: SnapshotKey) throws -> Bool {

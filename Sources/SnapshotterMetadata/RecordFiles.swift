@@ -50,4 +50,19 @@ extension SnapshotRecord {
             if let failure { throw SnapshotterError(.internal, "the record being written does not read back: \(failure.message)") }
         }
     }
+
+    /// One file of a record's list, its size added to `total` (checked).
+    static func decodeFile(_ r: inout ByteReader, total: inout Int64) throws -> SnapshotFile {
+        let path = try r.string()
+        let digest = Digest(try r.u64())
+        let ro = try r.u8() != 0
+        let mode = try r.u32(), uid = try r.u32(), gid = try r.u32()
+        let size = try r.i64(), mtime = try r.i64()
+        let tf = try r.u8()
+        let (sum, overflow) = total.addingReportingOverflow(size)
+        guard size >= 0, !overflow else { throw r.fail("file size \(size) is negative or makes the total overflow") }
+        total = sum
+        return SnapshotFile(relativePath: path, digest: digest, readOnly: ro, mode: mode, uid: uid, gid: gid,
+                            size: size, mtimeNanos: mtime, typeflag: tf)
+    }
 }

@@ -211,25 +211,12 @@ package struct SnapshotRecord: Sendable {
         }
     }
 
-    /// One file of a record's list, its size added to `total` (checked).
-    static func decodeFile(_ r: inout ByteReader, total: inout Int64) throws -> SnapshotFile {
-        let path = try r.string()
-        let digest = Digest(try r.u64())
-        let ro = try r.u8() != 0
-        let mode = try r.u32(), uid = try r.u32(), gid = try r.u32()
-        let size = try r.i64(), mtime = try r.i64()
-        let tf = try r.u8()
-        let (sum, overflow) = total.addingReportingOverflow(size)
-        guard size >= 0, !overflow else { throw r.fail("file size \(size) is negative or makes the total overflow") }
-        total = sum
-        return SnapshotFile(relativePath: path, digest: digest, readOnly: ro, mode: mode, uid: uid, gid: gid,
-                            size: size, mtimeNanos: mtime, typeflag: tf)
-    }
-
     /// Decodes a record; with `keepConfig` false a kept config is checked
     /// but not copied (a restore or delete needs only the files, and a
     /// version 1 record's config is several times their size).
-    package static func decode(_ bytes: UnsafeRawBufferPointer, key: String, keepConfig: Bool = true) throws -> SnapshotRecord {
+    /// `release` gets the bytes decoded so far every `releaseEvery` bytes.
+    package static func decode(_ bytes: UnsafeRawBufferPointer, key: String, keepConfig: Bool = true,
+                               release: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> SnapshotRecord {
         var r = ByteReader(bytes, what: "snapshot \(key)")
         let version = try r.u8()
         guard readVersions.contains(version) else { throw r.fail("format version \(version) is not 1 or 2") }
@@ -239,7 +226,14 @@ package struct SnapshotRecord: Sendable {
         var files: [SnapshotFile] = []
         files.reserveCapacity(count)
         var total: Int64 = 0
-        for _ in 0..<count { files.append(try decodeFile(&r, total: &total)) }
+        var released = 0
+        for _ in 0..<count {
+            files.append(try decodeFile(&r, total: &total))
+            if let release, r.i - released >= releaseEvery {
+                release(UnsafeRawBufferPointer(rebasing: bytes[released..<r.i]))
+                released = r.i
+            }
+        }
         // Version 1 always kept the config.
         var given: [UInt8]?
         switch version == 1 ? 1 : try r.u8() {
@@ -249,10 +243,14 @@ package struct SnapshotRecord: Sendable {
         case let flag: throw r.fail("config flag \(flag) is not 0 or 1")
         }
         guard r.atEnd else { throw r.fail() }
+        release?(UnsafeRawBufferPointer(rebasing: bytes[released...]))
         var record = SnapshotRecord(created: created, files: files, givenConfig: given)
         record.configDropped = !keepConfig
         return record
     }
+
+    /// 4 MiB: a few madvise calls at a million files.
+    static let releaseEvery = 4 << 20
 
     package init(created: Int64, files: [SnapshotFile], givenConfig: [UInt8]?) {
         self.created = created
