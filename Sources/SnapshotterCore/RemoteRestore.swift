@@ -23,7 +23,7 @@ extension Snapshotter {
         do { files = try SnapshotConfig.decode(config) } catch let e as SnapshotterError {
             throw SnapshotterError(.registry, "restore \(key): the registry's config is unusable: \(e.message)")
         }
-        let (output, targets) = try await openOutput(key, files: files, request: request, requireContent: false, cancel: cancel)
+        let (output, targets) = try await openOutput(key, files: FileList(files), request: request, requireContent: false, cancel: cancel)
         var order: [Digest] = []
         var uses: [Digest: [Int]] = [:]
         for (i, f) in files.enumerated() {

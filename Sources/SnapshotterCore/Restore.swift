@@ -22,29 +22,36 @@ extension Snapshotter {
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             reporter.setPhase(.preparing)
             try flag.check()
-            // The record is read in the transaction that takes the lease, so
-            // the collector and delete cannot remove the snapshot or its
-            // content between the read and the end of the export. A
-            // snapshot only the registry has is fetched and recorded first.
-            let loaded = Locked<SnapshotRecord?>(nil)
+            // The lease is taken in a write transaction that checks the
+            // snapshot is there: the collector and delete then leave it, and
+            // so its content (its references name every digest), until the
+            // export ends. A snapshot only the registry has is fetched and
+            // recorded first.
+            let found = Locked(false)
             let leaseCheck: @Sendable (MetadataTransaction) throws -> [Digest] = { txn in
-                guard let rec = try txn.snapshot(key, config: false) else {
+                guard try txn.hasSnapshot(key) else {
                     throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }
-                loaded.withLock { $0 = rec }
-                return rec.files.map(\.digest)
+                found.withLock { $0 = true }
+                return []
             }
             // Last access is recorded in the transaction that drops the lease.
             let touch: @Sendable (MetadataTransaction) throws -> Void = { txn in
                 try txn.setLastAccess(key, Sys.nowNanos())
             }
             let exportBody: @Sendable () async throws -> RestoreReport = {
-                guard let record = loaded.withLock({ $0 }) else { throw SnapshotterError(.internal, "restore \(key): no record") }
-                return try await self.export(key, record: record, request: request, reporter: reporter, cancel: flag)
+                // Read where they are in the map, under the lease, not decoded
+                // into a list (HeldSnapshotFiles).
+                guard let files = try await self.pool.run({ try self.meta.heldSnapshotFiles(key) }) else {
+                    throw SnapshotterError(.internal, "restore \(key): the leased snapshot has no record")
+                }
+                defer { files.end() }
+                return try await self.export(key, files: files.list, totalSize: files.totalSize, request: request,
+                                             reporter: reporter, cancel: flag)
             }
             do {
                 return try await withLease(snapshots: [key], digests: [], check: leaseCheck, onSuccess: touch, exportBody)
-            } catch let e as SnapshotterError where e.code == .notFound && loaded.withLock({ $0 == nil }) {
+            } catch let e as SnapshotterError where e.code == .notFound && !found.withLock({ $0 }) {
                 guard let registry else { throw e }
                 return try await self.restoreFromRemote(key, request: request, registry: registry, transport: transport,
                                                         reporter: reporter, cancel: flag)
@@ -53,19 +60,19 @@ extension Snapshotter {
     }
 
     /// Writes every file of a leased snapshot into the output directory.
-    func export(_ key: SnapshotKey, record: SnapshotRecord, request: RestoreRequest,
+    func export(_ key: SnapshotKey, files: FileList, totalSize: Int64, request: RestoreRequest,
                 reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> RestoreReport {
-        // The record was decoded: its pages in the map need not stay resident.
+        // The record was read: its pages in the map need not stay resident.
         meta.releaseMapPages()
-        let (output, targets) = try await openOutput(key, files: record.files, request: request, requireContent: true, cancel: flag)
-        reporter.begin(.exporting, filesTotal: Int64(record.files.count), bytesTotal: try record.files.checkedTotal("size", code: .corrupt) { $0.size })
+        let (output, targets) = try await openOutput(key, files: files, request: request, requireContent: true, cancel: flag)
+        reporter.begin(.exporting, filesTotal: Int64(files.count), bytesTotal: totalSize)
         let counts = Locked(RestoreReport(filesLinked: 0, filesCopied: 0, filesDecoded: 0, bytesWritten: 0))
         do {
             // Spread: the workers link into different directories at once
             // (a directory takes one new name at a time).
-            try await forEachIndexConcurrently(record.files.count, limit: options.restoreConcurrency, pool: pool, cancel: flag,
+            try await forEachIndexConcurrently(files.count, limit: options.restoreConcurrency, pool: pool, cancel: flag,
                                                spread: true) { i, buffer in
-                let f = record.files[i]
+                let f = files[i]
                 let how = try self.exportFile(f, to: targets.target(i, f), in: output, overwrite: request.overwrite, key: key,
                                               buffer: buffer, reporter: reporter, cancel: flag)
                 counts.withLock { $0.count(how, size: f.size) }
@@ -75,7 +82,7 @@ extension Snapshotter {
             if output.durable { try await pool.run { try output.syncChanged() } }
         } catch {
             // Take back what this restore made, so it can simply run again.
-            _ = try? await pool.run { output.rollBack { targets.target(Int($0), record.files[Int($0)]) } }
+            _ = try? await pool.run { output.rollBack { targets.target(Int($0), files[Int($0)]) } }
             throw error
         }
         reporter.finish()
@@ -85,7 +92,7 @@ extension Snapshotter {
     /// Opens the output directory, checks every target before anything is
     /// written, then creates the directories; what that made is taken back
     /// if it fails.
-    func openOutput(_ key: SnapshotKey, files: [SnapshotFile], request: RestoreRequest, requireContent: Bool,
+    func openOutput(_ key: SnapshotKey, files: FileList, request: RestoreRequest, requireContent: Bool,
                     cancel: CancellationFlag) async throws -> (OutputDirectory, RestoreTargets) {
         let output = try await pool.run { try OutputDirectory(opening: request.outputDir, durable: self.options.durableRestore) }
         do {
@@ -112,7 +119,7 @@ extension Snapshotter {
     /// Checks that (unless it is still to be fetched) all content is
     /// present: each read-only file's store link is checked here once,
     /// under the lease, and the export trusts the result.
-    func checkContent(_ key: SnapshotKey, files: [SnapshotFile], targets: RestoreTargets,
+    func checkContent(_ key: SnapshotKey, files: FileList, targets: RestoreTargets,
                       cancel: CancellationFlag) async throws {
         try await forEachIndexConcurrently(files.count, limit: options.restoreConcurrency, pool: pool, cancel: cancel,
                                            bufferSize: 64, spread: true) { i, _ in

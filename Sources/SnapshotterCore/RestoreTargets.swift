@@ -29,7 +29,7 @@ final class RestoreTargets: @unchecked Sendable {
 
     /// Checks that no directory on the way is a symlink or a file and that
     /// no target is a directory, or (unless overwriting) anything at all.
-    init(_ key: SnapshotKey, files: [SnapshotFile], output: OutputDirectory, overwrite: Bool) throws {
+    init(_ key: SnapshotKey, files: FileList, output: OutputDirectory, overwrite: Bool) throws {
         guard UInt32(exactly: files.count) != nil else {
             throw SnapshotterError.invalid("restore \(key): more than \(UInt32.max) files")
         }
@@ -37,7 +37,8 @@ final class RestoreTargets: @unchecked Sendable {
         var dirs: [String] = [], existed: [Bool] = [], entries: [Entry] = [], odd: [Int: String] = [:]
         entries.reserveCapacity(files.count)
         var last: (dir: String, index: UInt32)?
-        for (i, f) in files.enumerated() {
+        for i in files.indices {
+            let f = files[i]
             let rel = try PathGuard.normalize(f.relativePath)
             let slash = rel.utf8.lastIndex(of: UInt8(ascii: "/"))
             let name = slash.map { rel[rel.index(after: $0)...] } ?? rel[...]

@@ -4,12 +4,13 @@ import Glibc
 import CLMDB
 import SnapshotterSystem
 import SnapshotterStore
+import Synchronization
 
 /// A thin wrapper over an LMDB environment. Transactions are confined to the
 /// thread that runs the closure (callers run them on the blocking pool);
 /// LMDB itself serialises writers across threads and processes.
 final class LMDBEnvironment: @unchecked Sendable {
-    private let env: OpaquePointer
+    fileprivate let env: OpaquePointer
     let path: String
     /// The map's address and length, for releaseMapPages.
     private let map: (UInt, Int)?
@@ -217,6 +218,34 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
         return nil
     }
+}
+
+/// A read transaction held across calls and threads (the environment is
+/// opened with MDB_NOTLS) until `end` or deinit: what it reads from the map
+/// stays valid and unchanged until then. Writers cannot reuse the pages
+/// freed meanwhile, so one is held for one operation only.
+final class LMDBHeldRead: @unchecked Sendable {
+    let txn: LMDBTransaction
+    private let done = Mutex(false)
+
+    init(_ env: LMDBEnvironment) throws {
+        var t: OpaquePointer?
+        try LMDBEnvironment.check(mdb_txn_begin(env.env, nil, UInt32(MDB_RDONLY), &t), "begin metadata read")
+        guard let t else { throw SnapshotterError(.internal, "no read transaction") }
+        txn = LMDBTransaction(txn: t)
+    }
+
+    var ended: Bool { done.withLock { $0 } }
+
+    func end() {
+        let first = done.withLock { ended in
+            defer { ended = true }
+            return !ended
+        }
+        if first { mdb_txn_abort(txn.txn) }
+    }
+
+    deinit { end() }
 }
 
 struct LMDBTransaction {

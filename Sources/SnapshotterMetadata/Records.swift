@@ -217,34 +217,13 @@ package struct SnapshotRecord: Sendable {
     /// `release` gets the bytes decoded so far every `releaseEvery` bytes.
     package static func decode(_ bytes: UnsafeRawBufferPointer, key: String, keepConfig: Bool = true,
                                release: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> SnapshotRecord {
-        var r = ByteReader(bytes, what: "snapshot \(key)")
-        let version = try r.u8()
-        guard readVersions.contains(version) else { throw r.fail("format version \(version) is not 1 or 2") }
-        let created = try r.i64()
-        let count = Int(try r.u32())
-        guard count <= bytes.count else { throw r.fail() }
         var files: [SnapshotFile] = []
-        files.reserveCapacity(count)
-        var total: Int64 = 0
-        var released = 0
-        for _ in 0..<count {
-            files.append(try decodeFile(&r, total: &total))
-            if let release, r.i - released >= releaseEvery {
-                release(UnsafeRawBufferPointer(rebasing: bytes[released..<r.i]))
-                released = r.i
-            }
+        let walked = try walk(bytes, key: key, keepConfig: keepConfig, release: release) { count in
+            files.reserveCapacity(count)
+        } file: { _, f in
+            files.append(f)
         }
-        // Version 1 always kept the config.
-        var given: [UInt8]?
-        switch version == 1 ? 1 : try r.u8() {
-        case 0: given = nil
-        case 1:
-            if keepConfig { given = try r.blob() } else { _ = try r.take(Int(try r.u32())) }
-        case let flag: throw r.fail("config flag \(flag) is not 0 or 1")
-        }
-        guard r.atEnd else { throw r.fail() }
-        release?(UnsafeRawBufferPointer(rebasing: bytes[released...]))
-        var record = SnapshotRecord(created: created, files: files, givenConfig: given)
+        var record = SnapshotRecord(created: walked.created, files: files, givenConfig: walked.given)
         record.configDropped = !keepConfig
         return record
     }

@@ -36,11 +36,11 @@ public struct SnapshotFile: Sendable, Equatable {
 /// this rather than a generic collection: a generic walk across modules is
 /// not specialized, and at many files the runtime's metadata lookups and
 /// value-witness copies cost more than the writing.
-package struct FileList {
+package struct FileList: Sendable {
     package let count: Int
-    private let file: (Int) -> SnapshotFile
+    private let file: @Sendable (Int) -> SnapshotFile
 
-    package init(count: Int, _ file: @escaping (Int) -> SnapshotFile) {
+    package init(count: Int, _ file: @escaping @Sendable (Int) -> SnapshotFile) {
         self.count = count
         self.file = file
     }

@@ -25,7 +25,7 @@ struct RestoreTargetsTests {
             try writeFile(dir + "/out/a/b/d", "there\n")
             let output = try OutputDirectory(opening: dir + "/out", durable: false)
             let key = SnapshotKey(name: "t", version: "1")
-            let targets = try RestoreTargets(key, files: files, output: output, overwrite: true)
+            let targets = try RestoreTargets(key, files: FileList(files), output: output, overwrite: true)
             let got = files.indices.map { targets.target($0, files[$0]) }
             #expect(got.map(\.dir) == ["a/b", "", "a/b", "", "a/b"])
             #expect(got.map(\.name) == ["c", "top", "d", "e", "f"])
@@ -34,7 +34,7 @@ struct RestoreTargetsTests {
             #expect(targets.dirs.sorted() == ["", "a/b"])
             targets.setStoreLink(2, .usable)
             #expect(targets.target(2, files[2]).storeLink == .usable)
-            await expectError(.alreadyExists) { try RestoreTargets(key, files: files, output: output, overwrite: false) }
+            await expectError(.alreadyExists) { try RestoreTargets(key, files: FileList(files), output: output, overwrite: false) }
         }
     }
 
