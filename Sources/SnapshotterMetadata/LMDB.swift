@@ -227,12 +227,16 @@ final class LMDBEnvironment: @unchecked Sendable {
 final class LMDBHeldRead: @unchecked Sendable {
     let txn: LMDBTransaction
     private let done = Mutex(false)
+    /// Kept open while the transaction may be: it ends before the
+    /// environment can close.
+    private let env: LMDBEnvironment
 
     init(_ env: LMDBEnvironment) throws {
         var t: OpaquePointer?
         try LMDBEnvironment.check(mdb_txn_begin(env.env, nil, UInt32(MDB_RDONLY), &t), "begin metadata read")
         guard let t else { throw SnapshotterError(.internal, "no read transaction") }
         txn = LMDBTransaction(txn: t)
+        self.env = env
     }
 
     var ended: Bool { done.withLock { $0 } }
