@@ -47,23 +47,30 @@ struct MapPagesTests {
         }
     }
 
-    @Test("Pages read from the metadata map are given back, and read again unchanged")
-    func released() async throws {
+    /// `body` on a store holding the record of `count` files as `m:1`.
+    static func withRecord(count: Int, _ body: (Fixture, Snapshotter, SnapshotKey, [SnapshotFile], Int) throws -> Void) async throws {
         try await withFixture { fx in
             try await withStore(fx) { store in
                 let key = SnapshotKey(name: "m", version: "1")
-                let (files, size) = try Self.putRecord(store, key, count: 20_000)
-                let before = try Self.mapResidentKiB(fx.root)
-                _ = try Self.touchRecord(store, key)
-                let touched = try Self.mapResidentKiB(fx.root)
-                let recordKiB = size / 1024
-                #expect(touched - before >= recordKiB / 2, "reading the record made its pages resident: \(before) -> \(touched) KiB")
-                store.meta.releaseMapPages()
-                let after = try Self.mapResidentKiB(fx.root)
-                #expect(after <= touched - recordKiB / 2, "given back: \(touched) -> \(after) KiB")
-                let again = try store.meta.read { try $0.snapshot(key) }
-                #expect(again?.files == files)
+                let (files, size) = try putRecord(store, key, count: count)
+                try body(fx, store, key, files, size)
             }
+        }
+    }
+
+    @Test("Pages read from the metadata map are given back, and read again unchanged")
+    func released() async throws {
+        try await Self.withRecord(count: 20_000) { fx, store, key, files, size in
+            let before = try Self.mapResidentKiB(fx.root)
+            _ = try Self.touchRecord(store, key)
+            let touched = try Self.mapResidentKiB(fx.root)
+            let recordKiB = size / 1024
+            #expect(touched - before >= recordKiB / 2, "reading the record made its pages resident: \(before) -> \(touched) KiB")
+            store.meta.releaseMapPages()
+            let after = try Self.mapResidentKiB(fx.root)
+            #expect(after <= touched - recordKiB / 2, "given back: \(touched) -> \(after) KiB")
+            let again = try store.meta.read { try $0.snapshot(key) }
+            #expect(again?.files == files)
         }
     }
 
@@ -71,32 +78,28 @@ struct MapPagesTests {
     /// were resident together.
     @Test("Decoding a snapshot record gives its pages in the map back as it goes")
     func releasedWhileDecoding() async throws {
-        try await withFixture { fx in
-            try await withStore(fx) { store in
-                let key = SnapshotKey(name: "m", version: "1")
-                // Files past the first release (4 MiB), and a config after them.
-                let (files, size) = try Self.putRecord(store, key, count: 120_000)
-                let config = SnapshotConfig.encode(sorted: FileList(files))
-                let filesKiB = (size - config.count) / 1024
-                for keep in [false, true] {
-                    store.meta.releaseMapPages()
-                    let before = try Self.mapResidentKiB(fx.root)
-                    var peak = 0
-                    let read = try store.meta.read { txn in
-                        let r = try txn.snapshot(key, config: keep)
-                        peak = try Self.mapResidentKiB(fx.root)
-                        return r
-                    }
-                    #expect(read?.files == files)
-                    #expect(keep == false || read?.config == config)
-                    #expect(peak - before < filesKiB / 2, "config \(keep): \(before) -> \(peak) KiB, the files take \(filesKiB) KiB")
-                }
-                // A raw read of the same record leaves it resident: the measure sees it.
+        // Files past the first release (4 MiB), and a config after them.
+        try await Self.withRecord(count: 120_000) { fx, store, key, files, size in
+            let config = SnapshotConfig.encode(sorted: FileList(files))
+            let filesKiB = (size - config.count) / 1024
+            for keep in [false, true] {
                 store.meta.releaseMapPages()
                 let before = try Self.mapResidentKiB(fx.root)
-                _ = try Self.touchRecord(store, key)
-                #expect(try Self.mapResidentKiB(fx.root) - before >= size / 1024 / 2)
+                var peak = 0
+                let read = try store.meta.read { txn in
+                    let r = try txn.snapshot(key, config: keep)
+                    peak = try Self.mapResidentKiB(fx.root)
+                    return r
+                }
+                #expect(read?.files == files)
+                #expect(keep == false || read?.config == config)
+                #expect(peak - before < filesKiB / 2, "config \(keep): \(before) -> \(peak) KiB, the files take \(filesKiB) KiB")
             }
+            // A raw read of the same record leaves it resident: the measure sees it.
+            store.meta.releaseMapPages()
+            let before = try Self.mapResidentKiB(fx.root)
+            _ = try Self.touchRecord(store, key)
+            #expect(try Self.mapResidentKiB(fx.root) - before >= size / 1024 / 2)
         }
     }
 
