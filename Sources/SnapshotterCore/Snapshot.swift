@@ -14,14 +14,19 @@ extension Snapshotter {
     /// is opened below `baseDir` without following any symlink (`baseDir`'s
     /// own path may have them) and must be a regular file, else
     /// `.invalidArgument`; a file that keeps changing while it is read
-    /// fails with `.busy`.
-    public func snapshot(_ request: SnapshotRequest, progress: ProgressHandler? = nil,
+    /// fails with `.busy`. The list is taken out of the request and let go
+    /// once the files are prepared: a caller that hands its list over
+    /// (snapshotctl) does not keep it through the commit.
+    public func snapshot(_ request: consuming SnapshotRequest, progress: ProgressHandler? = nil,
                          cancel: CancellationFlag? = nil, remote call: CallRemote? = nil) async throws -> SnapshotReport {
         try Naming.validateName(request.name)
         try Naming.validateVersion(request.version)
         guard !request.baseDir.isEmpty else { throw SnapshotterError.invalid("base directory is empty") }
         let key = SnapshotKey(name: request.name, version: request.version)
-        let files = try Self.normalizedFiles(request.files, key)
+        var listed = try Self.normalizedFiles(request.files, key)
+        request.files = []
+        let count = listed.count
+        let baseDir = request.baseDir, reportFiles = request.reportFiles
         // Settings are taken when the call starts: a later setRegistry
         // changes later calls only.
         let remote = self.remote(call)
@@ -29,12 +34,12 @@ extension Snapshotter {
             let reporter = ProgressReporter(handler: progress, cancel: flag, minIntervalNanos: options.progressIntervalNanos)
             reporter.setPhase(.preparing)
             try flag.check()
-            let base = try await pool.run { try self.openBaseDirectory(request.baseDir, key) }
+            let base = try await pool.run { try self.openBaseDirectory(baseDir, key) }
             defer { Sys.close(base) }
             // The prepared files go once stored: they are not kept through
             // the commit (a repair stores a file again from its path).
-            let stored = try await storeAll(key, try await prepareSnapshot(key, base: base, files: files, cancel: flag), base: base,
-                                            reporter: reporter, cancel: flag)
+            let stored = try await storeAll(key, try await prepareSnapshot(key, base: base, files: Self.take(&listed), cancel: flag),
+                                            base: base, reporter: reporter, cancel: flag)
             if let transport = remote.transport {
                 // Content goes up before the config names it anywhere.
                 try await self.upload(Array(Set(stored.files.map(\.digest))), to: transport, reporter: reporter, cancel: flag)
@@ -51,13 +56,12 @@ extension Snapshotter {
             }
             // Handed over, not shared: the commit drops what its tables
             // alone need before it writes the record.
-            let count = files.count
             let handoff = Locked(consume stored)
             let committed = try await pool.run {
                 SnapshotHooks.reach(.stored, root: self.root)
                 Self.trimHeap(files: count)
                 return try self.commitSnapshot(key, stored: handoff.take(leaving: .empty), config: nil,
-                                               keepFiles: request.reportFiles, cancel: flag) { missing, current in
+                                               keepFiles: reportFiles, cancel: flag) { missing, current in
                     try self.storeAgain(missing, of: current, base: base, cancel: flag)
                 }
             }
@@ -82,6 +86,13 @@ extension Snapshotter {
 
     /// ~400 bytes a file are freed before the commit: 4 MB at this count.
     static let trimFromFiles = 10_000
+
+    /// The list, leaving an empty one: the argument it becomes is the only
+    /// reference left here.
+    static func take(_ list: inout [FileRequest]) -> [FileRequest] {
+        defer { list = [] }
+        return list
+    }
 
     /// The listed paths normalized and sorted (the record's order, and a
     /// directory's files together); a path listed twice is refused.

@@ -149,7 +149,8 @@ struct Snapshot: AsyncParsableCommand {
             guard !files.isEmpty else { throw SnapshotterError(.invalidArgument, "no files given (use --ro and --rw)") }
             let meter = Console.meter(quiet: common.quiet, verb: "snapshot")
             let started = Console.now()
-            let r = try await store.snapshot(SnapshotRequest(name: name, version: version, baseDir: baseDir, files: files,
+            // Handed over: the engine lets the list go once it is prepared.
+            let r = try await store.snapshot(SnapshotRequest(name: name, version: version, baseDir: baseDir, files: consume files,
                                                              reportFiles: false), progress: meter)
             Console.clearLine()
             print("snapshot \(name):\(version): \(r.fileCount) files, \(Console.bytes(r.totalSize)), "
