@@ -65,9 +65,7 @@ extension Snapshotter {
         var bytesRead: Int64
 
         /// A slot not stored yet.
-        static let unset = StoredFile(file: SnapshotFile(relativePath: "", digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0,
-                                                         size: 0, mtimeNanos: 0),
-                                      encodedSize: 0, created: false, knownByInode: false, linkedInode: nil, bytesRead: 0)
+        static let unset = StoredFile(file: .placeholder, encodedSize: 0, created: false, knownByInode: false, linkedInode: nil, bytesRead: 0)
     }
 
     /// Opens the caller's base directory once (its own path may go through

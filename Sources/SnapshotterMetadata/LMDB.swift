@@ -10,7 +10,7 @@ import Synchronization
 /// thread that runs the closure (callers run them on the blocking pool);
 /// LMDB itself serialises writers across threads and processes.
 final class LMDBEnvironment: @unchecked Sendable {
-    fileprivate let env: OpaquePointer
+    private let env: OpaquePointer
     let path: String
     /// The map's address and length, for releaseMapPages.
     private let map: (UInt, Int)?
@@ -90,11 +90,17 @@ final class LMDBEnvironment: @unchecked Sendable {
     }
 
     private func readNow<T>(_ body: (LMDBTransaction) throws -> T) throws -> T {
+        let t = try beginRead()
+        defer { mdb_txn_abort(t) }
+        return try body(LMDBTransaction(txn: t))
+    }
+
+    /// A new read transaction (the caller aborts it).
+    fileprivate func beginRead() throws -> OpaquePointer {
         var t: OpaquePointer?
         try LMDBEnvironment.check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &t), "begin metadata read")
         guard let t else { throw SnapshotterError(.internal, "no read transaction") }
-        defer { mdb_txn_abort(t) }
-        return try body(LMDBTransaction(txn: t))
+        return t
     }
 
     /// Runs `body` in a write transaction and commits it when `body` returns;
@@ -232,10 +238,7 @@ final class LMDBHeldRead: @unchecked Sendable {
     private let env: LMDBEnvironment
 
     init(_ env: LMDBEnvironment) throws {
-        var t: OpaquePointer?
-        try LMDBEnvironment.check(mdb_txn_begin(env.env, nil, UInt32(MDB_RDONLY), &t), "begin metadata read")
-        guard let t else { throw SnapshotterError(.internal, "no read transaction") }
-        txn = LMDBTransaction(txn: t)
+        txn = LMDBTransaction(txn: try env.beginRead())
         self.env = env
     }
 

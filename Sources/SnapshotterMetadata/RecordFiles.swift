@@ -18,11 +18,7 @@ extension SnapshotRecord {
                              release: ((UnsafeRawBufferPointer) -> Void)?, count counted: (Int) -> Void,
                              file: (Int, SnapshotFile) throws -> Void) throws -> Walked {
         var r = ByteReader(bytes, what: "snapshot \(key)")
-        let version = try r.u8()
-        guard readVersions.contains(version) else { throw r.fail("format version \(version) is not 1 or 2") }
-        let created = try r.i64()
-        let count = Int(try r.u32())
-        guard count <= bytes.count else { throw r.fail() }
+        let (version, created, count) = try readHeader(&r)
         counted(count)
         var total: Int64 = 0
         var released = 0
@@ -61,10 +57,7 @@ extension SnapshotRecord {
 
         package init(_ bytes: UnsafeRawBufferPointer, key: String) throws {
             var r = ByteReader(bytes, what: "snapshot \(key)")
-            _ = try r.u8()
-            _ = try r.i64()
-            count = Int(try r.u32())
-            guard count <= bytes.count else { throw r.fail() }
+            count = try SnapshotRecord.readHeader(&r).count
             start = r.i
             reader = r
         }
@@ -78,7 +71,7 @@ extension SnapshotRecord {
                 next = 0
                 total = 0
             }
-            var f = SnapshotFile(relativePath: "", digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
+            var f = SnapshotFile.placeholder
             while next <= i, failure == nil {
                 do {
                     f = try SnapshotRecord.decodeFile(&reader, total: &total)
@@ -95,6 +88,21 @@ extension SnapshotRecord {
             if let failure { throw SnapshotterError(.internal, "the record being written does not read back: \(failure.message)") }
         }
     }
+
+    /// A record's header: its format version (one this release reads), when
+    /// it was made, and how many files follow.
+    static func readHeader(_ r: inout ByteReader) throws -> (version: UInt8, created: Int64, count: Int) {
+        let version = try r.u8()
+        guard readVersions.contains(version) else { throw r.fail("format version \(version) is not 1 or 2") }
+        let created = try r.i64()
+        let count = Int(try r.u32())
+        guard count <= r.bytes.count else { throw r.fail() }
+        return (version, created, count)
+    }
+
+    /// A file's entry besides its path: the path's length (4 bytes), then
+    /// digest, flags, mode, owner, size, mtime and type flag (38).
+    static let entryBytes = 42
 
     /// One file of a record's list, its size added to `total` (checked).
     static func decodeFile(_ r: inout ByteReader, total: inout Int64) throws -> SnapshotFile {
@@ -155,18 +163,17 @@ package final class HeldSnapshotFiles: @unchecked Sendable {
 
     /// File `i` of the record, in path order.
     package func file(_ i: Int) -> SnapshotFile {
-        let invalid = SnapshotFile(relativePath: "", digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0, size: 0, mtimeNanos: 0)
-        guard i >= 0, i < count, !held.ended else { return invalid }
+        guard i >= 0, i < count, !held.ended else { return .placeholder }
         if reads.add(1, ordering: .relaxed).newValue % Self.releaseEvery == 0 { release(bytes) }
         var r = ByteReader(bytes, what: "")
         r.i = anchors[i / Self.stride]
         var total: Int64 = 0
         do {
-            // An entry is its path's length and path, then 38 bytes.
-            for _ in 0..<(i % Self.stride) { _ = try r.take(Int(try r.u32()) + 38) }
+            // Past the entries before it: a path's length, the path, the rest.
+            for _ in 0..<(i % Self.stride) { _ = try r.take(Int(try r.u32()) + SnapshotRecord.entryBytes - 4) }
             return try SnapshotRecord.decodeFile(&r, total: &total)
         } catch {
-            return invalid
+            return .placeholder
         }
     }
 

@@ -166,9 +166,9 @@ package struct SnapshotRecord: Sendable {
     /// The size `write` will produce.
     package static func encodedSize(version: UInt8, files: FileList, config: StoredConfig) -> Int {
         // Header 13, then a config's length 4 (and version 2's flag 1), and
-        // 42 bytes a file besides its path.
+        // `entryBytes` a file besides its path.
         let tail = (version == 1 ? 4 : config.isNone ? 1 : 5) + config.count
-        return files.indices.reduce(13 + tail) { $0 &+ 42 &+ files[$1].relativePath.utf8.count }
+        return files.indices.reduce(13 + tail) { $0 &+ entryBytes &+ files[$1].relativePath.utf8.count }
     }
 
     /// Writes a record of `version` (1 or 2) from files in path order, with

@@ -30,6 +30,11 @@ public struct SnapshotFile: Sendable, Equatable {
         self.mtimeNanos = mtimeNanos
         self.typeflag = typeflag
     }
+
+    /// No file: an empty path, which every use refuses (a slot not filled
+    /// yet, or a file that could not be read back).
+    package static let placeholder = SnapshotFile(relativePath: "", digest: Digest(0), readOnly: false, mode: 0, uid: 0, gid: 0,
+                                                  size: 0, mtimeNanos: 0)
 }
 
 /// Files in path order, read by index. The record and config writers take
