@@ -38,8 +38,11 @@ extension Snapshotter {
             defer { Sys.close(base) }
             // The prepared files go once stored: they are not kept through
             // the commit (a repair stores a file again from its path).
-            let stored = try await storeAll(key, try await prepareSnapshot(key, base: base, files: Self.take(&listed), cancel: flag),
-                                            base: base, reporter: reporter, cancel: flag)
+            // A local snapshot commits beside the barrier's renames.
+            let local = remote.transport == nil && remote.registry == nil
+            let (stored, batch) = try await storeAll(key, try await prepareSnapshot(key, base: base, files: Self.take(&listed), cancel: flag),
+                                                     base: base, placeBeside: local, reporter: reporter, cancel: flag)
+            defer { batch?.discard() }
             if let transport = remote.transport {
                 // Content goes up before the config names it anywhere.
                 try await self.upload(Array(Set(stored.files.map(\.digest))), to: transport, reporter: reporter, cancel: flag)
@@ -57,10 +60,26 @@ extension Snapshotter {
             // Handed over, not shared: the commit drops what its tables
             // alone need before it writes the record.
             let handoff = Locked(consume stored)
+            // The barrier's job is queued first: the commit's job, which
+            // waits for it, never holds the thread it needs (jobs start in
+            // the order they were submitted).
+            let placement = batch.map { batch in
+                let placement = Placement()
+                pool.submit {
+                    placement.end(Result {
+                        let lost = try batch.barrier(placement: placement)
+                        try self.store.syncDirectories()
+                        return lost
+                    })
+                }
+                return placement
+            }
             let committed = try await pool.run {
-                SnapshotHooks.reach(.stored, root: self.root)
+                // Whatever ends the commit, the renames are over when it returns.
+                defer { _ = try? placement?.finish() }
+                if placement == nil { SnapshotHooks.reach(.stored, root: self.root) }
                 Self.trimHeap(files: count)
-                return try self.commitSnapshot(key, stored: handoff.take(leaving: .empty), config: nil,
+                return try self.commitSnapshot(key, stored: handoff.take(leaving: .empty), config: nil, placement: placement,
                                                keepFiles: reportFiles, cancel: flag) { missing, current in
                     try self.storeAgain(missing, of: current, base: base, cancel: flag)
                 }
@@ -120,14 +139,17 @@ extension Snapshotter {
     }
 
     /// Stores every prepared file concurrently, then makes what was created
-    /// durable in one barrier.
-    private func storeAll(_ key: SnapshotKey, _ prepared: [PreparedFile], base: Int32,
-                          reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> StoredFiles {
+    /// durable in one barrier. With `placeBeside`, a batch too large to
+    /// fsync file by file is returned before its barrier instead, for the
+    /// commit to run beside it.
+    private func storeAll(_ key: SnapshotKey, _ prepared: [PreparedFile], base: Int32, placeBeside: Bool,
+                          reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> (StoredFiles, DurableBatch?) {
         reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: try prepared.checkedTotal("size") { $0.size })
         let results = Locked((StoredFiles(unset: prepared.count), 0))
         // Opened before any write: its barrier sees every writeback error since.
         let batch = try await pool.run { try DurableBatch(store: self.store) }
-        defer { batch.discard() }
+        var handedOver = false
+        defer { if !handedOver { batch.discard() } }
         try await forEachConcurrently(Array(prepared.indices), limit: options.snapshotConcurrency, pool: pool, cancel: flag) { i, buffer in
             let stored = try self.storeFile(prepared[i], base: base, useInodeIndex: true, buffer: buffer, batch: batch,
                                             reporter: reporter, cancel: flag)
@@ -142,7 +164,11 @@ extension Snapshotter {
         guard done == prepared.count else { throw SnapshotterError(.internal, "snapshot \(key): a file was not stored") }
         // New content or links must be durable before a record names
         // them; a snapshot of only known files created nothing.
-        guard stored.facts.contains(where: { !$0.knownByInode }) else { return stored }
+        guard stored.facts.contains(where: { !$0.knownByInode }) else { return (stored, nil) }
+        if placeBeside, batch.count > DurableBatch.fsyncEachUpTo {
+            handedOver = true
+            return (stored, batch)
+        }
         let lost = try await pool.run {
             let lost = try batch.barrier()
             try self.store.syncDirectories()
@@ -152,7 +178,7 @@ extension Snapshotter {
         for i in stored.facts.indices where stored.facts[i].created && lost.contains(stored.files[i].digest) {
             stored.facts[i].created = false
         }
-        return stored
+        return (stored, nil)
     }
 
     /// Stores again the files whose content another process deleted before

@@ -21,6 +21,15 @@ extension Snapshotter {
         var filesStored = 0
         var filesKnownByInode = 0
         var bytesRead: Int64 = 0
+
+        /// Counts what the report says of `stored`; content someone else
+        /// placed first (`lost`) was not stored by this snapshot.
+        mutating func count(_ stored: StoredFiles, lost: Set<Digest>) {
+            filesStored = lost.isEmpty ? stored.facts.count(where: \.created)
+                : stored.facts.indices.count { stored.facts[$0].created && !lost.contains(stored.files[$0].digest) }
+            filesKnownByInode = stored.facts.count(where: \.knownByInode)
+            bytesRead = stored.facts.saturatingTotal { $0.bytesRead }
+        }
     }
 
     /// `commitSnapshot` of files given one by one.
@@ -39,7 +48,7 @@ extension Snapshotter {
     /// a version 1 record's config is then written from the record's own
     /// files, and the list is not resident with the whole record.
     func commitSnapshot(_ key: SnapshotKey, stored initial: consuming StoredFiles, config givenConfig: [UInt8]?,
-                        keepFiles: Bool = true, cancel: CancellationFlag,
+                        placement: Placement? = nil, keepFiles: Bool = true, cancel: CancellationFlag,
                         repair: ([Int], StoredFiles) throws -> StoredFiles) throws -> Committed {
         var stored = consume initial
         if !stored.isSortedByPath { stored.sortByPath() }
@@ -57,16 +66,25 @@ extension Snapshotter {
             var committed = Committed(info: SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
                                                          files: keepFiles ? stored.files : [], givenConfig: kept),
                                       fileCount: stored.count, totalSize: stored.files.saturatingTotal(\.size))
+            // Beside the barrier, the lock is taken once half the content
+            // is renamed; a retry comes after the barrier.
+            let beside = attempt == 0 ? placement : nil
+            if let beside {
+                beside.waitForHalf()
+                SnapshotHooks.reach(.placing, root: root)
+            }
             do {
                 try meta.write { txn in
+                    let underLock = beside?.lockTaken()
                     // Last chance to stop: a throw here aborts the commit.
                     try cancel.check()
-                    try self.writeSnapshot(txn, key, stored: stored, order: order, now: now)
+                    try self.writeSnapshot(txn, key, stored: stored, order: order, now: now, underLock: underLock)
+                    // Nothing is committed before the content is in place
+                    // and durable; content someone else placed first is not ours.
+                    let lost = try placement?.finish() ?? []
                     // Only the tables needed these: not kept while the record
                     // fills LMDB's pages. Nothing is retried after this.
-                    committed.filesStored = stored.facts.count(where: \.created)
-                    committed.filesKnownByInode = stored.facts.count(where: \.knownByInode)
-                    committed.bytesRead = stored.facts.saturatingTotal { $0.bytesRead }
+                    committed.count(stored, lost: lost)
                     stored.facts = []
                     order = DigestOrder(indices: [], runs: [0])
                     // What they held, freed below LMDB's pages, is given back
@@ -98,6 +116,8 @@ extension Snapshotter {
                 }
                 return committed
             } catch let missing as MissingContent {
+                // Repaired and committed again only after the barrier.
+                try placement?.finish()
                 guard attempt < 3 else { break }
                 try cancel.check()
                 stored = try repair(missing.indices, stored)
@@ -133,8 +153,10 @@ extension Snapshotter {
 
     /// Checks and records the content, references and inodes of the
     /// files; the caller writes the record in the same transaction.
+    /// `underLock`: content the barrier renames while this transaction
+    /// holds the writer lock, which is there without a look.
     private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, stored: StoredFiles, order: DigestOrder,
-                               now: Int64) throws {
+                               now: Int64, underLock: Placement.UnderLock?) throws {
         if try txn.hasSnapshot(key) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
         }
@@ -143,7 +165,7 @@ extension Snapshotter {
         var missing: [Int] = []
         for r in order.runs.indices.dropLast() {
             try writeDigest(txn, refKey, stored, order.indices[order.runs[r]..<order.runs[r + 1]], trashEmpty: trashEmpty,
-                            now: now, missing: &missing)
+                            underLock: underLock, now: now, missing: &missing)
             // The tables' pages read so far need not stay resident (what the
             // transaction changes is in its own dirty pages).
             if r % Self.releaseEvery == Self.releaseEvery - 1 { meta.releaseMapPages() }
@@ -159,16 +181,17 @@ extension Snapshotter {
     /// with a content record and no trash entry cannot have lost its file:
     /// deleters drop the record and put the trash entry in one transaction
     /// before they unlink, and the sweep only unlinks files no record names.
-    /// Only the others are looked at on disk.
+    /// Only the others are looked at on disk, but for content the barrier
+    /// renames under this transaction's lock.
     private func writeDigest(_ txn: MetadataTransaction, _ refKey: [UInt8], _ stored: StoredFiles, _ indices: ArraySlice<Int>,
-                             trashEmpty: Bool, now: Int64, missing: inout [Int]) throws {
+                             trashEmpty: Bool, underLock: Placement.UnderLock?, now: Int64, missing: inout [Int]) throws {
         guard let firstIndex = indices.first else { return }
         let files = stored.files, facts = stored.facts
         let d = files[firstIndex].digest
         let inTrash = try !trashEmpty && txn.untrash(d)
         let record = try txn.contentRecord(d)
         let trusted = !inTrash && record != nil
-        let present = try trusted || store.contentStat(d) != nil
+        let present = try trusted || underLock?.placed(d) == true || store.contentStat(d) != nil
         var linked = trusted && record?.hasLink == true
         if !linked, indices.contains(where: { files[$0].readOnly }) { linked = try store.linkStat(d) != nil }
         for i in indices where !present || (files[i].readOnly && !linked) { missing.append(i) }

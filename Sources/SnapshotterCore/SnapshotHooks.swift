@@ -17,6 +17,10 @@ enum SnapshotHooks {
         case read(relativePath: String, attempt: Int)
         /// Every file is stored and durable; nothing is recorded yet.
         case stored
+        /// Every file is stored, half the new content is renamed into place
+        /// and the rest is being renamed; the commit takes the writer lock
+        /// next (a local snapshot whose barrier syncs the filesystem).
+        case placing
     }
     typealias Hook = @Sendable (Point) -> Void
 

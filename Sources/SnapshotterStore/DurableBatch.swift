@@ -28,7 +28,8 @@ package final class DurableBatch: Sendable {
 
     private struct State {
         var entries: [Entry] = []
-        var contentDigests: Set<Digest> = []
+        /// The content of the batch, numbered in the order of its renames.
+        var contentDigests: [Digest: Int] = [:]
         var nextNumber: UInt64 = 0
         var lookUps = StoredLookUps()
     }
@@ -55,7 +56,7 @@ package final class DurableBatch: Sendable {
     /// its barrier; after a barrier there is nothing left to remove.
     package func discard() {
         let entries = state.withLock { s -> [Entry] in
-            defer { s.entries = []; s.contentDigests = [] }
+            defer { s.entries = []; s.contentDigests = [:] }
             return s.entries
         }
         for e in entries where e.kind == .content { try? Sys.unlinkIfExists(at: store.contentDirFD, tempName(e.number), tempPath(e.number)) }
@@ -77,7 +78,8 @@ package final class DurableBatch: Sendable {
     /// when the batch already holds that content (drop this copy).
     package func deferContent(_ n: UInt64, _ digest: Digest) -> Bool {
         state.withLock { s in
-            guard s.contentDigests.insert(digest).inserted else { return false }
+            guard s.contentDigests[digest] == nil else { return false }
+            s.contentDigests[digest] = s.contentDigests.count
             s.entries.append(Entry(digest: digest, number: n, kind: .content))
             return true
         }
@@ -99,16 +101,20 @@ package final class DurableBatch: Sendable {
         state.withLock { $0.entries.append(Entry(digest: digest, number: 0, kind: .link)) }
     }
 
+    /// How many files the batch holds.
+    package var count: Int { state.withLock { $0.entries.count } }
+
     /// Makes every deferred file durable, then renames deferred content to
     /// its final name (content already there wins: placed meanwhile by
     /// another process, or stored before and not looked up). The
     /// caller then fsyncs the store's directories once, as before. Returns
     /// the digests whose content someone else put in place first.
+    /// `placement` learns of each rename before it starts.
     @discardableResult
-    package func barrier() throws -> Set<Digest> {
-        let entries = state.withLock { s -> [Entry] in
-            defer { s.entries = []; s.contentDigests = [] }
-            return s.entries
+    package func barrier(placement: Placement? = nil) throws -> Set<Digest> {
+        let (entries, ordinals) = state.withLock { s -> ([Entry], [Digest: Int]) in
+            defer { s.entries = []; s.contentDigests = [:] }
+            return (s.entries, placement == nil ? [:] : s.contentDigests)
         }
         if entries.isEmpty { return [] }
         var lost = Set<Digest>()
@@ -119,7 +125,11 @@ package final class DurableBatch: Sendable {
                 try Sys.syncfs(dirFD, store.contentDir)
             }
             let dir = store.contentDirFD
+            placement?.start(ordinals: ordinals)
+            var ordinal = 0
             for e in entries where e.kind == .content {
+                placement?.beginning(ordinal)
+                ordinal += 1
                 let name = tempName(e.number)
                 if try !Sys.renameNoReplace(at: dir, name, e.digest.hex, in: store.contentDir) {
                     try Sys.unlinkIfExists(at: dir, name, tempPath(e.number))

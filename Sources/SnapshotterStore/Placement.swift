@@ -1,0 +1,105 @@
+import SnapshotterSystem
+
+/// How far a batch's barrier has got renaming its content into place, for
+/// a commit that runs beside it (docs/design-notes.md, "A local commit runs
+/// beside the barrier's renames"). Whoever unlinks content does it holding
+/// the metadata writer lock, so a content file renamed after the commit
+/// took that lock is still there when the commit ends: the commit need not
+/// look for it on disk. The barrier reports each rename before it starts
+/// it; the commit asks which had started when it took the lock.
+package final class Placement: @unchecked Sendable {
+    /// Guards everything below.
+    private let gate = Gate()
+    /// Content digests of the batch, by the order of their renames.
+    private var ordinals: [Digest: Int] = [:]
+    private var total = 0
+    /// Renames started (the next one's ordinal).
+    private var begun = 0
+    private var started = false
+    private var outcome: Result<Set<Digest>, Error>?
+
+    /// Test only: runs as each rename is about to start, outside the lock.
+    private let beforeRename: (@Sendable (Int) -> Void)?
+
+    package init(beforeRename: (@Sendable (Int) -> Void)? = nil) {
+        self.beforeRename = beforeRename
+    }
+
+    /// What the commit knows once it holds the writer lock: the content
+    /// renamed from then on.
+    package struct UnderLock: Sendable {
+        fileprivate var ordinals: [Digest: Int]
+        fileprivate var from: Int
+
+        /// Whether `d` is content of the batch whose rename started after
+        /// the lock was taken (it is there when the commit ends, which
+        /// waits for the barrier).
+        package func placed(_ d: Digest) -> Bool {
+            guard let n = ordinals[d] else { return false }
+            return n >= from
+        }
+    }
+
+    // MARK: The barrier's side
+
+    /// The renames are about to start: `ordinals` numbers the content in
+    /// their order.
+    func start(ordinals: [Digest: Int]) {
+        gate.locked {
+            self.ordinals = ordinals
+            total = ordinals.count
+            started = true
+            gate.broadcast()
+        }
+    }
+
+    /// Rename `ordinal` starts now.
+    func beginning(_ ordinal: Int) {
+        gate.locked {
+            begun = ordinal
+            if ordinal == (total + 1) / 2 { gate.broadcast() }
+        }
+        beforeRename?(ordinal)
+    }
+
+    /// The barrier ended: the digests someone else placed first, or why it
+    /// failed.
+    package func end(_ result: Result<Set<Digest>, Error>) {
+        gate.locked {
+            outcome = result
+            ordinals = [:]
+            gate.broadcast()
+        }
+    }
+
+    // MARK: The commit's side
+
+    /// Waits until half of the content is renamed or the barrier ended.
+    /// The commit then takes the writer lock: its own work overlaps the
+    /// other half of the renames, and the lock is held about as long as
+    /// the commit alone would hold it.
+    package func waitForHalf() {
+        gate.locked {
+            _ = gate.wait(until: { outcome != nil || (started && begun >= (total + 1) / 2) })
+        }
+    }
+
+    /// Called holding the writer lock: the renames starting from now.
+    package func lockTaken() -> UnderLock {
+        gate.locked {
+            guard outcome == nil, started else { return UnderLock(ordinals: [:], from: 0) }
+            return UnderLock(ordinals: ordinals, from: begun + 1)
+        }
+    }
+
+    /// Waits for the barrier to end; rethrows its error, else returns the
+    /// digests someone else placed first. Any number of calls.
+    @discardableResult
+    package func finish() throws -> Set<Digest> {
+        try gate.locked {
+            _ = gate.wait(until: { outcome != nil })
+            guard let outcome else { throw SnapshotterError(.internal, "the barrier ended without an outcome") }
+            return try outcome.get()
+        }
+    }
+}
