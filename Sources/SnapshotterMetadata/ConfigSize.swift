@@ -7,11 +7,11 @@ extension SnapshotConfig {
     /// Exactly the number of bytes `encode(sorted:)` writes for `files`.
     package static func encodedSize(sorted files: FileList) -> Int {
         let fixed = [Piece.digest, Piece.mode, Piece.uid, Piece.gid, Piece.size, Piece.mtime, Piece.typeflag, Piece.end]
-            .reduce(0) { $0 + $1.utf8.count }
-        var total = Piece.open.utf8.count + Piece.close.utf8.count + Swift.max(0, files.count - 1) * Piece.comma.utf8.count
+            .reduce(0) { $0 + $1.utf8CodeUnitCount }
+        var total = Piece.open.utf8CodeUnitCount + Piece.close.utf8CodeUnitCount + Swift.max(0, files.count - 1) * Piece.comma.utf8CodeUnitCount
         for i in files.indices {
             let f = files[i]
-            total &+= fixed &+ f.digest.hexDigits &+ (f.readOnly ? Piece.readOnly : Piece.readWrite).utf8.count
+            total &+= fixed &+ f.digest.hexDigits &+ (f.readOnly ? Piece.readOnly : Piece.readWrite).utf8CodeUnitCount
                 &+ JSONWriter.encodedLength(f.relativePath)
                 &+ DecimalText.length(Int64(f.mode)) &+ DecimalText.length(Int64(f.uid)) &+ DecimalText.length(Int64(f.gid))
                 &+ DecimalText.length(f.size) &+ RFC3339.length(nanos: f.mtimeNanos) &+ DecimalText.length(Int64(f.typeflag))

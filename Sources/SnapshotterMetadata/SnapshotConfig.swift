@@ -47,23 +47,74 @@ public enum SnapshotConfig {
     /// The literal parts of a config, shared by the writer and by
     /// `encodedSize`, which counts them.
     enum Piece {
-        static let open = "{\"files\":["
-        static let close = "]}"
-        static let comma = ","
+        static let open: StaticString = "{\"files\":["
+        static let close: StaticString = "]}"
+        static let comma: StaticString = ","
         // A digest's text is "xxh3:" and hex digits: nothing to escape.
-        static let digest = "{\"digest\":\"xxh3:"
-        static let readOnly = "\",\"readOnly\":true,\"relativePath\":"
-        static let readWrite = "\",\"readOnly\":false,\"relativePath\":"
-        static let mode = ",\"metadata\":{\"mode\":"
-        static let uid = ",\"uid\":"
-        static let gid = ",\"gid\":"
-        static let size = ",\"size\":"
-        static let mtime = ",\"mtime\":\""
-        static let typeflag = "\",\"typeflag\":"
-        static let end = "}}"
+        static let digest: StaticString = "{\"digest\":\"xxh3:"
+        static let readOnly: StaticString = "\",\"readOnly\":true,\"relativePath\":"
+        static let readWrite: StaticString = "\",\"readOnly\":false,\"relativePath\":"
+        static let mode: StaticString = ",\"metadata\":{\"mode\":"
+        static let uid: StaticString = ",\"uid\":"
+        static let gid: StaticString = ",\"gid\":"
+        static let size: StaticString = ",\"size\":"
+        static let mtime: StaticString = ",\"mtime\":\""
+        static let typeflag: StaticString = "\",\"typeflag\":"
+        static let end: StaticString = "}}"
     }
 
     static func appendEntry(_ f: SnapshotFile, to w: inout JSONWriter) {
+        // Most paths need no escaping: the entry is then written in one
+        // piece, field by field at a cursor, and appended once.
+        let written = f.relativePath.utf8.withContiguousStorageIfAvailable { path -> Bool in
+            guard JSONWriter.isPlain(path) else { return false }
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.entryRoom + path.count) { buffer in
+                guard let base = buffer.baseAddress else { return }
+                w.bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: writeEntry(f, plainPath: path, to: base)))
+            }
+            return true
+        }
+        if written != true { appendEntryEscaped(f, to: &w) }
+    }
+
+    /// The room an entry may need besides its path's bytes.
+    static let entryRoom = 256 + 4 * DecimalText.room + RFC3339.room
+
+    /// An entry whose path needs no escaping, written at `out` (which has
+    /// `entryRoom` bytes and the path's); returns how many bytes.
+    private static func writeEntry(_ f: SnapshotFile, plainPath path: UnsafeBufferPointer<UInt8>,
+                                   to out: UnsafeMutablePointer<UInt8>) -> Int {
+        var n = 0
+        func put(_ s: StaticString) {
+            (out + n).update(from: s.utf8Start, count: s.utf8CodeUnitCount)
+            n += s.utf8CodeUnitCount
+        }
+        func number(_ v: Int64) { n += DecimalText.write(v, to: out + n) }
+        put(Piece.digest)
+        n += f.digest.writeHex(to: out + n)
+        put(f.readOnly ? Piece.readOnly : Piece.readWrite)
+        out[n] = UInt8(ascii: "\"")
+        if let p = path.baseAddress { (out + n + 1).update(from: p, count: path.count) }
+        out[n + 1 + path.count] = UInt8(ascii: "\"")
+        n += path.count + 2
+        put(Piece.mode)
+        number(Int64(f.mode))
+        put(Piece.uid)
+        number(Int64(f.uid))
+        put(Piece.gid)
+        number(Int64(f.gid))
+        put(Piece.size)
+        number(f.size)
+        put(Piece.mtime)
+        n += RFC3339.write(nanos: f.mtimeNanos, to: out + n)
+        put(Piece.typeflag)
+        number(Int64(f.typeflag))
+        put(Piece.end)
+        return n
+    }
+
+    /// The same field by field, with the path escaped.
+    static func appendEntryEscaped(_ f: SnapshotFile, to w: inout JSONWriter) {
         w.raw(Piece.digest)
         f.digest.appendHex(to: &w.bytes)
         w.raw(f.readOnly ? Piece.readOnly : Piece.readWrite)
@@ -201,6 +252,20 @@ package enum RFC3339 {
     /// `String` writes it, padded to four), the fraction without trailing
     /// zeros and only when not zero, as Go writes it.
     package static func append(nanos: Int64, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: room) { buffer in
+            guard let base = buffer.baseAddress else { return }
+            out.append(contentsOf: UnsafeBufferPointer(start: base, count: write(nanos: nanos, to: base)))
+        }
+    }
+
+    /// The bytes `write` may need: Int64 nanoseconds stay within the years
+    /// 1677-2262, so 30 ("2006-01-02T15:04:05.999999999Z") and each
+    /// field's room to spare.
+    static let room = 7 * DecimalText.room
+
+    /// `append`'s bytes written at `out`, which has `room` bytes; returns
+    /// how many.
+    static func write(nanos: Int64, to out: UnsafeMutablePointer<UInt8>) -> Int {
         var secs = nanos / 1_000_000_000
         var frac = nanos % 1_000_000_000
         if frac < 0 { frac += 1_000_000_000; secs -= 1 }
@@ -208,24 +273,23 @@ package enum RFC3339 {
         var rem = secs % 86_400
         if rem < 0 { rem += 86_400; days -= 1 }
         let (y, m, d) = civil(fromDays: days)
-        DecimalText.append(y, width: 4, to: &out)
-        out.append(UInt8(ascii: "-"))
-        DecimalText.append(m, width: 2, to: &out)
-        out.append(UInt8(ascii: "-"))
-        DecimalText.append(d, width: 2, to: &out)
-        out.append(UInt8(ascii: "T"))
-        DecimalText.append(rem / 3600, width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        DecimalText.append(rem / 60 % 60, width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        DecimalText.append(rem % 60, width: 2, to: &out)
+        var n = DecimalText.write(y, width: 4, to: out)
+        func field(_ separator: UInt8, _ v: Int64, width: Int) {
+            out[n] = separator
+            n += 1 + DecimalText.write(v, width: width, to: out + n + 1)
+        }
+        field(UInt8(ascii: "-"), m, width: 2)
+        field(UInt8(ascii: "-"), d, width: 2)
+        field(UInt8(ascii: "T"), rem / 3600, width: 2)
+        field(UInt8(ascii: ":"), rem / 60 % 60, width: 2)
+        field(UInt8(ascii: ":"), rem % 60, width: 2)
         if frac != 0 {
             var width = 9
             while frac % 10 == 0 { frac /= 10; width -= 1 }
-            out.append(UInt8(ascii: "."))
-            DecimalText.append(frac, width: width, to: &out)
+            field(UInt8(ascii: "."), frac, width: width)
         }
-        out.append(UInt8(ascii: "Z"))
+        out[n] = UInt8(ascii: "Z")
+        return n + 1
     }
 
     package static func parse(_ text: String) throws -> Int64 {

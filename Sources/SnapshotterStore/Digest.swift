@@ -37,11 +37,21 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Appends `hex` as bytes, with no String made (a config of many files
     /// writes one per file).
     package func appendHex(to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { buffer in
+            guard let base = buffer.baseAddress else { return }
+            out.append(contentsOf: UnsafeBufferPointer(start: base, count: writeHex(to: base)))
+        }
+    }
+
+    /// `hex` written at `out`, which has room for 16 bytes; returns how many.
+    package func writeHex(to out: UnsafeMutablePointer<UInt8>) -> Int {
         var shift = Swift.max(0, (63 - value.leadingZeroBitCount) / 4 * 4)
+        var n = 0
         while true {
             let nibble = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xf
-            out.append(nibble < 10 ? 0x30 + nibble : 0x57 + nibble)
-            if shift == 0 { break }
+            out[n] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+            n += 1
+            if shift == 0 { return n }
             shift -= 4
         }
     }

@@ -223,19 +223,42 @@ package enum DecimalText {
 
     /// `v` as `String(v)` writes it, left-padded with "0" to `width` bytes.
     package static func append(_ v: Int64, width: Int = 0, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Swift.max(room, width)) { buffer in
+            guard let base = buffer.baseAddress else { return }
+            out.append(contentsOf: UnsafeBufferPointer(start: base, count: write(v, width: width, to: base)))
+        }
+    }
+
+    /// The bytes `write` may need with a width of at most this.
+    package static let room = 21
+
+    /// `append`'s bytes written at `out`, which has room for
+    /// `max(room, width)` bytes; returns how many.
+    @inline(__always)
+    package static func write(_ v: Int64, width: Int = 0, to out: UnsafeMutablePointer<UInt8>) -> Int {
         // Digits from the last, into 20 bytes on the stack (UInt64.max has 20).
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        return withUnsafeMutableBytes(of: &digits) { raw in
+            let d = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self)
             var first = 20
             var rest = v.magnitude
             repeat {
                 first -= 1
-                digits[first] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                d[first] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
                 rest /= 10
             } while rest > 0
+            var n = 0
             let length = 20 - first + (v < 0 ? 1 : 0)
-            if length < width { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width - length)) }
-            if v < 0 { out.append(UInt8(ascii: "-")) }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[first...]))
+            while n < width - length {
+                out[n] = UInt8(ascii: "0")
+                n += 1
+            }
+            if v < 0 {
+                out[n] = UInt8(ascii: "-")
+                n += 1
+            }
+            (out + n).update(from: d + first, count: 20 - first)
+            return n + 20 - first
         }
     }
 }
@@ -250,11 +273,23 @@ package struct JSONWriter {
 
     package mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
+    package mutating func raw(_ s: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
     /// Plain ASCII with nothing to escape: written byte for byte.
     static func isPlain(_ s: String) -> Bool {
-        s.utf8.allSatisfy { b in
-            b >= 0x20 && b < 0x80 && b != 0x22 && b != 0x5c && b != 0x3c && b != 0x3e && b != 0x26
-        }
+        s.utf8.allSatisfy(isPlain)
+    }
+
+    /// The same for the bytes of a string.
+    package static func isPlain(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.allSatisfy(isPlain)
+    }
+
+    @inline(__always)
+    static func isPlain(_ b: UInt8) -> Bool {
+        b >= 0x20 && b < 0x80 && b != 0x22 && b != 0x5c && b != 0x3c && b != 0x3e && b != 0x26
     }
 
     /// The bytes `string(s)` writes, quotes included.

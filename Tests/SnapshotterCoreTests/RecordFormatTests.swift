@@ -311,6 +311,22 @@ struct ConfigSizeTests {
         #expect(whole == SnapshotConfig.encode(files), "the same bytes as the one-shot encoder")
     }
 
+    @Test("An entry written in one piece is the entry written field by field")
+    func onePieceEntry() {
+        var rng = SystemRandomNumberGenerator()
+        var plain = 0
+        for i in 0..<5000 {
+            var f = Self.randomFile(&rng, i)
+            if i % 3 == 0 { f.relativePath = "d\(i % 97)/f\(i)" }
+            var fast = JSONWriter(), reference = JSONWriter()
+            SnapshotConfig.appendEntry(f, to: &fast)
+            SnapshotConfig.appendEntryEscaped(f, to: &reference)
+            #expect(fast.bytes == reference.bytes, "\(f.relativePath.debugDescription)")
+            if JSONWriter.isPlain(f.relativePath) { plain += 1 }
+        }
+        #expect(plain > 1000, "plain paths took the one-piece writer")
+    }
+
     @Test("Decimal and time lengths are the written lengths")
     func lengths() {
         var values: [Int64] = [0, 1, -1, 9, 10, -9, -10, .max, .min, .max - 1, .min + 1]
