@@ -18,25 +18,33 @@ package final class Placement: @unchecked Sendable {
     private var started = false
     private var outcome: Result<Set<Digest>, Error>?
 
-    /// Test only: runs as each rename is about to start, outside the lock.
+    /// Test only: runs as each rename is about to start, and as the commit
+    /// is about to wait for a rename under way; outside the lock.
     private let beforeRename: (@Sendable (Int) -> Void)?
+    private let beforeWait: (@Sendable (Int) -> Void)?
 
-    package init(beforeRename: (@Sendable (Int) -> Void)? = nil) {
+    package init(beforeRename: (@Sendable (Int) -> Void)? = nil, beforeWait: (@Sendable (Int) -> Void)? = nil) {
         self.beforeRename = beforeRename
+        self.beforeWait = beforeWait
     }
 
     /// What the commit knows once it holds the writer lock: the content
     /// renamed from then on.
     package struct UnderLock: Sendable {
+        fileprivate var placement: Placement
         fileprivate var ordinals: [Digest: Int]
         fileprivate var from: Int
 
         /// Whether `d` is content of the batch whose rename started after
         /// the lock was taken (it is there when the commit ends, which
-        /// waits for the barrier).
+        /// waits for the barrier). Otherwise any rename of `d` has ended
+        /// when this returns (the one under way when the lock was taken is
+        /// waited for), so a look at `d` sees what it did.
         package func placed(_ d: Digest) -> Bool {
             guard let n = ordinals[d] else { return false }
-            return n >= from
+            if n >= from { return true }
+            if n == from - 1 { placement.waitRenamed(n) }
+            return false
         }
     }
 
@@ -57,7 +65,9 @@ package final class Placement: @unchecked Sendable {
     func beginning(_ ordinal: Int) {
         gate.locked {
             begun = ordinal
-            if ordinal == (total + 1) / 2 { gate.broadcast() }
+            // The commit may wait for half, or for the rename before this
+            // one (a broadcast with no waiter costs a few nanoseconds).
+            gate.broadcast()
         }
         beforeRename?(ordinal)
     }
@@ -87,8 +97,17 @@ package final class Placement: @unchecked Sendable {
     /// Called holding the writer lock: the renames starting from now.
     package func lockTaken() -> UnderLock {
         gate.locked {
-            guard outcome == nil, started else { return UnderLock(ordinals: [:], from: 0) }
-            return UnderLock(ordinals: ordinals, from: begun + 1)
+            guard outcome == nil, started else { return UnderLock(placement: self, ordinals: [:], from: 0) }
+            return UnderLock(placement: self, ordinals: ordinals, from: begun + 1)
+        }
+    }
+
+    /// Waits until rename `ordinal` ended: the next one started, or the
+    /// barrier ended.
+    private func waitRenamed(_ ordinal: Int) {
+        beforeWait?(ordinal)
+        gate.locked {
+            _ = gate.wait(until: { outcome != nil || begun > ordinal })
         }
     }
 

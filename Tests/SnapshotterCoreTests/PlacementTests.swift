@@ -10,45 +10,84 @@ import Testing
 /// content whose rename started after it took the writer lock.
 @Suite("Placement beside a commit")
 struct PlacementTests {
+    struct Looked: Sendable { var placed: Bool, there: Bool }
+    struct State: Sendable { var taken = false, waiting = false, looked: Looked? }
+
+    /// What the test's threads noted, and waiting for it.
+    final class Events: @unchecked Sendable {
+        private let gate = Gate()
+        private var state = State()
+
+        var value: State { gate.locked { state } }
+
+        func note(_ change: (inout State) -> Void) {
+            gate.locked {
+                change(&state)
+                gate.broadcast()
+            }
+        }
+
+        func wait(until done: (State) -> Bool) {
+            gate.locked { _ = gate.wait(until: { done(state) }) }
+        }
+    }
+
     @Test("content renamed after the lock was taken is placed; content renamed before, or being renamed, is looked at")
     func placedAfterLock() async throws {
         try await withFixture { fx in
             let store = try ContentStore(root: fx.root)
             let batch = try DurableBatch(store: store)
             let count = 24
-            var digests: [Digest] = []
-            for i in 0..<count {
-                digests.append(try StoredLookUpTests.ingest(store, batch, patternBytes(300 + i, seed: UInt64(i)), in: fx.base, "f\(i)").digest)
+            let digests = try (0..<count).map { i in
+                try StoredLookUpTests.ingest(store, batch, patternBytes(300 + i, seed: UInt64(i)), in: fx.base, "f\(i)").digest
             }
-            let half = (count + 1) / 2
-            // The barrier stops before rename `half` until the lock is "taken".
-            let lockTaken = Gate()
-            let taken = Locked(false)
-            let started = Locked<[Int]>([])
-            let placement = Placement { ordinal in
-                started.withLock { $0.append(ordinal) }
-                if ordinal == half { lockTaken.locked { _ = lockTaken.wait(until: { taken.withLock { $0 } }) } }
-            }
-            BlockingPool.shared.submit { placement.end(Result { try batch.barrier(placement: placement) }) }
-            placement.waitForHalf()
-            let underLock = placement.lockTaken()
-            let before = started.withLock { $0 }
-            lockTaken.locked {
-                taken.withLock { $0 = true }
-                lockTaken.broadcast()
-            }
-            #expect(try placement.finish().isEmpty)
-            #expect(started.withLock { $0 } == Array(0..<count), "renamed in order, each reported first")
-            #expect(before.max() == half, "the lock was taken while rename \(half) was about to start")
-            // In the batch's order (the order content was deferred).
-            for (ordinal, d) in digests.enumerated() {
-                #expect(underLock.placed(d) == (ordinal > half), "content \(ordinal) of \(count)")
-                #expect(try store.contentStat(d) != nil, "content \(ordinal) is in place")
-            }
-            #expect(try !underLock.placed(Digest(hex: "123456789abcdef")), "content of no batch")
-            // Asked again, the barrier's outcome is the same.
-            #expect(try placement.finish().isEmpty)
+            try Self.placeBeside(store, batch, digests)
         }
+    }
+
+    /// Runs `batch`'s barrier as a commit beside it would, the lock taken
+    /// while rename `half` is about to start.
+    static func placeBeside(_ store: ContentStore, _ batch: DurableBatch, _ digests: [Digest]) throws {
+        let count = digests.count
+        let half = (count + 1) / 2
+        // The barrier stops before rename `half` until the lock is
+        // "taken" and a look at that content is waiting (or done).
+        let events = Events()
+        let started = Locked<[Int]>([])
+        let placement = Placement(beforeRename: { ordinal in
+            started.withLock { $0.append(ordinal) }
+            if ordinal == half { events.wait { $0.taken } }
+        }, beforeWait: { _ in events.note { $0.waiting = true } })
+        BlockingPool.shared.submit { placement.end(Result { try batch.barrier(placement: placement) }) }
+        placement.waitForHalf()
+        let underLock = placement.lockTaken()
+        let before = started.withLock { $0 }
+        // Content whose rename is under way when the lock is taken: a
+        // look waits for the rename to end, then sees the file.
+        let inFlight = digests[half]
+        BlockingPool.shared.submit {
+            let placed = underLock.placed(inFlight)
+            let there = (try? store.contentStat(inFlight)) != nil
+            events.note { $0.looked = Looked(placed: placed, there: there) }
+        }
+        events.wait { $0.waiting || $0.looked != nil }
+        events.note { $0.taken = true }
+        events.wait { $0.looked != nil }
+        let looked = events.value.looked
+        #expect(looked?.placed == false, "renamed before the lock: looked at")
+        #expect(looked?.there == true, "the look waited for the rename under way")
+        #expect(events.value.waiting, "the look waited")
+        #expect(try placement.finish().isEmpty)
+        #expect(started.withLock { $0 } == Array(0..<count), "renamed in order, each reported first")
+        #expect(before.allSatisfy { $0 <= half }, "the lock was taken before rename \(half + 1) started")
+        // In the batch's order (the order content was deferred).
+        for (ordinal, d) in digests.enumerated() {
+            #expect(underLock.placed(d) == (ordinal > half), "content \(ordinal) of \(count)")
+            #expect(try store.contentStat(d) != nil, "content \(ordinal) is in place")
+        }
+        #expect(try !underLock.placed(Digest(hex: "123456789abcdef")), "content of no batch")
+        // Asked again, the barrier's outcome is the same.
+        #expect(try placement.finish().isEmpty)
     }
 
     @Test("a barrier that fails wakes the commit and hands it the error")
