@@ -75,10 +75,11 @@ extension Snapshotter {
             }
             do {
                 try meta.write { txn in
-                    let underLock = beside?.lockTaken()
                     // Last chance to stop: a throw here aborts the commit.
                     try cancel.check()
-                    try self.writeSnapshot(txn, key, stored: stored, order: order, now: now, underLock: underLock)
+                    // What the barrier renames from now on (its digests are
+                    // let go when the call returns, before the record).
+                    try self.writeSnapshot(txn, key, stored: stored, order: order, now: now, underLock: beside?.lockTaken())
                     // Nothing is committed before the content is in place
                     // and durable; content someone else placed first is not ours.
                     let lost = try placement?.finish() ?? []
