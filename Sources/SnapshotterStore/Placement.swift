@@ -16,6 +16,8 @@ package final class Placement: @unchecked Sendable {
     /// Renames started (the next one's ordinal).
     private var begun = 0
     private var started = false
+    /// The rename the commit waits to end, if it does.
+    private var awaited: Int?
     private var outcome: Result<Set<Digest>, Error>?
 
     /// Test only: runs as each rename is about to start, and as the commit
@@ -65,9 +67,9 @@ package final class Placement: @unchecked Sendable {
     func beginning(_ ordinal: Int) {
         gate.locked {
             begun = ordinal
-            // The commit may wait for half, or for the rename before this
-            // one (a broadcast with no waiter costs a few nanoseconds).
-            gate.broadcast()
+            // The commit waits for half, or for the rename before this one;
+            // no wake-up at every rename (each would cost it a switch).
+            if ordinal == (total + 1) / 2 || awaited.map({ ordinal > $0 }) == true { gate.broadcast() }
         }
         beforeRename?(ordinal)
     }
@@ -107,7 +109,9 @@ package final class Placement: @unchecked Sendable {
     private func waitRenamed(_ ordinal: Int) {
         beforeWait?(ordinal)
         gate.locked {
+            awaited = ordinal
             _ = gate.wait(until: { outcome != nil || begun > ordinal })
+            awaited = nil
         }
     }
 
