@@ -25,12 +25,7 @@ struct CommitRepairTests {
                     guard case .stored = point else { return }
                     // Every second content file and link goes, as a sweep
                     // of unrecorded files would take them.
-                    let names = ((try? fx.contentFiles()) ?? []).enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
-                    for n in names {
-                        unlink(contentDir + "/" + n)
-                        unlink(linkDir + "/" + n)
-                    }
-                    deleted.withLock { $0 += names }
+                    removeEverySecond(fx, into: deleted)
                 }
                 defer { SnapshotHooks.remove(root: root) }
                 let files = (0..<6).map { FileRequest("d\($0 % 2)/f\($0)", readOnly: readOnly) }
@@ -73,14 +68,7 @@ struct CommitBesideBarrierTests {
                     reached.withLock { $0 += 1 }
                     // Half the content is in place: a collector holding the
                     // writer lock takes every second file of it, and links.
-                    try? store.meta.write { _ in
-                        let names = ((try? fx.contentFiles()) ?? []).enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
-                        for n in names {
-                            unlink(contentDir + "/" + n)
-                            unlink(linkDir + "/" + n)
-                        }
-                        deleted.withLock { $0 += names }
-                    }
+                    try? store.meta.write { _ in removeEverySecond(fx, into: deleted) }
                 }
                 defer { SnapshotHooks.remove(root: root) }
                 let files = (0..<count).map { FileRequest("d\($0 % 3)/f\($0)", readOnly: readOnly) }
@@ -123,4 +111,15 @@ struct CommitBesideBarrierTests {
             }
         }
     }
+}
+
+/// Removes every second content file in place and its link, as a collector
+/// takes what no record names, and adds their names to `deleted`.
+private func removeEverySecond(_ fx: Fixture, into deleted: Locked<[String]>) {
+    let names = ((try? fx.contentFiles()) ?? []).enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+    for n in names {
+        unlink(fx.contentDir + "/" + n)
+        unlink(fx.linkDir + "/" + n)
+    }
+    deleted.withLock { $0 += names }
 }
