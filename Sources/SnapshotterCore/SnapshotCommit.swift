@@ -192,7 +192,8 @@ extension Snapshotter {
         let inTrash = try !trashEmpty && txn.untrash(d)
         let record = try txn.contentRecord(d)
         let trusted = !inTrash && record != nil
-        let present = try trusted || underLock?.placed(d) == true || store.contentStat(d) != nil
+        let placed = underLock.map { u in indices.contains { u.placed(ordinal: Int(facts[$0].renameOrdinal)) } } == true
+        let present = try trusted || placed || store.contentStat(d) != nil
         var linked = trusted && record?.hasLink == true
         if !linked, indices.contains(where: { files[$0].readOnly }) { linked = try store.linkStat(d) != nil }
         for i in indices where !present || (files[i].readOnly && !linked) { missing.append(i) }

@@ -59,6 +59,8 @@ extension Snapshotter {
         var file: SnapshotFile
         var encodedSize: Int64
         var created: Bool
+        /// The content's place among its batch's renames, or -1.
+        var renameOrdinal: Int32 = -1
         var knownByInode: Bool
         /// Set when the store's read-only link is the source's own inode.
         var linkedInode: LinkedInode?
@@ -161,7 +163,7 @@ extension Snapshotter {
                                 mode: UInt32(st.st_mode) & 0o777, uid: st.st_uid, gid: st.st_gid, size: size,
                                 mtimeNanos: Sys.mtimeNanos(st))
         return StoredFile(file: file, encodedSize: ingested.encodedSize, created: ingested.created,
-                          knownByInode: false, linkedInode: linked, bytesRead: bytesRead)
+                          renameOrdinal: ingested.renameOrdinal, knownByInode: false, linkedInode: linked, bytesRead: bytesRead)
     }
 
     /// An unchanged read-only file that is the store's link, known by its

@@ -13,6 +13,9 @@ extension Snapshotter {
         var linkedInode: LinkedInode?
         var created: Bool
         var knownByInode: Bool
+        /// The content's place among its batch's renames, or -1 (in the
+        /// padding: the stride stays 48 bytes).
+        var renameOrdinal: Int32
 
         init(_ s: StoredFile) {
             encodedSize = s.encodedSize
@@ -20,6 +23,7 @@ extension Snapshotter {
             linkedInode = s.linkedInode
             created = s.created
             knownByInode = s.knownByInode
+            renameOrdinal = s.renameOrdinal
         }
     }
 
@@ -54,7 +58,8 @@ extension Snapshotter {
         subscript(_ i: Int) -> StoredFile {
             get {
                 let f = facts[i]
-                return StoredFile(file: files[i], encodedSize: f.encodedSize, created: f.created, knownByInode: f.knownByInode,
+                return StoredFile(file: files[i], encodedSize: f.encodedSize, created: f.created, renameOrdinal: f.renameOrdinal,
+                                  knownByInode: f.knownByInode,
                                   linkedInode: f.linkedInode, bytesRead: f.bytesRead)
             }
             set {

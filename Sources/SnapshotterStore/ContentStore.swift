@@ -71,6 +71,9 @@ package final class ContentStore: Sendable {
         /// True when this call put the content file in place; false when an
         /// identical one was already there.
         package var created: Bool
+        /// The content's place among its batch's renames, when the batch
+        /// renames it (`DurableBatch.deferContent`); else -1.
+        package var renameOrdinal: Int32 = -1
     }
 
     /// Encodes the open file into a new content file in one pass (read once,
@@ -120,8 +123,12 @@ package final class ContentStore: Sendable {
             stored = try Sys.lstatIfExists(at: contentDirFD, r.digest.hex, contentDir) != nil
             batch.noteLookUp(found: stored)
         }
-        if !stored { keep = batch.deferContent(n, r.digest) }
-        return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: keep)
+        let ordinal = stored ? nil : batch.deferContent(n, r.digest)
+        keep = ordinal != nil
+        // Past Int32 (never, in practice) a rename is not known by its
+        // place: the commit then looks at that content.
+        return Ingested(digest: r.digest, encodedSize: r.encodedSize, logicalSize: size, created: keep,
+                        renameOrdinal: ordinal.flatMap { Int32(exactly: $0) } ?? -1)
     }
 
     /// Writes a new file under a temporary name in `dir` through `body`,

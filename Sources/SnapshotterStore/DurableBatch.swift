@@ -28,8 +28,7 @@ package final class DurableBatch: Sendable {
 
     private struct State {
         var entries: [Entry] = []
-        /// The content of the batch, numbered in the order of its renames.
-        var contentDigests: [Digest: Int] = [:]
+        var contentDigests: Set<Digest> = []
         var nextNumber: UInt64 = 0
         var lookUps = StoredLookUps()
     }
@@ -56,7 +55,7 @@ package final class DurableBatch: Sendable {
     /// its barrier; after a barrier there is nothing left to remove.
     package func discard() {
         let entries = state.withLock { s -> [Entry] in
-            defer { s.entries = []; s.contentDigests = [:] }
+            defer { s.entries = []; s.contentDigests = [] }
             return s.entries
         }
         for e in entries where e.kind == .content { try? Sys.unlinkIfExists(at: store.contentDirFD, tempName(e.number), tempPath(e.number)) }
@@ -74,14 +73,14 @@ package final class DurableBatch: Sendable {
     package func tempPath(_ n: UInt64) -> String { "\(store.contentDir)/\(tag)\(n)" }
     package func tempName(_ n: UInt64) -> String { "\(tag)\(n)" }
 
-    /// Keeps temporary file `n`, holding `digest`, for the barrier; false
-    /// when the batch already holds that content (drop this copy).
-    package func deferContent(_ n: UInt64, _ digest: Digest) -> Bool {
+    /// Keeps temporary file `n`, holding `digest`, for the barrier; returns
+    /// its place among the batch's content renames (0 first), nil when the
+    /// batch already holds that content (drop this copy).
+    package func deferContent(_ n: UInt64, _ digest: Digest) -> Int? {
         state.withLock { s in
-            guard s.contentDigests[digest] == nil else { return false }
-            s.contentDigests[digest] = s.contentDigests.count
+            guard s.contentDigests.insert(digest).inserted else { return nil }
             s.entries.append(Entry(digest: digest, number: n, kind: .content))
-            return true
+            return s.contentDigests.count - 1
         }
     }
 
@@ -112,9 +111,9 @@ package final class DurableBatch: Sendable {
     /// `placement` learns of each rename before it starts.
     @discardableResult
     package func barrier(placement: Placement? = nil) throws -> Set<Digest> {
-        let (entries, ordinals) = state.withLock { s -> ([Entry], [Digest: Int]) in
-            defer { s.entries = []; s.contentDigests = [:] }
-            return (s.entries, placement == nil ? [:] : s.contentDigests)
+        let (entries, contentCount) = state.withLock { s -> ([Entry], Int) in
+            defer { s.entries = []; s.contentDigests = [] }
+            return (s.entries, s.contentDigests.count)
         }
         if entries.isEmpty { return [] }
         var lost = Set<Digest>()
@@ -125,7 +124,7 @@ package final class DurableBatch: Sendable {
                 try Sys.syncfs(dirFD, store.contentDir)
             }
             let dir = store.contentDirFD
-            placement?.start(ordinals: ordinals)
+            placement?.start(total: contentCount)
             var ordinal = 0
             for e in entries where e.kind == .content {
                 placement?.beginning(ordinal)

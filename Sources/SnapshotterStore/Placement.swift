@@ -10,8 +10,7 @@ import SnapshotterSystem
 package final class Placement: @unchecked Sendable {
     /// Guards everything below.
     private let gate = Gate()
-    /// Content digests of the batch, by the order of their renames.
-    private var ordinals: [Digest: Int] = [:]
+    /// Content renames of the batch.
     private var total = 0
     /// Renames started (the next one's ordinal).
     private var begun = 0
@@ -34,30 +33,28 @@ package final class Placement: @unchecked Sendable {
     /// renamed from then on.
     package struct UnderLock: Sendable {
         fileprivate var placement: Placement
-        fileprivate var ordinals: [Digest: Int]
         fileprivate var from: Int
 
-        /// Whether `d` is content of the batch whose rename started after
-        /// the lock was taken (it is there when the commit ends, which
-        /// waits for the barrier). Otherwise any rename of `d` has ended
-        /// when this returns (the one under way when the lock was taken is
-        /// waited for), so a look at `d` sees what it did.
-        package func placed(_ d: Digest) -> Bool {
-            guard let n = ordinals[d] else { return false }
-            if n >= from { return true }
-            if n == from - 1 { placement.waitRenamed(n) }
+        /// Whether the batch's content rename `ordinal` (see
+        /// `DurableBatch.deferContent`; negative: none) started after the
+        /// lock was taken: that content is there when the commit ends,
+        /// which waits for the barrier. Otherwise that rename has ended when
+        /// this returns (the one under way when the lock was taken is
+        /// waited for), so a look at the content sees what it did.
+        package func placed(ordinal: Int) -> Bool {
+            guard ordinal >= 0 else { return false }
+            if ordinal >= from { return true }
+            if ordinal == from - 1 { placement.waitRenamed(ordinal) }
             return false
         }
     }
 
     // MARK: The barrier's side
 
-    /// The renames are about to start: `ordinals` numbers the content in
-    /// their order.
-    func start(ordinals: [Digest: Int]) {
+    /// The `total` content renames are about to start.
+    func start(total: Int) {
         gate.locked {
-            self.ordinals = ordinals
-            total = ordinals.count
+            self.total = total
             started = true
             gate.broadcast()
         }
@@ -79,7 +76,6 @@ package final class Placement: @unchecked Sendable {
     package func end(_ result: Result<Set<Digest>, Error>) {
         gate.locked {
             outcome = result
-            ordinals = [:]
             gate.broadcast()
         }
     }
@@ -99,8 +95,10 @@ package final class Placement: @unchecked Sendable {
     /// Called holding the writer lock: the renames starting from now.
     package func lockTaken() -> UnderLock {
         gate.locked {
-            guard outcome == nil, started else { return UnderLock(placement: self, ordinals: [:], from: 0) }
-            return UnderLock(placement: self, ordinals: ordinals, from: begun + 1)
+            // Before the renames started (or after they ended) none is
+            // known to happen under the lock.
+            guard outcome == nil, started else { return UnderLock(placement: self, from: Int.max) }
+            return UnderLock(placement: self, from: begun + 1)
         }
     }
 

@@ -38,10 +38,11 @@ struct PlacementTests {
             let store = try ContentStore(root: fx.root)
             let batch = try DurableBatch(store: store)
             let count = 24
-            let digests = try (0..<count).map { i in
-                try StoredLookUpTests.ingest(store, batch, patternBytes(300 + i, seed: UInt64(i)), in: fx.base, "f\(i)").digest
+            let ingested = try (0..<count).map { i in
+                try StoredLookUpTests.ingest(store, batch, patternBytes(300 + i, seed: UInt64(i)), in: fx.base, "f\(i)")
             }
-            try Self.placeBeside(store, batch, digests)
+            #expect(ingested.map(\.renameOrdinal) == (0..<Int32(count)).map { $0 }, "content numbered in the batch's order")
+            try Self.placeBeside(store, batch, ingested.map(\.digest))
         }
     }
 
@@ -66,7 +67,7 @@ struct PlacementTests {
         // look waits for the rename to end, then sees the file.
         let inFlight = digests[half]
         BlockingPool.shared.submit {
-            let placed = underLock.placed(inFlight)
+            let placed = underLock.placed(ordinal: half)
             let there = (try? store.contentStat(inFlight)) != nil
             events.note { $0.looked = Looked(placed: placed, there: there) }
         }
@@ -82,10 +83,10 @@ struct PlacementTests {
         #expect(before.allSatisfy { $0 <= half }, "the lock was taken before rename \(half + 1) started")
         // In the batch's order (the order content was deferred).
         for (ordinal, d) in digests.enumerated() {
-            #expect(underLock.placed(d) == (ordinal > half), "content \(ordinal) of \(count)")
+            #expect(underLock.placed(ordinal: ordinal) == (ordinal > half), "content \(ordinal) of \(count)")
             #expect(try store.contentStat(d) != nil, "content \(ordinal) is in place")
         }
-        #expect(try !underLock.placed(Digest(hex: "123456789abcdef")), "content of no batch")
+        #expect(!underLock.placed(ordinal: -1), "content the batch does not rename")
         // Asked again, the barrier's outcome is the same.
         #expect(try placement.finish().isEmpty)
     }
@@ -96,7 +97,7 @@ struct PlacementTests {
         BlockingPool.shared.submit { placement.end(.failure(SnapshotterError(.io, "syncfs failed"))) }
         placement.waitForHalf()
         let underLock = placement.lockTaken()
-        #expect(!underLock.placed(try Digest(hex: "123456789abcdef")))
+        #expect(!underLock.placed(ordinal: 0) && !underLock.placed(ordinal: -1))
         #expect(throws: SnapshotterError.self) { try placement.finish() }
     }
 }
