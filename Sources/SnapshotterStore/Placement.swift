@@ -84,8 +84,8 @@ package final class Placement: @unchecked Sendable {
 
     /// Waits until half of the content is renamed or the barrier ended.
     /// The commit then takes the writer lock: its own work overlaps the
-    /// other half of the renames, and the lock is held about as long as
-    /// the commit alone would hold it.
+    /// other half of the renames, and it does not hold the lock through
+    /// the first half.
     package func waitForHalf() {
         gate.locked {
             _ = gate.wait(until: { outcome != nil || (started && begun >= (total + 1) / 2) })
