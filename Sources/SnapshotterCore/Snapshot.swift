@@ -174,10 +174,7 @@ extension Snapshotter {
             try self.store.syncDirectories()
             return lost
         }
-        // Another snapshot placed that content first: not ours.
-        for i in stored.facts.indices where stored.facts[i].created && lost.contains(stored.files[i].digest) {
-            stored.facts[i].created = false
-        }
+        stored.notCreated(placedFirstByOthers: lost)
         return (stored, nil)
     }
 

@@ -22,11 +22,9 @@ extension Snapshotter {
         var filesKnownByInode = 0
         var bytesRead: Int64 = 0
 
-        /// Counts what the report says of `stored`; content someone else
-        /// placed first (`lost`) was not stored by this snapshot.
-        mutating func count(_ stored: StoredFiles, lost: Set<Digest>) {
-            filesStored = lost.isEmpty ? stored.facts.count(where: \.created)
-                : stored.facts.indices.count { stored.facts[$0].created && !lost.contains(stored.files[$0].digest) }
+        /// Counts what the report says of `stored`.
+        mutating func count(_ stored: StoredFiles) {
+            filesStored = stored.facts.count(where: \.created)
             filesKnownByInode = stored.facts.count(where: \.knownByInode)
             bytesRead = stored.facts.saturatingTotal { $0.bytesRead }
         }
@@ -82,10 +80,10 @@ extension Snapshotter {
                     try self.writeSnapshot(txn, key, stored: stored, order: order, now: now, underLock: beside?.lockTaken())
                     // Nothing is committed before the content is in place
                     // and durable; content someone else placed first is not ours.
-                    let lost = try placement?.finish() ?? []
+                    stored.notCreated(placedFirstByOthers: try placement?.finish() ?? [])
                     // Only the tables needed these: not kept while the record
                     // fills LMDB's pages. Nothing is retried after this.
-                    committed.count(stored, lost: lost)
+                    committed.count(stored)
                     stored.facts = []
                     order = DigestOrder(indices: [], runs: [0])
                     // What they held, freed below LMDB's pages, is given back

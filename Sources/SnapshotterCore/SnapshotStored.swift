@@ -68,6 +68,13 @@ extension Snapshotter {
             }
         }
 
+        /// Content another process (or a stored file not looked up) put
+        /// in place first was not created by this snapshot.
+        mutating func notCreated(placedFirstByOthers lost: Set<Digest>) {
+            if lost.isEmpty { return }
+            for i in facts.indices where facts[i].created && lost.contains(files[i].digest) { facts[i].created = false }
+        }
+
         /// In strictly increasing path order (as a record keeps them).
         var isSortedByPath: Bool {
             files.indices.dropFirst().allSatisfy { PathGuard.precedes(files[$0 - 1].relativePath, files[$0].relativePath) }
