@@ -189,6 +189,15 @@ typedef enum snapshotter_option {
      * their final names. On costs one fsync per written file
      * (docs/store-health.md). */
     SNAPSHOTTER_OPT_DURABLE_RESTORE = 7,
+    /* int, 1 to 3 (default 1): the format of the snapshot records the store
+     * writes. 1 is read by every 0.x release. 3 keeps a snapshot's files
+     * in parts, so a local snapshot of any number of files commits a group
+     * of parts at a time in bounded memory (a million files: under 64 MiB),
+     * and keeps no second copy of its config; 2 keeps no copy of the config
+     * either. Releases before 0.3 refuse snapshots of formats 2 and 3 (they
+     * report them corrupt, and change nothing). Every format is read
+     * whatever this says. */
+    SNAPSHOTTER_OPT_RECORD_FORMAT = 8,
 
     /* 100-199: OCI registry settings (string unless noted). The endpoint is
      * http://host[:port], https://host[:port], or file:///dir for an OCI

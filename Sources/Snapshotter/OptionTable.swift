@@ -27,6 +27,8 @@ let optionTable: [Int32: OptionSpec] = [
     opt(SNAPSHOTTER_OPT_MAX_CONFIG_BYTES): OptionSpec(name: "max config bytes",
         setting: .int(Int64(StoreOptions.maxConfigBytesRange.lowerBound)...Int64(StoreOptions.maxConfigBytesRange.upperBound)) { $0.store.maxConfigBytes = Int($1) }),
     opt(SNAPSHOTTER_OPT_DURABLE_RESTORE): OptionSpec(name: "durable restore", setting: .int(0...1) { $0.store.durableRestore = $1 != 0 }),
+    opt(SNAPSHOTTER_OPT_RECORD_FORMAT): OptionSpec(name: "record format",
+        setting: .int(Int64(StoreOptions.recordFormats.lowerBound)...Int64(StoreOptions.recordFormats.upperBound)) { $0.store.recordFormat = UInt8($1) }),
 
     opt(SNAPSHOTTER_OPT_REGISTRY_ENDPOINT): OptionSpec(name: "registry endpoint", setting: .string { $0.registry.endpoint = $1 ?? "" }),
     opt(SNAPSHOTTER_OPT_REGISTRY_NAMESPACE): OptionSpec(name: "registry namespace", setting: .string { $0.registry.namespace = $1 ?? "" }),

@@ -44,6 +44,9 @@ extension Snapshotter {
             for key in keys {
                 guard let rec = try txn.snapshot(key, config: false) else {
                     if cutoff != nil { continue }
+                    if try txn.hasSnapshot(key) {
+                        throw SnapshotterError(.busy, "snapshot \(key) is being written; try again when it is done")
+                    }
                     throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }
                 if let cutoff, let accessed = try txn.lastAccess(key), accessed >= cutoff { continue }

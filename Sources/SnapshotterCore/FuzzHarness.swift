@@ -66,8 +66,9 @@ public enum FuzzHarness {
         guard let kind = data.first else { return }
         let rest = Array(data.dropFirst())
         rest.withUnsafeBytes { raw in
-            switch kind % 6 {
+            switch kind % 7 {
             case 0: _ = try? SnapshotRecord.decode(raw, key: "fuzz")
+            case 5: recordInParts(raw)
             case 1: _ = try? ContentRecord.decode(raw, digest: Digest(0))
             case 2: _ = try? InodeRecord.decode(raw)
             case 3: _ = try? Lease.decode(key: [], raw)
@@ -75,6 +76,22 @@ public enum FuzzHarness {
             default: _ = try? Digest(key: raw)
             }
         }
+    }
+
+    /// A version 3 record: a header of the length the first byte gives,
+    /// then parts, each after its length (2 bytes).
+    static func recordInParts(_ raw: UnsafeRawBufferPointer) {
+        guard let n = raw.first.map(Int.init), n < raw.count else { return }
+        let header = UnsafeRawBufferPointer(rebasing: raw[1..<(n + 1)])
+        var parts: [UnsafeRawBufferPointer] = []
+        var at = n + 1
+        while at + 2 <= raw.count {
+            let len = Int(raw[at]) << 8 | Int(raw[at + 1])
+            let end = min(raw.count, at + 2 + len)
+            parts.append(UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<end]))
+            at = end
+        }
+        _ = try? SnapshotRecord.decode(header, key: "fuzz", part: { $0 >= 0 && $0 < parts.count ? parts[$0] : nil })
     }
 
     /// A gRPC response body fed in pieces whose size the first byte picks,

@@ -115,6 +115,8 @@ extension Snapshotter {
             }
             let orphans = try await pool.run {
                 _ = try self.expireLeases()
+                // Records whose writer is gone: what they wrote goes too.
+                _ = try self.dropAbandonedSnapshots()
                 try self.emptyTrash()
                 return try self.sweepOrphans(graceSeconds: policy.orphanGraceSeconds)
             }

@@ -29,7 +29,7 @@ extension Snapshotter {
             // recorded first.
             let found = Locked(false)
             let leaseCheck: @Sendable (MetadataTransaction) throws -> [Digest] = { txn in
-                guard try txn.hasSnapshot(key) else {
+                guard try txn.snapshotExists(key) else {
                     throw SnapshotterError(.notFound, "snapshot \(key) not found")
                 }
                 found.withLock { $0 = true }

@@ -40,6 +40,14 @@ extension Snapshotter {
             // the commit (a repair stores a file again from its path).
             // A local snapshot commits beside the barrier's renames.
             let local = remote.transport == nil && remote.registry == nil
+            if commitsInGroups(count: count, local: local) {
+                var committed = try await snapshotInGroups(key, files: Self.take(&listed), base: base, reporter: reporter, cancel: flag)
+                if reportFiles {
+                    committed.info.files = try await pool.run { try self.meta.read { try $0.snapshot(key, config: false)?.files ?? [] } }
+                }
+                reporter.finish()
+                return Self.report(committed)
+            }
             let (stored, batch) = try await storeAll(key, try await prepareSnapshot(key, base: base, files: Self.take(&listed), cancel: flag),
                                                      base: base, placeBeside: local, reporter: reporter, cancel: flag)
             defer { batch?.discard() }
@@ -85,10 +93,14 @@ extension Snapshotter {
                 }
             }
             reporter.finish()
-            return SnapshotReport(info: committed.info, fileCount: committed.fileCount, totalSize: committed.totalSize,
-                                  filesStored: committed.filesStored,
-                                  filesKnownByInode: committed.filesKnownByInode, bytesRead: committed.bytesRead)
+            return Self.report(committed)
         }
+    }
+
+    /// The report of a committed snapshot.
+    private static func report(_ c: Committed) -> SnapshotReport {
+        SnapshotReport(info: c.info, fileCount: c.fileCount, totalSize: c.totalSize, filesStored: c.filesStored,
+                       filesKnownByInode: c.filesKnownByInode, bytesRead: c.bytesRead)
     }
 
     /// What the store phase freed (the prepared list, the batch's lists, the
@@ -142,7 +154,7 @@ extension Snapshotter {
     /// durable in one barrier. With `placeBeside`, a batch too large to
     /// fsync file by file is returned before its barrier instead, for the
     /// commit to run beside it.
-    private func storeAll(_ key: SnapshotKey, _ prepared: [PreparedFile], base: Int32, placeBeside: Bool,
+    func storeAll(_ key: SnapshotKey, _ prepared: [PreparedFile], base: Int32, placeBeside: Bool,
                           reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> (StoredFiles, DurableBatch?) {
         reporter.begin(.storing, filesTotal: Int64(prepared.count), bytesTotal: try prepared.checkedTotal("size") { $0.size })
         let results = Locked((StoredFiles(unset: prepared.count), 0))
@@ -180,7 +192,7 @@ extension Snapshotter {
 
     /// Stores again the files whose content another process deleted before
     /// the commit (each made durable at once: there is no batch here).
-    private func storeAgain(_ missing: [Int], of current: StoredFiles, base: Int32,
+    func storeAgain(_ missing: [Int], of current: StoredFiles, base: Int32,
                             cancel flag: CancellationFlag) throws -> StoredFiles {
         var repaired = current
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SPF1.chunkSize, alignment: 4096)

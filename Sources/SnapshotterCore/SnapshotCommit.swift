@@ -28,6 +28,14 @@ extension Snapshotter {
             filesKnownByInode = stored.facts.count(where: \.knownByInode)
             bytesRead = stored.facts.saturatingTotal { $0.bytesRead }
         }
+
+        /// Adds what the report says of one group of files.
+        mutating func add(_ stored: StoredFiles) {
+            filesStored += stored.facts.count(where: \.created)
+            filesKnownByInode += stored.facts.count(where: \.knownByInode)
+            bytesRead = bytesRead.saturatingAdd(stored.facts.saturatingTotal { $0.bytesRead })
+            totalSize = totalSize.saturatingAdd(stored.files.saturatingTotal(\.size))
+        }
     }
 
     /// `commitSnapshot` of files given one by one.
@@ -56,10 +64,11 @@ extension Snapshotter {
             // Made again after a repair, which may have read changed files.
             var files: FileList? = FileList(stored.files)
             var order = Self.digestOrder(stored.files)
-            // The record is encoded straight into LMDB's pages.
-            let version = SnapshotRecord.writtenVersion
+            // The record is encoded straight into LMDB's pages (version 3:
+            // its parts; their size is a version 2 record's without config).
+            let version = options.recordFormat
             let config = try SnapshotRecord.configStored(version: version, files: FileList(stored.files), givenConfig: kept)
-            let recordSize = SnapshotRecord.encodedSize(version: version, files: FileList(stored.files), config: config)
+            let recordSize = SnapshotRecord.encodedSize(version: min(version, 2), files: FileList(stored.files), config: config)
             try meta.requireRoom("snapshot \(key)", recordBytes: recordSize, digests: order.digests)
             var committed = Committed(info: SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
                                                          files: keepFiles ? stored.files : [], givenConfig: kept),
@@ -90,27 +99,11 @@ extension Snapshotter {
                     // too (under 1 ms).
                     let count = stored.count
                     Self.trimHeap(files: count)
-                    try txn.putSnapshot(key, recordSize: recordSize, accessed: now) { buffer in
-                        var w = BufferWriter(buffer)
-                        // Bound only in these blocks: nothing else holds the
-                        // list when it is dropped.
-                        if let list = files {
-                            SnapshotRecord.writeFiles(to: &w, version: version, created: now, files: list)
-                        }
-                        if keepFiles {
-                            if let list = files { SnapshotRecord.writeConfig(to: &w, version: version, config: config, files: list) }
-                        } else {
-                            // The record holds the files now: the list goes, and
-                            // the config is written from the record's copy.
-                            files = nil
-                            stored.files = []
-                            Self.trimHeap(files: count)
-                            let written = try SnapshotRecord.WrittenFiles(UnsafeRawBufferPointer(rebasing: buffer[..<w.count]),
-                                                                          key: key.description)
-                            SnapshotRecord.writeConfig(to: &w, version: version, config: config, files: written.list)
-                            try written.check()
-                        }
-                        guard w.exact else { throw SnapshotterError(.internal, "snapshot \(key): the record is not the size computed for it") }
+                    if version == 3 {
+                        if let list = files { try txn.putSnapshot(key, parts: list, created: now, given: kept, accessed: now) }
+                    } else {
+                        try writeRecord(txn, key, version: version, size: recordSize, config: config, now: now,
+                                        files: &files, stored: &stored, keepFiles: keepFiles, count: count)
                     }
                 }
                 return committed
@@ -124,6 +117,36 @@ extension Snapshotter {
             }
         }
         throw SnapshotterError(.busy, "snapshot \(key): its content kept being deleted by another process")
+    }
+
+    /// Writes a version 1 or 2 record. Unless `keepFiles`, the list is
+    /// dropped once the record holds the files, and a version 1 record's
+    /// config is written from the record's own copy.
+    private func writeRecord(_ txn: MetadataTransaction, _ key: SnapshotKey, version: UInt8, size: Int,
+                             config: SnapshotRecord.StoredConfig, now: Int64, files: inout FileList?,
+                             stored: inout StoredFiles, keepFiles: Bool, count: Int) throws {
+        try txn.putSnapshot(key, recordSize: size, accessed: now) { buffer in
+            var w = BufferWriter(buffer)
+            // Bound only in these blocks: nothing else holds the
+            // list when it is dropped.
+            if let list = files {
+                SnapshotRecord.writeFiles(to: &w, version: version, created: now, files: list)
+            }
+            if keepFiles {
+                if let list = files { SnapshotRecord.writeConfig(to: &w, version: version, config: config, files: list) }
+            } else {
+                // The record holds the files now: the list goes, and
+                // the config is written from the record's copy.
+                files = nil
+                stored.files = []
+                Self.trimHeap(files: count)
+                let written = try SnapshotRecord.WrittenFiles(UnsafeRawBufferPointer(rebasing: buffer[..<w.count]),
+                                                              key: key.description)
+                SnapshotRecord.writeConfig(to: &w, version: version, config: config, files: written.list)
+                try written.check()
+            }
+            guard w.exact else { throw SnapshotterError(.internal, "snapshot \(key): the record is not the size computed for it") }
+        }
     }
 
     /// The files in digest order: each digest's files come together, so
@@ -153,10 +176,12 @@ extension Snapshotter {
     /// Checks and records the content, references and inodes of the
     /// files; the caller writes the record in the same transaction.
     /// `underLock`: content the barrier renames while this transaction
-    /// holds the writer lock, which is there without a look.
-    private func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, stored: StoredFiles, order: DigestOrder,
-                               now: Int64, underLock: Placement.UnderLock?) throws {
-        if try txn.hasSnapshot(key) {
+    /// holds the writer lock, which is there without a look. Unless
+    /// `fresh` (a group of a snapshot committed in groups), the record may
+    /// exist already.
+    func writeSnapshot(_ txn: MetadataTransaction, _ key: SnapshotKey, stored: StoredFiles, order: DigestOrder,
+                       now: Int64, underLock: Placement.UnderLock?, fresh: Bool = true) throws {
+        if fresh, try txn.hasSnapshot(key) {
             throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
         }
         let refKey = key.bytes
@@ -182,8 +207,10 @@ extension Snapshotter {
     /// before they unlink, and the sweep only unlinks files no record names.
     /// Only the others are looked at on disk, but for content the barrier
     /// renames under this transaction's lock.
-    private func writeDigest(_ txn: MetadataTransaction, _ refKey: [UInt8], _ stored: StoredFiles, _ indices: ArraySlice<Int>,
-                             trashEmpty: Bool, underLock: Placement.UnderLock?, now: Int64, missing: inout [Int]) throws {
+    /// Without `inodes` (a snapshot committed in groups writes them with
+    /// its parts), the inode records are left to the caller.
+    func writeDigest(_ txn: MetadataTransaction, _ refKey: [UInt8], _ stored: StoredFiles, _ indices: ArraySlice<Int>,
+                     trashEmpty: Bool, underLock: Placement.UnderLock?, now: Int64, missing: inout [Int], inodes: Bool = true) throws {
         guard let firstIndex = indices.first else { return }
         let files = stored.files, facts = stored.facts
         let d = files[firstIndex].digest
@@ -202,11 +229,17 @@ extension Snapshotter {
                                                 created: record?.created ?? now, hasLink: hasLink))
         }
         try txn.addReference(d, fromKeyBytes: refKey)
-        // A file known by its inode matched that inode's record exactly.
-        for i in indices where !facts[i].knownByInode {
-            if let l = facts[i].linkedInode {
-                try txn.putInode(dev: l.dev, ino: l.ino, InodeRecord(digest: d, size: files[i].size,
-                                                                     mtimeNanos: files[i].mtimeNanos, ctimeNanos: l.ctimeNanos))
+        if inodes { try writeInodes(txn, stored, indices) }
+    }
+
+    /// Records the inodes of the read-only files `indices` linked into the
+    /// store (a file known by its inode matched that inode's record exactly).
+    func writeInodes(_ txn: MetadataTransaction, _ stored: StoredFiles, _ indices: some Sequence<Int>) throws {
+        for i in indices where !stored.facts[i].knownByInode {
+            if let l = stored.facts[i].linkedInode {
+                let f = stored.files[i]
+                try txn.putInode(dev: l.dev, ino: l.ino, InodeRecord(digest: f.digest, size: f.size,
+                                                                     mtimeNanos: f.mtimeNanos, ctimeNanos: l.ctimeNanos))
             }
         }
     }

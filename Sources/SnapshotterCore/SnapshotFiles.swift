@@ -87,13 +87,19 @@ extension Snapshotter {
     /// Checks the list, then stats every file and looks up the inode index,
     /// in chunks on `snapshotConcurrency` workers (at many files this is
     /// system time that two cores halve).
-    func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest], cancel: CancellationFlag) async throws -> [PreparedFile] {
-        try await pool.run {
-            if try self.meta.read({ try $0.hasSnapshot(key) }) {
-                throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
+    /// Without `checks` (a group of a snapshot committed in groups, whose
+    /// caller checked the whole list), the record may exist.
+    func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest], cancel: CancellationFlag,
+                         checks: Bool = true) async throws -> [PreparedFile] {
+        if checks {
+            try await pool.run {
+                // A record a writer left unfinished when it died is dropped.
+                if try self.meta.read({ try $0.hasSnapshot(key) }), try self.dropAbandonedSnapshots(only: key) == 0 {
+                    throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
+                }
+                // Sorted by normalizedFiles.
+                try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: files.map(\.relativePath))
             }
-            // Sorted by normalizedFiles.
-            try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: files.map(\.relativePath))
         }
         let prepared = Locked([PreparedFile](repeating: .unset, count: files.count))
         let starts = Array(stride(from: 0, to: files.count, by: Self.prepareChunk))

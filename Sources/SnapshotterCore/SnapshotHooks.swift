@@ -21,6 +21,9 @@ enum SnapshotHooks {
         /// and the rest is being renamed; the commit takes the writer lock
         /// next (a local snapshot whose barrier syncs the filesystem).
         case placing
+        /// A snapshot committed in groups committed a group: `files` are
+        /// in its record so far, which is still being written.
+        case groupCommitted(files: Int)
     }
     typealias Hook = @Sendable (Point) -> Void
 

@@ -34,6 +34,17 @@ public struct StoreOptions: Sendable {
     /// can be restored. The default fits a million files with paths of
     /// ~300 bytes (a config entry is about 200 bytes plus its path).
     public var maxConfigBytes = StoreOptions.defaultMaxConfigBytes
+    /// The format of the snapshot records this store writes: 1 (the
+    /// default: every 0.x release reads it), 2 (no copy of the config) or 3
+    /// (the files in parts: a local snapshot of any number of files commits
+    /// a group of parts at a time, in memory that does not grow with the
+    /// count). Releases before 0.3 refuse snapshots of versions 2 and 3
+    /// (README, Compatibility); every record is read whatever this says.
+    public var recordFormat: UInt8 = SnapshotRecord.writtenVersion
+    public static let recordFormats = SnapshotRecord.readVersions
+    /// Files a snapshot committed in groups (record format 3) stores and
+    /// commits at a time (a seam for tests).
+    package var groupFiles = 8 * SnapshotRecord.partFiles
     public static let defaultMaxConfigBytes = SnapshotConfig.defaultMaxBytes
     public static let maxConfigBytesRange = SnapshotConfig.maxBytesRange
     /// How disk usage is measured (a seam for tests).

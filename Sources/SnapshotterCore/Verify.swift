@@ -104,9 +104,12 @@ extension Snapshotter {
             }
             view.trash = Set(try txn.trashed())
             var referenced: [Digest: Set<SnapshotKey>] = [:]
+            // A record being written holds references before it is a
+            // snapshot (the collector drops it if its writer is gone).
+            let beingWritten = Set(try txn.snapshotsBeingWritten().map(\.0))
             try txn.forEachReference { d, key in
                 referenced[d, default: []].insert(key)
-                if snapshots[key] == nil {
+                if snapshots[key] == nil && !beingWritten.contains(key) {
                     view.problems.append(VerifyProblem(kind: .danglingReference, digest: d, snapshot: key.description,
                                                        message: "reference from \(d) to snapshot \(key), which does not exist"))
                 }

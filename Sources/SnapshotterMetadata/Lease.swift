@@ -24,6 +24,8 @@ package struct LeaseView {
     package var snapshots = Set<SnapshotKey>()
     package var digests = Set<Digest>()
     package var expired: [[UInt8]] = []
+    /// The keys of the leases in force.
+    package var alive = Set<[UInt8]>()
 }
 
 extension Lease {

@@ -7,7 +7,10 @@ import SnapshotterSystem
 import SnapshotterStore
 
 /// The metadata schema in LMDB:
-/// - `snapshots`: `name:version` -> SnapshotRecord (created, files, config)
+/// - `snapshots`: `name:version` -> SnapshotRecord (created, files, config;
+///   version 3: a header, the files in `parts`)
+/// - `parts`: `name:version`, 0, part number -> a version 3 record's files
+///   (RecordParts.swift)
 /// - `access`: `name:version` -> last accessed (ns), kept apart so a restore
 ///   rewrites 8 bytes, not the file list
 /// - `content`: digest -> ContentRecord
@@ -33,6 +36,7 @@ package final class MetadataStore: Sendable {
     let trash: MDB_dbi
     let leases: MDB_dbi
     let uploaded: MDB_dbi
+    let parts: MDB_dbi
     /// This instance's lease file, a sibling of the metadata directory.
     package let leaseFile: LeaseFile
 
@@ -40,11 +44,12 @@ package final class MetadataStore: Sendable {
         try permissions.ownDirectory(directory)
         let path = try Sys.realpath(directory)
         env = try SharedEnvironments.environment(path: path, mapSize: mapSize, permissions: permissions)
-        let names = ["snapshots", "access", "content", "refs", "inodes", "trash", "leases", "uploaded"]
+        let names = ["snapshots", "access", "content", "refs", "inodes", "trash", "leases", "uploaded", "parts"]
         let dbis = try env.openDatabases(names.map { ($0, $0 == "refs") })
         guard dbis.count == names.count else { throw SnapshotterError(.internal, "metadata tables: \(dbis.count) opened") }
         (snapshots, access, content, refs) = (dbis[0], dbis[1], dbis[2], dbis[3])
         (inodes, trash, leases, uploaded) = (dbis[4], dbis[5], dbis[6], dbis[7])
+        parts = dbis[8]
         leaseFile = LeaseFile(dir: Paths.dirname(path) + "/leases")
     }
 

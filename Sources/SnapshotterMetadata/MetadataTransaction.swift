@@ -42,14 +42,92 @@ extension MetadataTransaction {
     /// The record's pages in the map are given back as its files are
     /// decoded: at many files the map's copy and the decoded list would
     /// otherwise be resident together.
+    /// A record still being written is no snapshot yet: nil.
     package func snapshot(_ key: SnapshotKey, config: Bool = true) throws -> SnapshotRecord? {
-        try txn.withValue(db.snapshots, key.bytes) {
-            try SnapshotRecord.decode($0, key: key.description, keepConfig: config, release: db.env.releaseMapPages(of:))
+        try txn.withValue(db.snapshots, key.bytes) { bytes -> SnapshotRecord? in
+            if try SnapshotRecord.isBeingWritten(bytes, key: key.description) { return nil }
+            return try SnapshotRecord.decode(bytes, key: key.description, keepConfig: config, part: part(of: key),
+                                             release: db.env.releaseMapPages(of:))
+        } ?? nil
+    }
+
+    /// Reads part `i` of `key`'s version 3 record, in the map.
+    private func part(of key: SnapshotKey) -> (Int) throws -> UnsafeRawBufferPointer? {
+        let keyBytes = key.bytes
+        return { i in try txn.withValue(db.parts, SnapshotRecord.partKey(keyBytes, i)) { $0 } }
+    }
+
+    /// A version 3 record's header (nil for none or another version).
+    package func snapshotHeader(_ key: SnapshotKey) throws -> SnapshotRecord.Header? {
+        try txn.withValue(db.snapshots, key.bytes) { try SnapshotRecord.Header.decode($0, key: key.description) } ?? nil
+    }
+
+    /// Writes a version 3 record's header (its access time is written when
+    /// it is complete).
+    package func putSnapshotHeader(_ key: SnapshotKey, _ header: SnapshotRecord.Header) throws {
+        try txn.put(db.snapshots, key.bytes, header.encode())
+    }
+
+    /// Writes part `index` of `key`'s version 3 record: `files[range]`.
+    package func putPart(_ key: SnapshotKey, _ index: Int, _ files: FileList, _ range: Range<Int>) throws {
+        let size = SnapshotRecord.partSize(files, range)
+        try txn.putReserved(db.parts, SnapshotRecord.partKey(key.bytes, index), size: size) { buffer in
+            var w = BufferWriter(buffer)
+            SnapshotRecord.writePart(to: &w, files, range)
+            guard w.exact else { throw SnapshotterError(.internal, "snapshot \(key): part \(index) is not the size computed for it") }
         }
     }
 
+    /// Writes `files` (in path order) as parts numbered from `first` on, of
+    /// `partFiles` files each but the last; returns how many.
+    package func putParts(_ key: SnapshotKey, _ files: FileList, from first: Int) throws -> Int {
+        var n = 0
+        for start in stride(from: 0, to: files.count, by: SnapshotRecord.partFiles) {
+            try putPart(key, first + n, files, start..<min(start + SnapshotRecord.partFiles, files.count))
+            n += 1
+        }
+        return n
+    }
+
+    /// Writes a complete version 3 record of `files` (in path order), and
+    /// its access time.
+    package func putSnapshot(_ key: SnapshotKey, parts files: FileList, created: Int64, given: [UInt8]?, accessed: Int64) throws {
+        let parts = try putParts(key, files, from: 0)
+        try putSnapshotHeader(key, SnapshotRecord.Header(created: created, count: files.count, parts: parts, writer: nil, given: given))
+        try setLastAccess(key, accessed)
+    }
+
+    /// The records being written, with their writers' lease keys.
+    package func snapshotsBeingWritten() throws -> [(SnapshotKey, [UInt8])] {
+        var out: [(SnapshotKey, [UInt8])] = []
+        try txn.forEach(db.snapshots) { k, v in
+            let key = try SnapshotKey(bytes: k)
+            // An unreadable record is verify's to report.
+            if let writer = (try? SnapshotRecord.Header.decode(v, key: key.description))?.writer { out.append((key, writer)) }
+            return true
+        }
+        return out
+    }
+
+    /// The digests of the files a record being written holds so far.
+    package func digestsWritten(_ key: SnapshotKey) throws -> Set<Digest> {
+        guard var h = try snapshotHeader(key) else { return [] }
+        h.writer = nil
+        var out = Set<Digest>()
+        _ = try SnapshotRecord.walkParts(h, key: key.description, part: part(of: key), release: nil, counted: { _ in }) { _, _, f in
+            out.insert(f.digest)
+        }
+        return out
+    }
+
+    /// Whether there is a record for `key`, complete or being written.
     package func hasSnapshot(_ key: SnapshotKey) throws -> Bool {
         try txn.contains(db.snapshots, key.bytes)
+    }
+
+    /// Whether `key` is a snapshot: a record that is not being written.
+    package func snapshotExists(_ key: SnapshotKey) throws -> Bool {
+        try txn.withValue(db.snapshots, key.bytes) { try !SnapshotRecord.isBeingWritten($0, key: key.description) } ?? false
     }
 
     package func snapshotCount() throws -> Int {
@@ -58,10 +136,12 @@ extension MetadataTransaction {
 
     /// Every snapshot in key order, its record decoded (or the error that
     /// decoding it raised, for verify to report).
+    /// Records still being written are left out.
     package func forEachSnapshot(_ body: (SnapshotKey, Result<SnapshotRecord, any Error>) throws -> Void) throws {
         try txn.forEach(db.snapshots) { k, v in
             let key = try SnapshotKey(bytes: k)
-            try body(key, Result { try SnapshotRecord.decode(v, key: key.description) })
+            if (try? SnapshotRecord.isBeingWritten(v, key: key.description)) == true { return true }
+            try body(key, Result { try SnapshotRecord.decode(v, key: key.description, part: part(of: key)) })
             return true
         }
     }
@@ -125,6 +205,11 @@ extension MetadataTransaction {
     /// accounted for.
     package func dropSnapshot(_ key: SnapshotKey, digests: Set<Digest>,
                       keep: Set<Digest> = []) throws -> (trashed: [Digest], storeBytes: Int64) {
+        // A version 3 record's parts go with it (those written so far, when
+        // it was still being written).
+        if let h = try? snapshotHeader(key) {
+            for i in 0..<h.parts { try txn.delete(db.parts, SnapshotRecord.partKey(key.bytes, i)) }
+        }
         try txn.delete(db.snapshots, key.bytes)
         try txn.delete(db.access, key.bytes)
         var trashed: [Digest] = []
@@ -272,6 +357,7 @@ extension MetadataTransaction {
                 view.expired.append(key)
                 return true
             }
+            view.alive.insert(key)
             view.snapshots.formUnion(lease.snapshots)
             view.digests.formUnion(lease.digests)
             return true

@@ -13,10 +13,22 @@ extension SnapshotRecord {
     }
 
     /// Reads a whole record, checking all of it: `count` gets the number of
-    /// files first, then `file` each file with the offset of its entry.
+    /// files first, then `file` each file with its segment and the offset of
+    /// its entry there: segment 0 is the record itself for versions 1 and 2,
+    /// segment `i` is part `i` (`part(i)`, nil when missing) for version 3.
+    /// A version 3 record being written has no files yet: it is corrupt here
+    /// (readers look at `isBeingWritten` first).
     package static func walk(_ bytes: UnsafeRawBufferPointer, key: String, keepConfig: Bool,
+                             part: (Int) throws -> UnsafeRawBufferPointer? = { _ in nil },
                              release: ((UnsafeRawBufferPointer) -> Void)?, count counted: (Int) -> Void,
-                             file: (Int, SnapshotFile) throws -> Void) throws -> Walked {
+                             file: (Int, Int, SnapshotFile) throws -> Void) throws -> Walked {
+        if let h = try Header.decode(bytes, key: key) {
+            guard h.writer == nil else {
+                throw SnapshotterError.corrupt("metadata record snapshot \(key) is still being written")
+            }
+            let total = try walkParts(h, key: key, part: part, release: release, counted: counted, file: file)
+            return Walked(created: h.created, count: h.count, totalSize: total, given: keepConfig ? h.given : nil)
+        }
         var r = ByteReader(bytes, what: "snapshot \(key)")
         let (version, created, count) = try readHeader(&r)
         counted(count)
@@ -24,7 +36,7 @@ extension SnapshotRecord {
         var released = 0
         for _ in 0..<count {
             let at = r.i
-            try file(at, try decodeFile(&r, total: &total))
+            try file(0, at, try decodeFile(&r, total: &total))
             if let release, r.i - released >= releaseEvery {
                 release(UnsafeRawBufferPointer(rebasing: bytes[released..<r.i]))
                 released = r.i
@@ -93,7 +105,7 @@ extension SnapshotRecord {
     /// it was made, and how many files follow.
     static func readHeader(_ r: inout ByteReader) throws -> (version: UInt8, created: Int64, count: Int) {
         let version = try r.u8()
-        guard readVersions.contains(version) else { throw r.fail("format version \(version) is not 1 or 2") }
+        guard readVersions.contains(version), version < 3 else { throw r.fail("format version \(version) is not 1, 2 or 3") }
         let created = try r.i64()
         let count = Int(try r.u32())
         guard count <= r.bytes.count else { throw r.fail() }
@@ -122,15 +134,19 @@ extension SnapshotRecord {
 
 /// A snapshot's files read where they are in the metadata map, for as long
 /// as an operation needs them: a read transaction held open keeps the
-/// record's pages valid and unchanged, and only where every 16th file's
-/// entry starts is kept (half a byte a file), so a restore of a million
-/// files does not hold a million decoded ones (64 MB). The whole record was
-/// read and checked when this was made, so reading a file again does not
-/// fail; one asked for out of range or after `end` comes back with an empty
-/// path, which every use refuses.
+/// record's pages (and a version 3 record's parts) valid and unchanged, and
+/// only where every 16th file's entry starts is kept (a byte a file), so a
+/// restore of a million files does not hold a million decoded ones (64 MB).
+/// The whole record was read and checked when this was made, so reading a
+/// file again does not fail; one asked for out of range or after `end`
+/// comes back with an empty path, which every use refuses.
 package final class HeldSnapshotFiles: @unchecked Sendable {
     private let held: LMDBHeldRead
-    private let bytes: UnsafeRawBufferPointer
+    /// The record (versions 1 and 2) or its parts (version 3), each with the
+    /// index of its first file and of its first anchor.
+    private let segments: [(bytes: UnsafeRawBufferPointer, first: Int, anchors: Int)]
+    /// Where every 16th file of a segment starts, counted from the
+    /// segment's first file.
     private let anchors: [Int]
     package let count: Int
     package let totalSize: Int64
@@ -140,20 +156,29 @@ package final class HeldSnapshotFiles: @unchecked Sendable {
     private let release: (UnsafeRawBufferPointer) -> Void
     private let reads = Atomic<Int>(0)
 
-    init(_ held: LMDBHeldRead, bytes: UnsafeRawBufferPointer, key: SnapshotKey,
+    init(_ held: LMDBHeldRead, bytes: UnsafeRawBufferPointer, key: SnapshotKey, part: (Int) throws -> UnsafeRawBufferPointer?,
          release: @escaping (UnsafeRawBufferPointer) -> Void) throws {
         self.held = held
-        self.bytes = bytes
         self.release = release
         var anchors: [Int] = []
+        var parts: [UnsafeRawBufferPointer] = []
+        var segments: [(bytes: UnsafeRawBufferPointer, first: Int, anchors: Int)] = []
         var n = 0
-        let walked = try SnapshotRecord.walk(bytes, key: key.description, keepConfig: false, release: release) { count in
+        let walked = try SnapshotRecord.walk(bytes, key: key.description, keepConfig: false, part: { i in
+            let p = try part(i)
+            if let p, i == parts.count { parts.append(p) }
+            return p
+        }, release: release) { count in
             anchors.reserveCapacity(count / Self.stride + 1)
-        } file: { at, _ in
-            if n % Self.stride == 0 { anchors.append(at) }
+        } file: { segment, at, _ in
+            if segment == segments.count {
+                segments.append((segment < parts.count ? parts[segment] : bytes, n, anchors.count))
+            }
+            if (n - segments[segments.count - 1].first) % Self.stride == 0 { anchors.append(at) }
             n += 1
         }
         self.anchors = anchors
+        self.segments = segments
         count = walked.count
         totalSize = walked.totalSize
     }
@@ -164,13 +189,20 @@ package final class HeldSnapshotFiles: @unchecked Sendable {
     /// File `i` of the record, in path order.
     package func file(_ i: Int) -> SnapshotFile {
         guard i >= 0, i < count, !held.ended else { return .placeholder }
-        if reads.add(1, ordering: .relaxed).newValue % Self.releaseEvery == 0 { release(bytes) }
-        var r = ByteReader(bytes, what: "")
-        r.i = anchors[i / Self.stride]
+        // The last segment starting at or before i (one for versions 1 and 2).
+        var lo = 0, hi = segments.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if segments[mid].first <= i { lo = mid } else { hi = mid - 1 }
+        }
+        let segment = segments[lo], j = i - segment.first
+        if reads.add(1, ordering: .relaxed).newValue % Self.releaseEvery == 0 { segments.forEach { release($0.bytes) } }
+        var r = ByteReader(segment.bytes, what: "")
+        r.i = anchors[segment.anchors + j / Self.stride]
         var total: Int64 = 0
         do {
             // Past the entries before it: a path's length, the path, the rest.
-            for _ in 0..<(i % Self.stride) { _ = try r.take(Int(try r.u32()) + SnapshotRecord.entryBytes - 4) }
+            for _ in 0..<(j % Self.stride) { _ = try r.take(Int(try r.u32()) + SnapshotRecord.entryBytes - 4) }
             return try SnapshotRecord.decodeFile(&r, total: &total)
         } catch {
             return .placeholder
@@ -190,11 +222,16 @@ extension MetadataStore {
     package func heldSnapshotFiles(_ key: SnapshotKey) throws -> HeldSnapshotFiles? {
         let held = try LMDBHeldRead(env)
         do {
-            guard let bytes = try held.txn.withValue(snapshots, key.bytes, { $0 }) else {
+            // A record being written is no snapshot yet.
+            guard let bytes = try held.txn.withValue(snapshots, key.bytes, { $0 }),
+                  try !SnapshotRecord.isBeingWritten(bytes, key: key.description) else {
                 held.end()
                 return nil
             }
-            return try HeldSnapshotFiles(held, bytes: bytes, key: key, release: env.releaseMapPages(of:))
+            let keyBytes = key.bytes
+            return try HeldSnapshotFiles(held, bytes: bytes, key: key, part: { i in
+                try held.txn.withValue(self.parts, SnapshotRecord.partKey(keyBytes, i)) { $0 }
+            }, release: env.releaseMapPages(of:))
         } catch {
             held.end()
             throw error

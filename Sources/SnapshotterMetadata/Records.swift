@@ -107,7 +107,7 @@ package struct ByteReader {
 /// record. The next minor release writes version 2 (`writtenVersion`).
 package struct SnapshotRecord: Sendable {
     package static let writtenVersion: UInt8 = 1
-    package static let readVersions: ClosedRange<UInt8> = 1...2
+    package static let readVersions: ClosedRange<UInt8> = 1...3
     package var created: Int64
     package var files: [SnapshotFile]
     /// The config JSON exactly as published, when it is not the canonical one.
@@ -183,7 +183,12 @@ package struct SnapshotRecord: Sendable {
         w.u8(version)
         w.i64(created)
         w.u32(UInt32(files.count))
-        for i in files.indices {
+        writeEntries(to: &w, files, files.indices)
+    }
+
+    /// The entries of `files[range]`, in order.
+    static func writeEntries<W: ByteSink>(to w: inout W, _ files: FileList, _ range: Range<Int>) {
+        for i in range {
             let f = files[i]
             w.string(f.relativePath)
             w.u64(f.digest.value)
@@ -215,12 +220,14 @@ package struct SnapshotRecord: Sendable {
     /// but not copied (a restore or delete needs only the files, and a
     /// version 1 record's config is several times their size).
     /// `release` gets the bytes decoded so far every `releaseEvery` bytes.
+    /// `part` gives a version 3 record's parts.
     package static func decode(_ bytes: UnsafeRawBufferPointer, key: String, keepConfig: Bool = true,
+                               part: (Int) throws -> UnsafeRawBufferPointer? = { _ in nil },
                                release: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> SnapshotRecord {
         var files: [SnapshotFile] = []
-        let walked = try walk(bytes, key: key, keepConfig: keepConfig, release: release) { count in
+        let walked = try walk(bytes, key: key, keepConfig: keepConfig, part: part, release: release) { count in
             files.reserveCapacity(count)
-        } file: { _, f in
+        } file: { _, _, f in
             files.append(f)
         }
         var record = SnapshotRecord(created: walked.created, files: files, givenConfig: walked.given)

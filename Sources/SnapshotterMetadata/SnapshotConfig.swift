@@ -205,6 +205,16 @@ public enum SnapshotConfig {
     /// so the cost follows the number of directories, not of files. Paths
     /// are compared as bytes (PathGuard.withBytes).
     package static func checkNoFileIsADirectory(sortedPaths paths: [String]) throws {
+        try checkNoFileIsADirectory(count: paths.count) { paths[$0] }
+    }
+
+    /// The same, the paths given by index (a caller's list need not be
+    /// copied into one of paths).
+    package static func checkNoFileIsADirectory(count: Int, sortedPath path: (Int) -> String) throws {
+        try withoutActuallyEscaping(path) { path in try checkNoFileIsADirectory(PathsByIndex(count: count, path: path)) }
+    }
+
+    private static func checkNoFileIsADirectory(_ paths: PathsByIndex) throws {
         // Each directory, with the index of a path inside it.
         var directories: [[UInt8]: Int] = [:]
         var lastParent: [UInt8]?
@@ -237,6 +247,14 @@ public enum SnapshotConfig {
             }
         }
     }
+}
+
+/// Paths read by index, for `checkNoFileIsADirectory`.
+private struct PathsByIndex {
+    let count: Int
+    let path: (Int) -> String
+    var indices: Range<Int> { 0..<count }
+    subscript(_ i: Int) -> String { path(i) }
 }
 
 /// RFC 3339 timestamps with up to nine fractional digits, as Go's

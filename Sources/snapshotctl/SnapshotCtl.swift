@@ -31,6 +31,10 @@ struct RootOptions: ParsableArguments {
     @Option(name: .customLong("store-group"), help: "A group (name or number) that may read the store; default: only the owner.")
     var storeGroup: String?
 
+    @Option(name: .customLong("record-format"),
+            help: "Format of the snapshot records written: 1 (default, read by every release) or 3 (files in parts: a snapshot of any number of files commits in bounded memory; read from 0.3 on).")
+    var recordFormat: UInt8?
+
     /// The --store-group as a gid.
     func groupID() throws -> UInt32? {
         guard let storeGroup else { return nil }
@@ -52,6 +56,12 @@ struct RootOptions: ParsableArguments {
         options.registry = try registry?.settings()
         options.content = try content?.settings()
         options.storeGroup = try groupID()
+        if let recordFormat {
+            guard StoreOptions.recordFormats.contains(recordFormat) else {
+                throw ValidationError("--record-format: \(recordFormat) is not one of \(StoreOptions.recordFormats.map(String.init).joined(separator: ", "))")
+            }
+            options.recordFormat = recordFormat
+        }
         return try Snapshotter(root: try resolvedRoot(), options: options)
     }
 }

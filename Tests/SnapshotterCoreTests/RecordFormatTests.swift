@@ -122,9 +122,9 @@ struct RecordFormatTests {
         bytes[bytes.count - 1] = 2
         var e = await expectError(.corrupt) { try Self.decode(bytes) }
         #expect(e?.message.contains("config flag 2") == true, "\(e?.message ?? "")")
-        bytes[0] = 3
+        bytes[0] = 4
         e = await expectError(.corrupt) { try Self.decode(bytes) }
-        #expect(e?.message.contains("format version 3") == true, "\(e?.message ?? "")")
+        #expect(e?.message.contains("format version 4 is not 1, 2 or 3") == true, "\(e?.message ?? "")")
         let given = try SnapshotRecord(created: 5, files: Self.files, givenConfig: [1, 2, 3]).encode(version: 2)
         await expectError(.corrupt) { try Self.decode(Array(given.dropLast())) }
         await expectError(.corrupt) { try Self.decode(given + [0]) }

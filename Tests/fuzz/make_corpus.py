@@ -42,6 +42,20 @@ def snapshot_record(files, cfg):
     return out + blob(cfg)
 
 
+def record_in_parts(parts):
+    """A version 3 record for the harness: the header's length, the header,
+    then each part after its length (2 bytes)."""
+    count = sum(len(p) for p in parts)
+    header = bytes([3]) + struct.pack(">qII", 1764431829000000000, count, len(parts)) + b"\x00\x00"
+    out = bytes([len(header)]) + header
+    for files in parts:
+        part = struct.pack(">I", len(files))
+        for path, digest, size in files:
+            part += blob(path.encode()) + struct.pack(">QBIIIqqB", digest, 1, 0o444, 0, 0, size, 1764431829000000000, 0)
+        out += struct.pack(">H", len(part)) + part
+    return out
+
+
 def seeds():
     s = {}
     heads = []
@@ -76,7 +90,8 @@ def seeds():
     s["records"] = [b"\x00" + rec, b"\x01" + bytes([1]) + struct.pack(">qqqB", 36, 12, 1764431829000000000, 1),
                     b"\x02" + struct.pack(">Qqq", 0x6b1e182d921cd510, 12, 1764431829000000000),
                     b"\x03" + bytes([1]) + struct.pack(">I", 1) + blob(b"sb:v1") + struct.pack(">IQ", 1, 7),
-                    b"\x04name:version", b"\x05" + struct.pack(">Q", 0x6b1e182d921cd510)]
+                    b"\x04name:version", b"\x06" + struct.pack(">Q", 0x6b1e182d921cd510),
+                    b"\x05" + record_in_parts([[("a/b", 7, 3), ("a/c", 8, 4)], [("z", 9, 0)]])]
     return s
 
 

@@ -21,6 +21,7 @@ type extras struct {
 	storeGroup     *int
 	durableRestore bool
 	maxConfigBytes *int64
+	recordFormat   *int
 	noBackgroundGC bool
 	minRetention   *time.Duration
 	maxStoreBytes  *int64
@@ -127,6 +128,15 @@ func WithStoreGroup(gid int) Option {
 // when given to Restore.
 func WithDurableRestore() Option {
 	return extra(func(x *extras) { x.durableRestore = true })
+}
+
+// WithRecordFormat, given to New or Open, sets the format of the snapshot
+// records the store writes (SNAPSHOTTER_OPT_RECORD_FORMAT): 1, the
+// default, is read by every 0.x release; 3 keeps a snapshot's files in
+// parts, so a local snapshot of any number of files commits in bounded
+// memory. Releases before 0.3 refuse snapshots of formats 2 and 3.
+func WithRecordFormat(format int) Option {
+	return extra(func(x *extras) { x.recordFormat = &format })
 }
 
 // WithMaxConfigBytes, given to New or Open, sets the largest snapshot

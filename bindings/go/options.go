@@ -126,6 +126,9 @@ func (o *cOptions) setStore(c *Config, x *extras) {
 	if x.maxConfigBytes != nil {
 		o.setInt("WithMaxConfigBytes", C.SNAPSHOTTER_OPT_MAX_CONFIG_BYTES, *x.maxConfigBytes)
 	}
+	if x.recordFormat != nil {
+		o.setInt("WithRecordFormat", C.SNAPSHOTTER_OPT_RECORD_FORMAT, int64(*x.recordFormat))
+	}
 	g := gcFrom(c.GC)
 	if x.noBackgroundGC {
 		o.setInt("WithoutBackgroundGC", C.SNAPSHOTTER_OPT_GC_INTERVAL_SECONDS, 0)

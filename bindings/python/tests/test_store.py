@@ -337,6 +337,18 @@ def test_store_is_private_unless_a_group_is_given(tmp_path):
     assert (st.st_mode & 0o777, st.st_gid) == (0o750, gid)
     with pytest.raises(snapshotter.InvalidArgumentError):
         Snapshotter(tmp_path / "bad", gc=NO_GC, store_group=-2)
+def test_record_format_3_snapshots_restore_and_are_read_by_the_default(tmp_path, checkpoint):
+    base, files = checkpoint
+    with Snapshotter(tmp_path / "s", record_format=3, gc=NO_GC) as s:
+        s.snapshot("sb", "v1", base, files)
+    with Snapshotter(tmp_path / "s", gc=NO_GC) as s:
+        s.restore("sb", "v1", tmp_path / "out")
+        assert s.verify().ok
+    same_tree(base, tmp_path / "out", files)
+    with pytest.raises(snapshotter.InvalidArgumentError, match="record format"):
+        Snapshotter(tmp_path / "bad", gc=NO_GC, record_format=4)
+
+
 def test_durable_restore_is_accepted_and_restores(tmp_path, checkpoint):
     base, files = checkpoint
     with Snapshotter(tmp_path / "s", durable_restore=True, gc=NO_GC) as s:

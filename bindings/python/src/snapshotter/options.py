@@ -135,6 +135,7 @@ class OptionsHandle:
         store_group: Optional[int] = None,
         durable_restore: bool = False,
         max_config_bytes: Optional[int] = None,
+        record_format: Optional[int] = None,
     ) -> "OptionsHandle":
         """Sets every given setting; raises on the first one the library refuses."""
         self.set_int(_ffi.OPT_SNAPSHOT_CONCURRENCY, snapshot_concurrency)
@@ -143,6 +144,7 @@ class OptionsHandle:
         if durable_restore:
             self.set_int(_ffi.OPT_DURABLE_RESTORE, 1)
         self.set_int(_ffi.OPT_MAX_CONFIG_BYTES, max_config_bytes)
+        self.set_int(_ffi.OPT_RECORD_FORMAT, record_format)
         if registry is not None:
             _require(registry, Registry, "registry")
             if not registry.endpoint:
