@@ -88,9 +88,11 @@ extension Snapshotter {
     /// in chunks on `snapshotConcurrency` workers (at many files this is
     /// system time that two cores halve).
     /// Without `checks` (a group of a snapshot committed in groups, whose
-    /// caller checked the whole list), the record may exist.
+    /// caller checked the whole list), the record may exist. With
+    /// `releaseEvery`, the map's pages are given back every that many
+    /// files a worker looks up, not only at the end.
     func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest], cancel: CancellationFlag,
-                         checks: Bool = true) async throws -> [PreparedFile] {
+                         checks: Bool = true, releaseEvery: Int? = nil) async throws -> [PreparedFile] {
         if checks {
             try await pool.run {
                 // A record a writer left unfinished when it died is dropped.
@@ -104,7 +106,8 @@ extension Snapshotter {
         let prepared = Locked([PreparedFile](repeating: .unset, count: files.count))
         let starts = Array(stride(from: 0, to: files.count, by: Self.prepareChunk))
         try await forEachConcurrently(starts, limit: options.snapshotConcurrency, pool: pool, cancel: cancel, bufferSize: 64) { start, _ in
-            let part = try self.prepareFiles(key, base: base, files[start..<min(start + Self.prepareChunk, files.count)])
+            let part = try self.prepareFiles(key, base: base, files[start..<min(start + Self.prepareChunk, files.count)],
+                                             releaseEvery: releaseEvery)
             prepared.withLock { $0.replaceSubrange(start..<(start + part.count), with: part) }
         }
         // A test seam may block: on the pool, not the caller's task.
@@ -115,9 +118,12 @@ extension Snapshotter {
         return prepared.take(leaving: [])
     }
 
-    private func prepareFiles(_ key: SnapshotKey, base: Int32, _ files: ArraySlice<FileRequest>) throws -> [PreparedFile] {
+    private func prepareFiles(_ key: SnapshotKey, base: Int32, _ files: ArraySlice<FileRequest>,
+                              releaseEvery: Int?) throws -> [PreparedFile] {
         let directories = ListedDirectories(base: base, key: key)
-        return try meta.read { txn in try files.map { f in
+        return try meta.read { txn in try files.indices.map { i in
+            let f = files[i]
+            if let releaseEvery, (i - files.startIndex) % releaseEvery == releaseEvery - 1 { meta.releaseMapPages() }
             let st = try directories.stat(f.relativePath)
             let known = f.readOnly ? try txn.inode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
             // The record, not a stat of the content file: the commit trusts

@@ -36,11 +36,11 @@ extension Snapshotter {
                                   fileCount: listed.count, totalSize: 0)
         do {
             for start in stride(from: 0, to: listed.count, by: options.groupFiles) {
-                let group = Array(listed[start..<min(start + options.groupFiles, listed.count)])
-                let prepared = try await prepareSnapshot(key, base: base, files: group, cancel: flag, checks: false)
-                let (stored, _) = try await storeAll(key, prepared, base: base, placeBeside: false, reporter: reporter, cancel: flag)
-                // What the workers freed stays in their arenas otherwise.
-                Self.trimHeap(files: group.count)
+                let stored = try await storeGroup(key, listed[start..<min(start + options.groupFiles, listed.count)], base: base,
+                                                  reporter: reporter, cancel: flag)
+                // What the group's preparing and storing freed (the workers'
+                // arenas above all) goes back before its commit.
+                Self.trimHeap(files: stored.count)
                 let before = header
                 let (after, final) = try await pool.run {
                     try self.commitGroup(key, stored: stored, header: before, now: now, base: base, cancel: flag)
@@ -48,7 +48,7 @@ extension Snapshotter {
                 header = after
                 committed.add(final)
                 SnapshotHooks.reach(.groupCommitted(files: header.count), root: root)
-                Self.trimHeap(files: group.count)
+                Self.trimHeap(files: options.groupFiles)
             }
             let complete = header
             try await pool.run { try self.completeInGroups(key, header: complete, now: now) }
@@ -58,6 +58,15 @@ extension Snapshotter {
             throw error
         }
         return committed
+    }
+
+    /// Prepares and stores one group, its content made durable; what only
+    /// that needed goes when this returns.
+    private func storeGroup(_ key: SnapshotKey, _ group: ArraySlice<FileRequest>, base: Int32, reporter: ProgressReporter,
+                            cancel flag: CancellationFlag) async throws -> StoredFiles {
+        let prepared = try await prepareSnapshot(key, base: base, files: Array(group), cancel: flag, checks: false,
+                                                 releaseEvery: Self.releaseEveryDigests)
+        return try await storeAll(key, prepared, base: base, placeBeside: false, reporter: reporter, cancel: flag).0
     }
 
     /// Takes the lease that keeps the snapshot's record while it is being
@@ -77,7 +86,13 @@ extension Snapshotter {
     /// in digest order, they fall in a narrow range of the digest-keyed
     /// tables, whose pages a transaction copies when it changes them (a
     /// group's digests in one transaction would change nearly every page).
-    static let digestsPerTransaction = 2048
+    static let digestsPerTransaction = 512
+
+    /// Digests looked up between two releases of the map's pages: a page
+    /// read through the map brings its neighbours with it (the kernel maps
+    /// up to 64 KiB around a fault), so a transaction's lookups spread over
+    /// a table would keep tens of megabytes resident.
+    static let releaseEveryDigests = 16
 
     /// One group: its parts, its inodes and the header first, in one
     /// transaction; then its content and references, `digestsPerTransaction`
@@ -133,6 +148,7 @@ extension Snapshotter {
                     for k in runs {
                         try self.writeDigest(txn, refKey, stored, order.indices[order.runs[k]..<order.runs[k + 1]], trashEmpty: trashEmpty,
                                              underLock: nil, now: now, missing: &missing, inodes: false)
+                        if (k - runs.lowerBound) % Self.releaseEveryDigests == Self.releaseEveryDigests - 1 { self.meta.releaseMapPages() }
                     }
                     if !missing.isEmpty { throw MissingContent(indices: missing.sorted()) }
                 }

@@ -44,7 +44,7 @@ public struct StoreOptions: Sendable {
     public static let recordFormats = SnapshotRecord.readVersions
     /// Files a snapshot committed in groups (record format 3) stores and
     /// commits at a time (a seam for tests).
-    package var groupFiles = 8 * SnapshotRecord.partFiles
+    package var groupFiles = 4 * SnapshotRecord.partFiles
     public static let defaultMaxConfigBytes = SnapshotConfig.defaultMaxBytes
     public static let maxConfigBytesRange = SnapshotConfig.maxBytesRange
     /// How disk usage is measured (a seam for tests).

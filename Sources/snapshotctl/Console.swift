@@ -70,33 +70,64 @@ enum Console {
     }
 
     /// `ro PATH` / `rw PATH` lines; blank lines and # comments skipped.
+    /// Read in pieces, twice when the file can be read again (its lines
+    /// counted first, so the list is one allocation of its final size): a
+    /// list of a million files is never resident beside the whole text.
     static func fileList(_ path: String) throws -> [FileRequest] {
-        guard let bytes = readBytes(path) else {
-            throw SnapshotterError(.invalidArgument, "cannot read the file list \(path)")
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw SnapshotterError(.invalidArgument, "cannot read the file list \(path)") }
+        defer { close(fd) }
+        var lines = 0
+        let seekable = lseek(fd, 0, SEEK_CUR) >= 0
+        if seekable {
+            try forEachPiece(fd, path) { piece in lines += piece.count(where: { $0 == UInt8(ascii: "\n") }) }
+            guard lseek(fd, 0, SEEK_SET) == 0 else { throw SnapshotterError(.invalidArgument, "cannot read the file list \(path)") }
         }
-        // Split as bytes in place: a list of a million lines is parsed in a
-        // fraction of a second.
-        return try bytes.withUnsafeBufferPointer { b in
-            var out: [FileRequest] = []
-            out.reserveCapacity(b.count(where: { $0 == UInt8(ascii: "\n") }) + 1)
+        var out: [FileRequest] = []
+        out.reserveCapacity(lines + 1)
+        var number = 0
+        var carry: [UInt8] = []
+        func parse(_ line: UnsafeBufferPointer<UInt8>) throws {
+            number += 1
+            var line = line[...]
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            if line.isEmpty || line.first == UInt8(ascii: "#") { return }
+            let kind = line.prefix(3)
+            let readOnly: Bool
+            if kind.elementsEqual("ro ".utf8) { readOnly = true }
+            else if kind.elementsEqual("rw ".utf8) { readOnly = false }
+            else { throw SnapshotterError(.invalidArgument, "\(path):\(number): expected 'ro PATH' or 'rw PATH'") }
+            out.append(FileRequest(String(decoding: UnsafeBufferPointer(rebasing: line.dropFirst(3)), as: UTF8.self), readOnly: readOnly))
+        }
+        // Split as bytes in place; a line cut by a piece's end is carried.
+        try forEachPiece(fd, path) { piece in
             var start = 0
-            var number = 0
-            while start < b.count {
-                number += 1
-                var end = start
-                while end < b.count && b[end] != UInt8(ascii: "\n") { end += 1 }
-                var line = b[start..<end]
-                start = end + 1
-                if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-                if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
-                let kind = line.prefix(3)
-                let readOnly: Bool
-                if kind.elementsEqual("ro ".utf8) { readOnly = true }
-                else if kind.elementsEqual("rw ".utf8) { readOnly = false }
-                else { throw SnapshotterError(.invalidArgument, "\(path):\(number): expected 'ro PATH' or 'rw PATH'") }
-                out.append(FileRequest(String(decoding: UnsafeBufferPointer(rebasing: line.dropFirst(3)), as: UTF8.self), readOnly: readOnly))
+            for i in piece.indices where piece[i] == UInt8(ascii: "\n") {
+                if carry.isEmpty {
+                    try parse(UnsafeBufferPointer(rebasing: piece[start..<i]))
+                } else {
+                    carry += piece[start..<i]
+                    try carry.withUnsafeBufferPointer { try parse($0) }
+                    carry = []
+                }
+                start = i + 1
             }
-            return out
+            carry += piece[start...]
+        }
+        if !carry.isEmpty { try carry.withUnsafeBufferPointer { try parse($0) } }
+        return out
+    }
+
+    /// Reads `fd` to its end in 64 KiB pieces.
+    private static func forEachPiece(_ fd: Int32, _ path: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        let buf = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 65536)
+        defer { buf.deallocate() }
+        while true {
+            let n = read(fd, buf.baseAddress, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw SnapshotterError(.invalidArgument, "cannot read the file list \(path)") }
+            if n == 0 { return }
+            try body(UnsafeBufferPointer(rebasing: buf[..<n]))
         }
     }
 

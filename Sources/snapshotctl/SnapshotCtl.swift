@@ -155,7 +155,10 @@ struct Snapshot: AsyncParsableCommand {
         try await runReporting {
             let store = try common.open(registry: registry, content: content)
             var files = readOnly.map { FileRequest($0, readOnly: true) } + readWrite.map { FileRequest($0, readOnly: false) }
-            if let filesFrom { files += try Console.fileList(filesFrom) }
+            if let filesFrom {
+                // Appended to none, the list is taken as it is (not copied).
+                if files.isEmpty { files = try Console.fileList(filesFrom) } else { files += try Console.fileList(filesFrom) }
+            }
             guard !files.isEmpty else { throw SnapshotterError(.invalidArgument, "no files given (use --ro and --rw)") }
             let meter = Console.meter(quiet: common.quiet, verb: "snapshot")
             let started = Console.now()
