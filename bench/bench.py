@@ -148,6 +148,7 @@ class Bench:
         self.notes = []
         self.lists = 0
         self.cpu = {}        # side -> CPU seconds of each run
+        self.ctl_args = []   # given to every snapshotctl command (--record-format)
         self.files_from = "--files-from" in run([bin_path, "snapshot", "--help"]).stdout
 
     def path(self, *parts):
@@ -156,7 +157,7 @@ class Bench:
     def ctl(self, args, rss_label=None):
         """Runs snapshotctl; returns (seconds, stdout). With rss_label it runs
         under /usr/bin/time -f %M and records the peak RSS (KiB)."""
-        argv = [self.bin] + args + ["--quiet"]
+        argv = [self.bin] + args + self.ctl_args + ["--quiet"]
         if rss_label:
             argv = ["/usr/bin/time", "-f", "%M", "-o", self.rss_file] + argv
         t0 = time.perf_counter()

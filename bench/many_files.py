@@ -8,7 +8,9 @@ Run through bench/run.sh (BENCH_MANY_FILES sets N, default 100000; 0 skips
 the section; BENCH_MANY_SETS picks ro, rw or both; BENCH_MANY_TMPFS=SIZE
 works on a tmpfs mounted for the run), or alone:
     python3 bench/many_files.py --bin .build/release/snapshotctl --files 20000
-A million files: --files 1000000 --sets ro --reps 1 --tmpfs 24g (as root).
+A million files: --files 1000000 --sets ro --reps 1 --tmpfs 24g (as root);
+--record-format 3 for stores that commit a snapshot in groups (bounded
+memory at any file count).
 Files are 1 to 8 KiB, 1,000 per directory. Every timed run starts after a
 `sync`, the sides alternate, the median is reported. Nothing is deleted
 until the end (about 2 GiB a set at 100,000 files and 3 runs a side).
@@ -143,6 +145,8 @@ def main():
     ap.add_argument("--tmpfs", metavar="SIZE",
                     help="work on a tmpfs of this size mounted for the run (root only; e.g. 24g for a million files "
                          "when the disk is slow); no inode limit, so a million files and their links fit")
+    ap.add_argument("--record-format", type=int, choices=[1, 2, 3],
+                    help="the record format the stores write (snapshotctl --record-format; default: snapshotctl's)")
     args = ap.parse_args()
     parent = os.environ.get("BENCH_DIR") or tempfile.gettempdir()
     work = tempfile.mkdtemp(prefix="snapshotter-many.", dir=parent)
@@ -164,9 +168,11 @@ def main():
 def bench_many(args, work):
     load = " ".join(open("/proc/loadavg").read().split()[:3])
     b = Bench(args.bin, work, args.reps)
+    if args.record_format:
+        b.ctl_args = ["--record-format", str(args.record_format)]
     fs = run(["df", "--output=fstype", work]).stdout.split()[-1]
     log(f"bench: many small files: {args.files} per set in {work} ({fs}), {os.cpu_count()} cores, "
-        f"{args.reps} runs per side, median reported; load average {load}")
+        f"{args.reps} runs per side, median reported; record format {args.record_format or 'default'}; load average {load}")
     rows, raw = [], {}
     for kind in args.sets.split(","):
         src = b.path(f"src-{kind}")

@@ -8,7 +8,8 @@
 # Then the many-small-files section (bench/many_files.py): BENCH_MANY_FILES
 # read-only and as many read-write files (100000; 0 skips it),
 # BENCH_MANY_REPS runs per side (3), BENCH_MANY_SETS (ro,rw),
-# BENCH_MANY_TMPFS=SIZE to work on a tmpfs (root; for a million files).
+# BENCH_MANY_TMPFS=SIZE to work on a tmpfs (root; for a million files),
+# BENCH_MANY_FORMAT=3 for stores that write record format 3.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$REPO_ROOT"
@@ -22,5 +23,6 @@ python3 "$REPO_ROOT/bench/bench.py" --bin "$BIN" --repo "$REPO_ROOT" --reps "${B
 if [ "${BENCH_MANY_FILES:-100000}" != 0 ]; then
     section "Benchmark: many small files"
     python3 "$REPO_ROOT/bench/many_files.py" --bin "$BIN" --files "${BENCH_MANY_FILES:-100000}" \
-        --reps "${BENCH_MANY_REPS:-3}" --sets "${BENCH_MANY_SETS:-ro,rw}" ${BENCH_MANY_TMPFS:+--tmpfs "$BENCH_MANY_TMPFS"}
+        --reps "${BENCH_MANY_REPS:-3}" --sets "${BENCH_MANY_SETS:-ro,rw}" ${BENCH_MANY_TMPFS:+--tmpfs "$BENCH_MANY_TMPFS"} \
+        ${BENCH_MANY_FORMAT:+--record-format "$BENCH_MANY_FORMAT"}
 fi

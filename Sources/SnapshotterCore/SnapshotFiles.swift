@@ -89,10 +89,10 @@ extension Snapshotter {
     /// system time that two cores halve).
     /// Without `checks` (a group of a snapshot committed in groups, whose
     /// caller checked the whole list), the record may exist. With
-    /// `releaseEvery`, the map's pages are given back every that many
-    /// files a worker looks up, not only at the end.
+    /// `mapFaults`, each worker gives the map's pages back every that many
+    /// page faults (MapPageBudget), not only at the end.
     func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest], cancel: CancellationFlag,
-                         checks: Bool = true, releaseEvery: Int? = nil) async throws -> [PreparedFile] {
+                         checks: Bool = true, mapFaults: Int? = nil) async throws -> [PreparedFile] {
         if checks {
             try await pool.run {
                 // A record a writer left unfinished when it died is dropped.
@@ -107,7 +107,7 @@ extension Snapshotter {
         let starts = Array(stride(from: 0, to: files.count, by: Self.prepareChunk))
         try await forEachConcurrently(starts, limit: options.snapshotConcurrency, pool: pool, cancel: cancel, bufferSize: 64) { start, _ in
             let part = try self.prepareFiles(key, base: base, files[start..<min(start + Self.prepareChunk, files.count)],
-                                             releaseEvery: releaseEvery)
+                                             mapFaults: mapFaults)
             prepared.withLock { $0.replaceSubrange(start..<(start + part.count), with: part) }
         }
         // A test seam may block: on the pool, not the caller's task.
@@ -119,11 +119,11 @@ extension Snapshotter {
     }
 
     private func prepareFiles(_ key: SnapshotKey, base: Int32, _ files: ArraySlice<FileRequest>,
-                              releaseEvery: Int?) throws -> [PreparedFile] {
+                              mapFaults: Int?) throws -> [PreparedFile] {
         let directories = ListedDirectories(base: base, key: key)
-        return try meta.read { txn in try files.indices.map { i in
-            let f = files[i]
-            if let releaseEvery, (i - files.startIndex) % releaseEvery == releaseEvery - 1 { meta.releaseMapPages() }
+        var budget = mapFaults.map { MapPageBudget(meta, faults: $0) }
+        return try meta.read { txn in try files.map { f in
+            budget?.tick()
             let st = try directories.stat(f.relativePath)
             let known = f.readOnly ? try txn.inode(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) : nil
             // The record, not a stat of the content file: the commit trusts

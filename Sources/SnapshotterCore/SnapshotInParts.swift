@@ -19,7 +19,7 @@ import SnapshotterRemote
 extension Snapshotter {
     /// Whether a snapshot of `count` files is committed in groups.
     func commitsInGroups(count: Int, local: Bool) -> Bool {
-        local && options.recordFormat == 3 && count > options.groupFiles
+        local && options.recordFormat == 3 && count > options.groupsAbove
     }
 
     func snapshotInGroups(_ key: SnapshotKey, files listed: [FileRequest], base: Int32,
@@ -65,7 +65,7 @@ extension Snapshotter {
     private func storeGroup(_ key: SnapshotKey, _ group: ArraySlice<FileRequest>, base: Int32, reporter: ProgressReporter,
                             cancel flag: CancellationFlag) async throws -> StoredFiles {
         let prepared = try await prepareSnapshot(key, base: base, files: Array(group), cancel: flag, checks: false,
-                                                 releaseEvery: Self.releaseEveryDigests)
+                                                 mapFaults: Self.mapFaults)
         return try await storeAll(key, prepared, base: base, placeBeside: false, reporter: reporter, cancel: flag).0
     }
 
@@ -88,11 +88,11 @@ extension Snapshotter {
     /// group's digests in one transaction would change nearly every page).
     static let digestsPerTransaction = 512
 
-    /// Digests looked up between two releases of the map's pages: a page
-    /// read through the map brings its neighbours with it (the kernel maps
-    /// up to 64 KiB around a fault), so a transaction's lookups spread over
-    /// a table would keep tens of megabytes resident.
-    static let releaseEveryDigests = 16
+    /// Page faults a thread takes between two releases of the map's pages
+    /// (MapPageBudget): a page read through the map brings its neighbours
+    /// with it (the kernel maps up to 64 KiB around a fault), so look-ups
+    /// spread over a table would keep tens of megabytes resident.
+    static let mapFaults = 64
 
     /// One group: its parts, its inodes and the header first, in one
     /// transaction; then its content and references, `digestsPerTransaction`
@@ -145,10 +145,11 @@ extension Snapshotter {
                     try Self.checkWriter(txn, key, header)
                     let trashEmpty = try txn.trashIsEmpty()
                     var missing: [Int] = []
+                    var budget = MapPageBudget(self.meta, faults: Self.mapFaults)
                     for k in runs {
                         try self.writeDigest(txn, refKey, stored, order.indices[order.runs[k]..<order.runs[k + 1]], trashEmpty: trashEmpty,
                                              underLock: nil, now: now, missing: &missing, inodes: false)
-                        if (k - runs.lowerBound) % Self.releaseEveryDigests == Self.releaseEveryDigests - 1 { self.meta.releaseMapPages() }
+                        budget.tick()
                     }
                     if !missing.isEmpty { throw MissingContent(indices: missing.sorted()) }
                 }

@@ -45,6 +45,10 @@ public struct StoreOptions: Sendable {
     /// Files a snapshot committed in groups (record format 3) stores and
     /// commits at a time (a seam for tests).
     package var groupFiles = 4 * SnapshotRecord.partFiles
+    /// A snapshot of more files than this is committed in groups; one of
+    /// fewer in one transaction, which is faster and at this count well
+    /// within 64 MiB (a seam for tests).
+    package var groupsAbove = 32 * SnapshotRecord.partFiles
     public static let defaultMaxConfigBytes = SnapshotConfig.defaultMaxBytes
     public static let maxConfigBytesRange = SnapshotConfig.maxBytesRange
     /// How disk usage is measured (a seam for tests).

@@ -37,6 +37,8 @@ package final class MetadataStore: Sendable {
     let leases: MDB_dbi
     let uploaded: MDB_dbi
     let parts: MDB_dbi
+    /// The page faults counted when a MapPageBudget last gave the map back.
+    let faultMark = Atomic<Int>(0)
     /// This instance's lease file, a sibling of the metadata directory.
     package let leaseFile: LeaseFile
 
@@ -81,5 +83,45 @@ package final class MetadataStore: Sendable {
         guard free - need >= reserve else {
             throw SnapshotterError(.noSpace, "\(what): the metadata map at \(env.path) is full: \(total - free) of \(total) pages used, the last \(reserve) are kept for deletes and gc; \(LMDBEnvironment.mapFullAdvice)")
         }
+    }
+}
+
+/// Gives back the map's pages (`releaseMapPages`) once the process has
+/// taken `faults` page faults since the last time any budget of this store
+/// did. A page read through the map brings up to 64 KiB of its neighbours
+/// with it, so look-ups spread over a large table keep megabytes resident;
+/// look-ups that stay on pages already mapped fault nothing, and then
+/// nothing is given back (only to be faulted in again). Counted for the
+/// process, not the thread: workers looking up at once share one budget,
+/// so one release serves them all.
+package struct MapPageBudget {
+    private let store: MetadataStore
+    private let faults: Int
+    private var calls = 0
+
+    package init(_ store: MetadataStore, faults: Int) {
+        self.store = store
+        self.faults = faults
+    }
+
+    /// Once per look-up: the faults are counted every 8th.
+    package mutating func tick() {
+        calls &+= 1
+        guard calls & 7 == 0 else { return }
+        let now = Self.processFaults()
+        let mark = store.faultMark.load(ordering: .relaxed)
+        guard now &- mark > faults else { return }
+        if store.faultMark.compareExchange(expected: mark, desired: now, ordering: .relaxed).exchanged {
+            store.releaseMapPages()
+            store.faultMark.store(Self.processFaults(), ordering: .relaxed)
+        }
+    }
+
+    /// The process's page faults so far (0 when they cannot be read: then
+    /// nothing is given back before the operation ends, as without a budget).
+    private static func processFaults() -> Int {
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+        return usage.ru_minflt &+ usage.ru_majflt
     }
 }

@@ -16,6 +16,7 @@ struct GroupCommitTests {
         options.gc.intervalSeconds = 0
         options.recordFormat = 3
         options.groupFiles = group
+        options.groupsAbove = group
         return try Snapshotter(root: fx.root, options: options)
     }
 
