@@ -21,15 +21,7 @@ struct GroupCommitTests {
     }
 
     static func withGroupStore<T>(_ fx: Fixture, group: Int = 10, _ body: (Snapshotter) async throws -> T) async throws -> T {
-        let store = try open(fx, group: group)
-        do {
-            let r = try await body(store)
-            await store.close()
-            return r
-        } catch {
-            await store.close()
-            throw error
-        }
+        try await withOpened(try open(fx, group: group), body)
     }
 
     /// `count` files in four directories, every third read-only.

@@ -92,7 +92,12 @@ func withFixture<T>(_ body: (Fixture) async throws -> T) async throws -> T {
 /// Opens the fixture's store, runs `body`, and closes the store.
 @discardableResult
 func withStore<T>(_ fx: Fixture, _ body: (Snapshotter) async throws -> T) async throws -> T {
-    let store = try fx.open()
+    try await withOpened(try fx.open(), body)
+}
+
+/// Runs `body` on an open store, then closes it.
+@discardableResult
+func withOpened<T>(_ store: Snapshotter, _ body: (Snapshotter) async throws -> T) async throws -> T {
     do {
         let r = try await body(store)
         await store.close()
