@@ -94,14 +94,7 @@ extension Snapshotter {
     func prepareSnapshot(_ key: SnapshotKey, base: Int32, files: [FileRequest], cancel: CancellationFlag,
                          checks: Bool = true, mapFaults: Int? = nil) async throws -> [PreparedFile] {
         if checks {
-            try await pool.run {
-                // A record a writer left unfinished when it died is dropped.
-                if try self.meta.read({ try $0.hasSnapshot(key) }), try self.dropAbandonedSnapshots(only: key) == 0 {
-                    throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
-                }
-                // Sorted by normalizedFiles.
-                try SnapshotConfig.checkNoFileIsADirectory(sortedPaths: files.map(\.relativePath))
-            }
+            try await pool.run { try self.checkNewSnapshot(key, files: files) }
         }
         let prepared = Locked([PreparedFile](repeating: .unset, count: files.count))
         let starts = Array(stride(from: 0, to: files.count, by: Self.prepareChunk))
@@ -116,6 +109,16 @@ extension Snapshotter {
         // kept resident through the store and commit.
         meta.releaseMapPages()
         return prepared.take(leaving: [])
+    }
+
+    /// Refuses a snapshot whose name is taken (a record a writer left
+    /// unfinished when it died is dropped first) or whose list, sorted by
+    /// normalizedFiles, names a file that is the directory of another.
+    func checkNewSnapshot(_ key: SnapshotKey, files: [FileRequest]) throws {
+        if try meta.read({ try $0.hasSnapshot(key) }), try dropAbandonedSnapshots(only: key) == 0 {
+            throw SnapshotterError(.alreadyExists, "snapshot \(key) already exists")
+        }
+        try SnapshotConfig.checkNoFileIsADirectory(count: files.count) { files[$0].relativePath }
     }
 
     private func prepareFiles(_ key: SnapshotKey, base: Int32, _ files: ArraySlice<FileRequest>,

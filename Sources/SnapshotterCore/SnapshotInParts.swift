@@ -25,10 +25,7 @@ extension Snapshotter {
     func snapshotInGroups(_ key: SnapshotKey, files listed: [FileRequest], base: Int32,
                           reporter: ProgressReporter, cancel flag: CancellationFlag) async throws -> Committed {
         let now = Sys.nowNanos()
-        try await pool.run {
-            try SnapshotConfig.checkNoFileIsADirectory(count: listed.count) { listed[$0].relativePath }
-            _ = try self.dropAbandonedSnapshots(only: key)
-        }
+        try await pool.run { try self.checkNewSnapshot(key, files: listed) }
         let writer = try await pool.run { try self.beginInGroups(key, created: now) }
         var header = SnapshotRecord.Header(created: now, count: 0, parts: 0, writer: writer, given: nil)
         var committed = Committed(info: SnapshotInfo(name: key.name, version: key.version, createdNanos: now, lastAccessedNanos: now,
@@ -103,8 +100,7 @@ extension Snapshotter {
                              base: Int32, cancel: CancellationFlag) throws -> (SnapshotRecord.Header, StoredFiles) {
         var stored = initial
         let files = FileList(stored.files)
-        let size = SnapshotRecord.encodedSize(version: 2, files: files,
-                                              config: try SnapshotRecord.configStored(version: 2, files: files, givenConfig: nil))
+        let size = SnapshotRecord.partSize(files, files.indices)
         let order = Self.digestOrder(stored.files)
         try meta.requireRoom("snapshot \(key)", recordBytes: size, digests: order.digests)
         let after = try meta.write { txn -> SnapshotRecord.Header in

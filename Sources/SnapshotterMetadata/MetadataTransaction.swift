@@ -51,10 +51,8 @@ extension MetadataTransaction {
         } ?? nil
     }
 
-    /// Reads part `i` of `key`'s version 3 record, in the map.
     private func part(of key: SnapshotKey) -> (Int) throws -> UnsafeRawBufferPointer? {
-        let keyBytes = key.bytes
-        return { i in try txn.withValue(db.parts, SnapshotRecord.partKey(keyBytes, i)) { $0 } }
+        db.parts(of: key, in: txn)
     }
 
     /// A version 3 record's header (nil for none or another version).
@@ -111,8 +109,7 @@ extension MetadataTransaction {
 
     /// The digests of the files a record being written holds so far.
     package func digestsWritten(_ key: SnapshotKey) throws -> Set<Digest> {
-        guard var h = try snapshotHeader(key) else { return [] }
-        h.writer = nil
+        guard let h = try snapshotHeader(key) else { return [] }
         var out = Set<Digest>()
         _ = try SnapshotRecord.walkParts(h, key: key.description, part: part(of: key), release: nil, counted: { _ in }) { _, _, f in
             out.insert(f.digest)

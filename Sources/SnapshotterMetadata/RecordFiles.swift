@@ -216,6 +216,13 @@ package final class HeldSnapshotFiles: @unchecked Sendable {
 }
 
 extension MetadataStore {
+    /// Reads part `i` of `key`'s version 3 record where it is in the map
+    /// (valid while `txn` is), nil when there is none.
+    func parts(of key: SnapshotKey, in txn: LMDBTransaction) -> (Int) throws -> UnsafeRawBufferPointer? {
+        let keyBytes = key.bytes
+        return { i in try txn.withValue(self.parts, SnapshotRecord.partKey(keyBytes, i)) { $0 } }
+    }
+
     /// The files of snapshot `key` as they are in the map (nil when there is
     /// no such snapshot), held until `end`; the pages read while checking
     /// the record are given back as it goes.
@@ -228,10 +235,8 @@ extension MetadataStore {
                 held.end()
                 return nil
             }
-            let keyBytes = key.bytes
-            return try HeldSnapshotFiles(held, bytes: bytes, key: key, part: { i in
-                try held.txn.withValue(self.parts, SnapshotRecord.partKey(keyBytes, i)) { $0 }
-            }, release: env.releaseMapPages(of:))
+            return try HeldSnapshotFiles(held, bytes: bytes, key: key, part: parts(of: key, in: held.txn),
+                                         release: env.releaseMapPages(of:))
         } catch {
             held.end()
             throw error

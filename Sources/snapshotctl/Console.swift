@@ -55,17 +55,10 @@ enum Console {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var out: [UInt8] = []
-        // One allocation of the file's size: a list of many files grown by
-        // doubling leaves its smaller copies resident in malloc's arena.
+        // One allocation of the file's size, not copies grown by doubling.
         var st = stat()
         if fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < Int.max / 2 { out.reserveCapacity(Int(st.st_size)) }
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { return nil }
-            if n == 0 { break }
-            out += buf[0..<n]
-        }
+        guard (try? forEachPiece(fd, path, { out += $0 })) != nil else { return nil }
         return out
     }
 
